@@ -1,0 +1,55 @@
+//! Request bodies: JSON only, within the size limit, every field known,
+//! every failure an `ApiError` the handler can return as it is.
+
+use rocket::data::{Data, FromData, Outcome, ToByteUnit};
+use rocket::Request;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The limit for JSON bodies, unless Rocket's `limits.json` says otherwise.
+const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
+
+/// A JSON body. Take it as `Result<JsonBody<T>, ApiError>` so that every
+/// way a body can be wrong reaches the client in the API's error shape.
+pub struct JsonBody<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
+        match read(req, data).await {
+            Ok(value) => Outcome::Success(JsonBody(value)),
+            Err(error) => Outcome::Error((error.status(), error)),
+        }
+    }
+}
+
+async fn read<T: DeserializeOwned>(req: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
+    if let Some(content_type) = req.content_type() {
+        let is_json = content_type.is_json() || content_type.sub().as_str().ends_with("+json");
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(content_type.to_string()));
+        }
+    }
+    let limit = req
+        .limits()
+        .get("json")
+        .unwrap_or(DEFAULT_JSON_LIMIT_KIB.kibibytes());
+    let body = data
+        .open(limit)
+        .into_string()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+    if !body.is_complete() {
+        return Err(ApiError::PayloadTooLarge(limit.to_string()));
+    }
+    if body.trim().is_empty() {
+        return Err(ApiError::MalformedJson("the request body is empty".into()));
+    }
+    serde_json::from_str(&body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidBody(error.to_string()),
+        _ => ApiError::MalformedJson(error.to_string()),
+    })
+}

@@ -1,0 +1,215 @@
+//! berth's own settings: the `[default.berth]` table of Rocket's figment
+//! (Rocket.toml or `ROCKET_CONFIG`), overridden by `BERTH_*` variables.
+
+use std::path::{Path, PathBuf};
+
+use rocket::figment::providers::Env;
+use rocket::figment::{Figment, Profile};
+use serde::Deserialize;
+
+/// How API clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    None,
+    Token,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Holds the SQLite database (unless `database_url` says otherwise) and,
+    /// unless set apart, the templates and the LXC path.
+    pub data_dir: PathBuf,
+    /// OS templates: `<ostemplate>.tar.gz|.tar.xz|.tar.zst|.tar`.
+    pub template_dir: Option<PathBuf>,
+    /// LXC's lxcpath; every container lives in `<lxc_path>/<name>/`.
+    pub lxc_path: Option<PathBuf>,
+    /// An sqlx SQLite URL; defaults to `sqlite://<data_dir>/berth.db`.
+    pub database_url: Option<String>,
+    pub auth: AuthMode,
+    /// The bridge every container's eth0 is attached to; created if missing.
+    pub bridge: String,
+    /// Jobs of different containers that may run at once.
+    pub max_parallel_jobs: usize,
+    /// On shutdown, how long running jobs may take to finish before berth
+    /// exits anyway (they are settled at the next start).
+    pub shutdown_timeout_secs: u64,
+    /// How long a container's init gets to shut down before it is killed.
+    pub stop_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            template_dir: None,
+            lxc_path: None,
+            database_url: None,
+            auth: AuthMode::None,
+            bridge: "berthbr0".into(),
+            max_parallel_jobs: 4,
+            shutdown_timeout_secs: 30,
+            stop_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("{what} {path}: {source}")]
+    Directory {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The settings with every path made absolute and every directory created.
+#[derive(Debug, Clone)]
+pub struct ResolvedSettings {
+    pub data_dir: PathBuf,
+    pub template_dir: PathBuf,
+    pub lxc_path: PathBuf,
+    pub database_url: String,
+    pub auth: AuthMode,
+    pub bridge: String,
+    pub max_parallel_jobs: usize,
+    pub shutdown_timeout_secs: u64,
+    pub stop_timeout_secs: u64,
+}
+
+/// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
+pub fn figment() -> Figment {
+    rocket::Config::figment().merge(
+        Env::prefixed("BERTH_")
+            .map(|key| format!("berth.{key}").into())
+            .profile(Profile::Global),
+    )
+}
+
+impl Settings {
+    pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigError> {
+        if !figment.contains("berth") {
+            return Ok(Settings::default());
+        }
+        figment
+            .extract_inner("berth")
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// Checks the values, creates the directories berth needs and makes every
+    /// path absolute (LXC configs must not depend on berth's working directory).
+    pub fn resolve(self) -> Result<ResolvedSettings, ConfigError> {
+        if self.auth == AuthMode::Token {
+            return Err(ConfigError::Invalid(
+                "auth = \"token\" is not available in this version; set BERTH_AUTH=none".into(),
+            ));
+        }
+        if self.max_parallel_jobs == 0 {
+            return Err(ConfigError::Invalid(
+                "max_parallel_jobs must be at least 1".into(),
+            ));
+        }
+        if !is_valid_interface_name(&self.bridge) {
+            return Err(ConfigError::Invalid(format!(
+                "bridge '{}' is not a valid interface name (1-15 of letters, digits, '-', '_', '.')",
+                self.bridge
+            )));
+        }
+        let data_dir = usable_dir("data directory", &self.data_dir)?;
+        let template_dir = usable_dir(
+            "template directory",
+            &self.template_dir.unwrap_or(data_dir.join("templates")),
+        )?;
+        let lxc_path = usable_dir("LXC path", &self.lxc_path.unwrap_or(data_dir.join("lxc")))?;
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
+        Ok(ResolvedSettings {
+            data_dir,
+            template_dir,
+            lxc_path,
+            database_url,
+            auth: self.auth,
+            bridge: self.bridge,
+            max_parallel_jobs: self.max_parallel_jobs,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+            stop_timeout_secs: self.stop_timeout_secs,
+        })
+    }
+}
+
+fn is_valid_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Creates `path` if missing and proves berth can write there, so that a
+/// wrong path fails at start-up rather than in the first job.
+fn usable_dir(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
+    let fail = |source| ConfigError::Directory {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(fail)?;
+    let absolute = path.canonicalize().map_err(fail)?;
+    let probe = absolute.join(".berth-write-probe");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)?;
+    Ok(absolute)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_table_gives_the_defaults() {
+        let settings = Settings::from_figment(&Figment::new()).unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("data"));
+        assert_eq!(settings.auth, AuthMode::None);
+    }
+
+    #[test]
+    fn resolve_creates_directories_under_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("d"),
+            ..Settings::default()
+        };
+        let resolved = settings.resolve().unwrap();
+        assert!(resolved.template_dir.ends_with("d/templates") && resolved.template_dir.is_dir());
+        assert!(resolved.lxc_path.ends_with("d/lxc") && resolved.lxc_path.is_dir());
+        assert!(resolved.database_url.ends_with("/d/berth.db"));
+    }
+
+    #[test]
+    fn an_unusable_directory_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let settings = Settings {
+            data_dir: file.join("sub"),
+            ..Settings::default()
+        };
+        let error = settings.resolve().unwrap_err().to_string();
+        assert!(error.starts_with("data directory"), "{error}");
+    }
+
+    #[test]
+    fn bad_bridge_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().into(),
+            bridge: "br0\nlxc.x".into(),
+            ..Settings::default()
+        };
+        assert!(settings.resolve().is_err());
+    }
+}

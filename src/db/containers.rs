@@ -1,0 +1,145 @@
+//! Rows of the `containers` table.
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::{parse_time, parse_uuid, DbError};
+use crate::domain::container::ContainerStatus;
+use crate::domain::parameters::Parameters;
+use crate::domain::time::{self, Timestamp};
+
+/// A container as stored, and as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    #[serde(skip)]
+    pub seq: i64,
+    pub id: Uuid,
+    pub name: String,
+    pub ostemplate: String,
+    /// `null` until parameters are first set, as in the seed.
+    pub parameters: Option<Parameters>,
+    #[serde(with = "time::serde_rfc3339")]
+    pub created_at: Timestamp,
+    pub status: ContainerStatus,
+    #[serde(with = "time::serde_rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+const COLUMNS: &str = "seq, id, name, ostemplate, parameters, status, created_at, updated_at";
+
+fn from_row(row: &SqliteRow) -> Result<Container, DbError> {
+    let status: String = row.try_get("status")?;
+    let parameters: Option<String> = row.try_get("parameters")?;
+    Ok(Container {
+        seq: row.try_get("seq")?,
+        id: parse_uuid(row.try_get("id")?)?,
+        name: row.try_get("name")?,
+        ostemplate: row.try_get("ostemplate")?,
+        parameters: parameters
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|e| DbError::Corrupt(format!("parameters: {e}")))
+            })
+            .transpose()?,
+        status: ContainerStatus::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("status {status:?}")))?,
+        created_at: parse_time(row.try_get("created_at")?)?,
+        updated_at: parse_time(row.try_get("updated_at")?)?,
+    })
+}
+
+fn parameters_json(parameters: &Option<Parameters>) -> Option<String> {
+    parameters
+        .as_ref()
+        .map(|p| serde_json::to_string(p).expect("parameters serialise"))
+}
+
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    container: &Container,
+) -> Result<Container, DbError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(container.id.hyphenated().to_string())
+    .bind(&container.name)
+    .bind(&container.ostemplate)
+    .bind(parameters_json(&container.parameters))
+    .bind(container.status.as_str())
+    .bind(time::format(&container.created_at))
+    .bind(time::format(&container.updated_at))
+    .fetch_one(conn)
+    .await?;
+    from_row(&row)
+}
+
+/// The container with this id, unless it has been deleted.
+pub async fn get(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Container>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM containers WHERE id = ? AND status <> 'deleted'"
+    ))
+    .bind(id.hyphenated().to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The container with this id, deleted or not (jobs still refer to it).
+pub async fn get_any(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Container>, DbError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?"))
+        .bind(id.hyphenated().to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn name_taken(conn: &mut SqliteConnection, name: &str) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT 1 FROM containers WHERE name = ? AND status <> 'deleted'")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Every container that exists, oldest first.
+pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Container>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM containers WHERE status <> 'deleted' ORDER BY seq"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn set_parameters(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    parameters: &Parameters,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE containers SET parameters = ?, updated_at = ? WHERE id = ?")
+        .bind(parameters_json(&Some(parameters.clone())))
+        .bind(time::format(&now))
+        .bind(id.hyphenated().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    status: ContainerStatus,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE containers SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(time::format(&now))
+        .bind(id.hyphenated().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

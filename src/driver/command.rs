@@ -1,0 +1,130 @@
+//! Running the host tools the driver relies on, with errors that name the
+//! package to install and keep the tool's own words.
+
+use std::ffi::OsStr;
+use std::process::{Output, Stdio};
+
+use tokio::process::Command;
+
+use super::{DriverError, StepLog};
+
+/// The Debian package that ships a tool, for the "install it" message.
+pub fn package_of(tool: &str) -> &'static str {
+    match tool {
+        t if t.starts_with("lxc-") => "lxc",
+        "mkfs.ext4" | "e2fsck" | "resize2fs" | "dumpe2fs" => "e2fsprogs",
+        "ip" => "iproute2",
+        "tar" => "tar",
+        "gzip" => "gzip",
+        "xz" => "xz-utils",
+        "zstd" => "zstd",
+        "hostname" => "hostname",
+        _ => "the one that provides it",
+    }
+}
+
+/// Whether `tool` can be found on PATH.
+pub fn is_installed(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn require(tool: &str) -> Result<(), DriverError> {
+    if is_installed(tool) {
+        Ok(())
+    } else {
+        Err(DriverError::ToolMissing {
+            tool: tool.to_owned(),
+            package: package_of(tool),
+        })
+    }
+}
+
+fn render(tool: &str, args: &[&OsStr]) -> String {
+    let mut line = tool.to_owned();
+    for arg in args {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// What a tool printed, trimmed to what fits in a job's error.
+pub fn tail_of(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let start = lines.len().saturating_sub(8);
+    lines[start..].join(" | ")
+}
+
+/// Runs `tool args…` to completion, logging the command line. A non-zero
+/// exit is an error carrying the tool's output.
+pub async fn run(
+    tool: &str,
+    args: &[&OsStr],
+    log: Option<&dyn StepLog>,
+) -> Result<Output, DriverError> {
+    let output = run_unchecked(tool, args, log).await?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(failure(tool, args, &output))
+    }
+}
+
+/// Runs the tool and returns its output whatever its exit status.
+pub async fn run_unchecked(
+    tool: &str,
+    args: &[&OsStr],
+    log: Option<&dyn StepLog>,
+) -> Result<Output, DriverError> {
+    if let Some(log) = log {
+        log.step(format!("$ {}", render(tool, args)));
+    }
+    Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| spawn_error(tool, e))
+}
+
+pub fn spawn_error(tool: &str, error: std::io::Error) -> DriverError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        DriverError::ToolMissing {
+            tool: tool.to_owned(),
+            package: package_of(tool),
+        }
+    } else {
+        DriverError::io(format!("cannot run {tool}"), error)
+    }
+}
+
+pub fn failure(tool: &str, args: &[&OsStr], output: &Output) -> DriverError {
+    let mut text = tail_of(&output.stderr);
+    if text.is_empty() {
+        text = tail_of(&output.stdout);
+    }
+    if text.is_empty() {
+        text = "no output".into();
+    }
+    DriverError::ToolFailed {
+        command: render(tool, args),
+        status: output.status.to_string(),
+        output: text,
+    }
+}
+
+/// Shorthand for building argument lists of mixed strings and paths.
+#[macro_export]
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {
+        &[$(::std::convert::AsRef::<::std::ffi::OsStr>::as_ref(&$arg)),*]
+    };
+}

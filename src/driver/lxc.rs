@@ -1,0 +1,761 @@
+//! The LXC driver: root filesystems unpacked from templates (a directory, or
+//! an ext4 image on a loop device when a disk size is set), configs written
+//! by berth, and the `lxc-*` tools run with `-P <lxc_path>`.
+
+use std::ffi::OsStr;
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::command::{self, failure, require, run, run_unchecked, spawn_error};
+use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
+use super::{ContainerSpec, Driver, DriverError, RunState, StepLog, TemplateSource};
+use crate::args;
+use crate::domain::template::TemplateFormat;
+
+/// How long `lxc-start` may take to report the container running.
+const START_TIMEOUT_SECS: u64 = 30;
+
+pub struct LxcDriver {
+    lxc_path: PathBuf,
+    bridge: String,
+    cgroup: CgroupVersion,
+    stop_timeout_secs: u64,
+}
+
+impl LxcDriver {
+    pub fn new(lxc_path: PathBuf, bridge: String, stop_timeout_secs: u64) -> Self {
+        LxcDriver {
+            lxc_path,
+            bridge,
+            cgroup: CgroupVersion::detect(),
+            stop_timeout_secs,
+        }
+    }
+
+    fn paths(&self, name: &str) -> ContainerPaths {
+        ContainerPaths::new(&self.lxc_path, name)
+    }
+
+    /// `-P <lxc_path> -n <name>`, the start of every `lxc-*` command line.
+    fn target<'a>(&'a self, name: &'a str) -> [&'a OsStr; 4] {
+        [
+            OsStr::new("-P"),
+            self.lxc_path.as_os_str(),
+            OsStr::new("-n"),
+            OsStr::new(name),
+        ]
+    }
+
+    async fn lxc(
+        &self,
+        tool: &str,
+        name: &str,
+        extra: &[&OsStr],
+        log: Option<&dyn StepLog>,
+    ) -> Result<(), DriverError> {
+        let mut args: Vec<&OsStr> = self.target(name).to_vec();
+        args.extend_from_slice(extra);
+        run(tool, &args, log).await.map(drop)
+    }
+
+    /// Whether berth made `paths.dir` for this container. A directory that is
+    /// not ours is never written to or removed.
+    fn ownership(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+    ) -> Result<Ownership, DriverError> {
+        match std::fs::read_to_string(paths.owner_marker()) {
+            Ok(owner) if owner.trim() == spec.id.hyphenated().to_string() => Ok(Ownership::Ours),
+            Ok(_) => Ok(Ownership::Foreign),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if paths.dir.exists() {
+                    Ok(Ownership::Foreign)
+                } else {
+                    Ok(Ownership::Absent)
+                }
+            }
+            Err(e) => Err(DriverError::io(
+                format!("cannot read {}", paths.owner_marker().display()),
+                e,
+            )),
+        }
+    }
+
+    fn require_ours(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+    ) -> Result<(), DriverError> {
+        match self.ownership(spec, paths)? {
+            Ownership::Ours => Ok(()),
+            Ownership::Foreign => Err(DriverError::NotOurs {
+                path: paths.dir.clone(),
+            }),
+            Ownership::Absent => Err(DriverError::Missing(spec.name.clone())),
+        }
+    }
+
+    async fn build_rootfs(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let staging = paths.staging_dir();
+        remove_path(&staging).await?;
+        create_dir(&staging, 0o755)?;
+        log.step(format!("unpacking {}", template.path.display()));
+        unpack(template, &staging, log).await?;
+        match spec.settings.disk_bytes {
+            Some(size) => {
+                make_disk_image(&staging, &paths.staging_image(), size, log).await?;
+                rename(&paths.staging_image(), &paths.rootfs_image())?;
+                remove_path(&staging).await?;
+            }
+            None => rename(&staging, &paths.rootfs_dir())?,
+        }
+        Ok(())
+    }
+
+    /// Writes the LXC config and the files berth bind-mounts into the
+    /// container. Files are rewritten in place so a running container's
+    /// bind mounts see the new contents at once.
+    fn write_config(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+    ) -> Result<(), DriverError> {
+        let disk_image = paths.rootfs_image().exists();
+        let config = lxc_config::render(&ConfigInputs {
+            name: &spec.name,
+            settings: &spec.settings,
+            paths,
+            bridge: &self.bridge,
+            cgroup: self.cgroup,
+            disk_image,
+        })?;
+        std::fs::create_dir_all(paths.managed_dir()).map_err(|e| {
+            DriverError::io(
+                format!("cannot create {}", paths.managed_dir().display()),
+                e,
+            )
+        })?;
+        let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
+        write_in_place(&paths.hostname_file(), format!("{hostname}\n").as_bytes())?;
+        if !spec.settings.nameservers.is_empty() {
+            let mut resolv =
+                String::from("# Written by berth from the container's nameserver parameter.\n");
+            for server in &spec.settings.nameservers {
+                resolv.push_str(&format!("nameserver {server}\n"));
+            }
+            write_in_place(&paths.resolv_conf_file(), resolv.as_bytes())?;
+        }
+        write_atomically(&paths.config(), config.as_bytes())
+    }
+
+    /// Brings a stopped container's disk to the size asked for: converts a
+    /// directory root filesystem into an image, grows it, or shrinks it when
+    /// what is stored still fits.
+    async fn reconcile_disk(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let image = paths.rootfs_image();
+        let has_image = image.exists();
+        match spec.settings.disk_bytes {
+            None if has_image => Err(DriverError::DiskRemovalRefused),
+            None => Ok(()),
+            Some(size) if !has_image => {
+                log.step(format!(
+                    "moving the root filesystem onto a {} MiB disk",
+                    size >> 20
+                ));
+                make_disk_image(&paths.rootfs_dir(), &paths.staging_image(), size, log).await?;
+                rename(&paths.staging_image(), &image)?;
+                remove_path(&paths.rootfs_dir()).await
+            }
+            Some(size) => {
+                let current = file_size(&image)?;
+                if current == size {
+                    return Ok(());
+                }
+                resize_disk_image(&image, current, size, log).await
+            }
+        }
+    }
+
+    async fn ensure_bridge(&self, log: &dyn StepLog) -> Result<(), DriverError> {
+        let shown = run_unchecked("ip", args!["link", "show", "dev", self.bridge], None).await?;
+        if shown.status.success() {
+            return Ok(());
+        }
+        log.step(format!("creating bridge {} (no uplink)", self.bridge));
+        let added = run_unchecked(
+            "ip",
+            args!["link", "add", "name", self.bridge, "type", "bridge"],
+            Some(log),
+        )
+        .await?;
+        // Another job may have created it in the meantime: that is fine.
+        if !added.status.success()
+            && !String::from_utf8_lossy(&added.stderr).contains("File exists")
+        {
+            return Err(failure(
+                "ip",
+                args!["link", "add", "name", self.bridge, "type", "bridge"],
+                &added,
+            ));
+        }
+        run(
+            "ip",
+            args!["link", "set", "dev", self.bridge, "up"],
+            Some(log),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Applies the settings to a running container where the kernel allows.
+    async fn apply_live(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        resolv_was_mounted: bool,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        for (file, value) in self.cgroup.limits(&spec.settings) {
+            self.lxc("lxc-cgroup", &spec.name, args![file, value], Some(log))
+                .await?;
+        }
+        log.step("cpus, memsize: applied live to the running container's cgroup".into());
+
+        let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
+        // Only the UTS namespace is entered, so the host's `hostname` runs.
+        self.lxc(
+            "lxc-attach",
+            &spec.name,
+            args!["-s", "UTS", "--", "hostname", hostname],
+            Some(log),
+        )
+        .await?;
+        log.step("hostname: applied live (UTS name and /etc/hostname)".into());
+
+        self.lxc(
+            "lxc-attach",
+            &spec.name,
+            args!["-s", "NETWORK", "--", "ip", "addr", "flush", "dev", "eth0", "scope", "global"],
+            Some(log),
+        )
+        .await?;
+        for address in &spec.settings.addresses {
+            let address = address.to_string();
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args!["-s", "NETWORK", "--", "ip", "addr", "add", address, "dev", "eth0"],
+                Some(log),
+            )
+            .await?;
+        }
+        log.step("ipadd: applied live to eth0".into());
+
+        // berth's resolv.conf is bind-mounted only while name servers are set,
+        // and mounts change only when the container starts.
+        match (spec.settings.nameservers.is_empty(), resolv_was_mounted) {
+            (false, true) => log.step("nameserver: applied live to /etc/resolv.conf".into()),
+            (true, false) => {}
+            _ => log.step("nameserver: applies at the next start".into()),
+        }
+
+        let image = paths.rootfs_image();
+        let disk_changes = match spec.settings.disk_bytes {
+            Some(size) => !image.exists() || file_size(&image)? != size,
+            None => false,
+        };
+        if disk_changes {
+            log.step("size: applies at the next start (the disk is resized while the container is stopped)".into());
+        }
+        Ok(())
+    }
+
+    async fn wait_for(
+        &self,
+        name: &str,
+        state: &'static str,
+        seconds: u64,
+    ) -> Result<(), DriverError> {
+        let timeout = seconds.to_string();
+        let waited = run_unchecked(
+            "lxc-wait",
+            args!["-P", self.lxc_path, "-n", name, "-s", state, "-t", timeout],
+            None,
+        )
+        .await?;
+        if waited.status.success() {
+            Ok(())
+        } else {
+            Err(DriverError::Timeout {
+                state,
+                seconds,
+                detail: String::new(),
+            })
+        }
+    }
+}
+
+enum Ownership {
+    Ours,
+    Foreign,
+    Absent,
+}
+
+#[async_trait::async_trait]
+impl Driver for LxcDriver {
+    async fn create(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("lxc-start")?;
+        let paths = self.paths(&spec.name);
+        match std::fs::create_dir(&paths.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(DriverError::NotOurs {
+                    path: paths.dir.clone(),
+                });
+            }
+            Err(e) => {
+                return Err(DriverError::io(
+                    format!("cannot create {}", paths.dir.display()),
+                    e,
+                ))
+            }
+        }
+        let built = async {
+            write_atomically(
+                &paths.owner_marker(),
+                spec.id.hyphenated().to_string().as_bytes(),
+            )?;
+            self.build_rootfs(spec, template, &paths, log).await?;
+            self.write_config(spec, &paths)
+        }
+        .await;
+        if let Err(error) = built {
+            log.step("removing what was built".into());
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
+        Ok(())
+    }
+
+    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        match self.state(&spec.name).await? {
+            RunState::Running => {
+                let resolv_was_mounted = mounts_resolv_conf(&paths);
+                self.write_config(spec, &paths)?;
+                self.apply_live(spec, &paths, resolv_was_mounted, log).await
+            }
+            _ => {
+                self.reconcile_disk(spec, &paths, log).await?;
+                self.write_config(spec, &paths)?;
+                log.step(
+                    "container is stopped: every parameter takes effect at its next start".into(),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn start(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if self.state(&spec.name).await? == RunState::Running {
+            log.step("already running".into());
+            return Ok(());
+        }
+        self.reconcile_disk(spec, &paths, log).await?;
+        self.write_config(spec, &paths)?;
+        self.ensure_bridge(log).await?;
+        let _ = std::fs::remove_file(paths.lxc_log());
+        let logfile = paths.lxc_log();
+        let started = self
+            .lxc(
+                "lxc-start",
+                &spec.name,
+                args!["-o", logfile, "-l", "ERROR"],
+                Some(log),
+            )
+            .await;
+        let waited = match started {
+            Ok(()) => {
+                self.wait_for(&spec.name, "RUNNING", START_TIMEOUT_SECS)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        waited.map_err(|error| with_lxc_log(error, &logfile))?;
+        log.step("running".into());
+        Ok(())
+    }
+
+    async fn stop(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if self.state(&spec.name).await? != RunState::Running {
+            log.step("already stopped".into());
+            return Ok(());
+        }
+        // A clean shutdown through init, killed once the timeout passes.
+        let timeout = self.stop_timeout_secs.to_string();
+        self.lxc("lxc-stop", &spec.name, args!["-t", timeout], Some(log))
+            .await?;
+        log.step("stopped".into());
+        Ok(())
+    }
+
+    async fn destroy(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        match self.ownership(spec, &paths)? {
+            Ownership::Absent => {
+                log.step("nothing left on the host".into());
+                return Ok(());
+            }
+            Ownership::Foreign => {
+                return Err(DriverError::NotOurs {
+                    path: paths.dir.clone(),
+                })
+            }
+            Ownership::Ours => {}
+        }
+        if self.state(&spec.name).await? == RunState::Running {
+            let timeout = self.stop_timeout_secs.to_string();
+            self.lxc("lxc-stop", &spec.name, args!["-t", timeout], Some(log))
+                .await?;
+        }
+        if paths.config().exists() && (paths.rootfs_dir().exists() || paths.rootfs_image().exists())
+        {
+            self.lxc("lxc-destroy", &spec.name, &[], Some(log)).await?;
+        }
+        // lxc-destroy leaves what it does not know of (staging, berth's files).
+        remove_path(&paths.dir).await?;
+        log.step(format!("removed {}", paths.dir.display()));
+        Ok(())
+    }
+
+    async fn state(&self, name: &str) -> Result<RunState, DriverError> {
+        if !self.paths(name).config().exists() {
+            return Ok(RunState::Missing);
+        }
+        let output = run(
+            "lxc-info",
+            args!["-P", self.lxc_path, "-n", name, "-s", "-H"],
+            None,
+        )
+        .await?;
+        let state = String::from_utf8_lossy(&output.stdout);
+        Ok(if state.trim() == "STOPPED" {
+            RunState::Stopped
+        } else {
+            RunState::Running
+        })
+    }
+}
+
+/// Whether the container's current config bind-mounts berth's resolv.conf.
+fn mounts_resolv_conf(paths: &ContainerPaths) -> bool {
+    std::fs::read_to_string(paths.config())
+        .map(|config| config.contains(" etc/resolv.conf "))
+        .unwrap_or(false)
+}
+
+/// Adds the last lines of LXC's own log to a start failure.
+fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
+    let detail = std::fs::read(logfile)
+        .map(|bytes| command::tail_of(&bytes))
+        .unwrap_or_default();
+    if detail.is_empty() {
+        return error;
+    }
+    match error {
+        DriverError::Timeout { state, seconds, .. } => DriverError::Timeout {
+            state,
+            seconds,
+            detail: format!("; LXC says: {detail}"),
+        },
+        DriverError::ToolFailed {
+            command,
+            status,
+            output,
+        } => DriverError::ToolFailed {
+            command,
+            status,
+            output: format!("{output} | LXC says: {detail}"),
+        },
+        other => other,
+    }
+}
+
+/// Unpacks a template into `dest`, feeding tar ourselves so that progress
+/// follows the bytes read.
+async fn unpack(
+    template: &TemplateSource,
+    dest: &Path,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    let decompressor = match template.format {
+        TemplateFormat::TarGz => Some(("-z", "gzip")),
+        TemplateFormat::TarXz => Some(("-J", "xz")),
+        TemplateFormat::TarZst => Some(("--zstd", "zstd")),
+        TemplateFormat::Tar => None,
+    };
+    require("tar")?;
+    let mut args: Vec<&OsStr> = args![
+        "-x",
+        "-p",
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "-f",
+        "-",
+        "-C",
+        dest
+    ]
+    .to_vec();
+    if let Some((flag, program)) = decompressor {
+        require(program)?;
+        args.push(OsStr::new(flag));
+    }
+    let mut file = tokio::fs::File::open(&template.path).await.map_err(|e| {
+        DriverError::io(
+            format!("cannot open template {}", template.path.display()),
+            e,
+        )
+    })?;
+    let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
+
+    let mut child = Command::new("tar")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| spawn_error("tar", e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text).await;
+        text
+    });
+
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    let mut reported = 0u8;
+    let feed: Result<(), std::io::Error> = async {
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            stdin.write_all(&buffer[..n]).await?;
+            read += n as u64;
+            let percent = (read * 100 / total).min(100) as u8;
+            if percent != reported {
+                reported = percent;
+                log.progress(percent);
+            }
+        }
+        stdin.shutdown().await
+    }
+    .await;
+    drop(stdin);
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| DriverError::io("waiting for tar", e))?;
+    let stderr = stderr_reader.await.unwrap_or_default();
+    if !status.success() {
+        let output = std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        };
+        return Err(failure("tar", &args, &output));
+    }
+    feed.map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
+}
+
+/// Space a tree takes on disk, counting allocated blocks.
+fn disk_usage(path: &Path) -> std::io::Result<u64> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            total += disk_usage(&entry?.path())?;
+        }
+    }
+    Ok(total)
+}
+
+/// Creates an ext4 image of `size` bytes holding the tree at `source`.
+async fn make_disk_image(
+    source: &Path,
+    image: &Path,
+    size: u64,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    require("mkfs.ext4")?;
+    let used = disk_usage(source)
+        .map_err(|e| DriverError::io(format!("measuring {}", source.display()), e))?;
+    // ext4 needs room for its journal, inode tables and reserved blocks.
+    let needed = used + used / 8 + (8 << 20);
+    if needed > size {
+        return Err(DriverError::DiskTooSmall {
+            needed_mib: needed.div_ceil(1 << 20),
+            size_mib: size >> 20,
+        });
+    }
+    let _ = std::fs::remove_file(image);
+    let file = std::fs::File::create(image)
+        .map_err(|e| DriverError::io(format!("cannot create {}", image.display()), e))?;
+    file.set_len(size)
+        .map_err(|e| DriverError::io(format!("cannot size {}", image.display()), e))?;
+    drop(file);
+    log.step(format!("making a {} MiB ext4 disk", size >> 20));
+    let made = run(
+        "mkfs.ext4",
+        args![
+            "-q",
+            "-F",
+            "-m",
+            "0",
+            "-E",
+            "nodiscard",
+            "-d",
+            source,
+            image
+        ],
+        Some(log),
+    )
+    .await;
+    if made.is_err() {
+        let _ = std::fs::remove_file(image);
+    }
+    made.map(drop)
+}
+
+async fn resize_disk_image(
+    image: &Path,
+    current: u64,
+    size: u64,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    require("resize2fs")?;
+    // resize2fs insists on a freshly checked file system. e2fsck exits 1
+    // when it corrected something, which is still a usable result.
+    let checked = run_unchecked("e2fsck", args!["-f", "-p", image], Some(log)).await?;
+    if !matches!(checked.status.code(), Some(0 | 1)) {
+        return Err(failure("e2fsck", args!["-f", "-p", image], &checked));
+    }
+    let kib = format!("{}K", size / 1024);
+    if size > current {
+        log.step(format!("growing the disk to {} MiB", size >> 20));
+        set_file_size(image, size)?;
+        run("resize2fs", args![image, kib], Some(log)).await?;
+    } else {
+        log.step(format!("shrinking the disk to {} MiB", size >> 20));
+        let shrunk = run_unchecked("resize2fs", args![image, kib], Some(log)).await?;
+        if !shrunk.status.success() {
+            return Err(DriverError::ShrinkRefused {
+                size_mib: size >> 20,
+                reason: format!("resize2fs says: {}", command::tail_of(&shrunk.stderr)),
+            });
+        }
+        set_file_size(image, size)?;
+    }
+    Ok(())
+}
+
+fn file_size(path: &Path) -> Result<u64, DriverError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| DriverError::io(format!("cannot stat {}", path.display()), e))
+}
+
+fn set_file_size(path: &Path, size: u64) -> Result<(), DriverError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(size))
+        .map_err(|e| DriverError::io(format!("cannot resize {}", path.display()), e))
+}
+
+fn create_dir(path: &Path, mode: u32) -> Result<(), DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .map_err(|e| DriverError::io(format!("cannot create {}", path.display()), e))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), DriverError> {
+    std::fs::rename(from, to).map_err(|e| {
+        DriverError::io(
+            format!("cannot move {} to {}", from.display(), to.display()),
+            e,
+        )
+    })
+}
+
+/// Removes a file or a whole tree; a path that is already gone is fine.
+async fn remove_path(path: &Path) -> Result<(), DriverError> {
+    let owned = path.to_owned();
+    let removed = tokio::task::spawn_blocking(move || match std::fs::symlink_metadata(&owned) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&owned),
+        Ok(_) => std::fs::remove_file(&owned),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    removed.map_err(|e| DriverError::io(format!("cannot remove {}", path.display()), e))
+}
+
+/// Replaces a file's contents without replacing the file, so a bind mount of
+/// it inside a running container shows the new contents.
+fn write_in_place(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents))
+        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Writes a file so that a reader sees the old or the new contents, never
+/// half of them.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, contents)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
+}

@@ -1,0 +1,117 @@
+//! The container runtime behind berth: the `Driver` trait the job runner
+//! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
+
+mod command;
+pub mod lxc;
+mod lxc_config;
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::domain::parameters::ContainerSettings;
+use crate::domain::template::TemplateFormat;
+
+/// Everything the driver needs to know about one container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// berth's id for the container; marks the directories berth owns.
+    pub id: Uuid,
+    /// Also the LXC container name and its directory under the LXC path.
+    pub name: String,
+    pub settings: ContainerSettings,
+}
+
+/// A template file to build a root filesystem from.
+#[derive(Debug, Clone)]
+pub struct TemplateSource {
+    pub path: PathBuf,
+    pub format: TemplateFormat,
+}
+
+/// Whether the container's init is running, as LXC reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Stopped,
+    /// No such container on the host.
+    Missing,
+}
+
+/// Where a job's steps are reported while the driver works.
+pub trait StepLog: Send + Sync {
+    /// One line an operator reads in the job's log.
+    fn step(&self, text: String);
+    /// How far the job is, 0–100, where that can be measured.
+    fn progress(&self, percent: u8);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("`{tool}` is not installed; install the Debian package '{package}' (apt-get install {package})")]
+    ToolMissing { tool: String, package: &'static str },
+    #[error("`{command}` failed ({status}): {output}")]
+    ToolFailed {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} already exists and was not created by berth for this container; \
+         move it away or choose another name"
+    )]
+    NotOurs { path: PathBuf },
+    #[error("the template needs about {needed_mib} MiB but size is {size_mib} MiB; create it with a larger size")]
+    DiskTooSmall { needed_mib: u64, size_mib: u64 },
+    #[error("the disk cannot shrink to {size_mib} MiB: {reason}; choose a larger size or free space first")]
+    ShrinkRefused { size_mib: u64, reason: String },
+    #[error("a disk size cannot be removed once set; set a new size instead")]
+    DiskRemovalRefused,
+    #[error("container {0} does not exist on this host")]
+    Missing(String),
+    #[error("container did not reach {state} within {seconds} s{detail}")]
+    Timeout {
+        state: &'static str,
+        seconds: u64,
+        detail: String,
+    },
+    #[error("invalid LXC configuration value for {key}: {value:?}")]
+    UnsafeConfigValue { key: String, value: String },
+}
+
+impl DriverError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        DriverError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A container runtime. Each method is safe to call again after a crash:
+/// it converges on the state it describes.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    /// Builds the container's root filesystem from the template and writes
+    /// its configuration. On failure nothing of it is left behind.
+    async fn create(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError>;
+    /// Applies the settings: all of them when stopped; on a running container
+    /// what the kernel allows live, the rest at the next start (logged).
+    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    async fn start(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    async fn stop(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    /// Stops the container if needed and removes everything berth made for
+    /// it. Removing a container that is already gone succeeds.
+    async fn destroy(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    async fn state(&self, name: &str) -> Result<RunState, DriverError>;
+}

@@ -1,0 +1,137 @@
+//! The one error type of the HTTP API, its table of codes, and the responder
+//! that turns every failure into `{"code": <int>, "message": "<text>"}`.
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::response::{self, Responder, Response};
+use rocket::Request;
+use serde_json::json;
+
+use crate::service::ServiceError;
+
+/// Every failure the API can answer with. `code` and `status` below are the
+/// table documented in the README; keep the two in step.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error(
+        "'{0}' is not a valid id (expected a UUID such as 54e21881-8620-4bb0-95f1-05f143973a6e)"
+    )]
+    InvalidId(String),
+    #[error("content type must be application/json, got {0}")]
+    UnsupportedMediaType(String),
+    #[error("request body is larger than the {0} allowed here")]
+    PayloadTooLarge(String),
+    #[error("no such route: {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}; allowed: {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: String,
+    },
+    #[error("container {0} not found")]
+    ContainerNotFound(String),
+    #[error("job {0} not found")]
+    JobNotFound(String),
+    #[error("template '{0}' not found in the template directory")]
+    TemplateNotFound(String),
+    #[error("a container named '{0}' already exists")]
+    NameTaken(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("berth is shutting down; try again shortly")]
+    Unavailable,
+    #[error("internal error; the server log has the details")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The application code: stable, documented, distinct per cause.
+    pub fn code(&self) -> u16 {
+        match self {
+            ApiError::MalformedJson(_) => 1000,
+            ApiError::InvalidBody(_) => 1001,
+            ApiError::Validation(_) => 1002,
+            ApiError::InvalidId(_) => 1003,
+            ApiError::UnsupportedMediaType(_) => 1004,
+            ApiError::PayloadTooLarge(_) => 1005,
+            ApiError::BadRequest(_) => 1006,
+            ApiError::RouteNotFound { .. } => 2000,
+            ApiError::MethodNotAllowed { .. } => 2001,
+            ApiError::ContainerNotFound(_) => 2002,
+            ApiError::JobNotFound(_) => 2003,
+            ApiError::TemplateNotFound(_) => 2004,
+            ApiError::NameTaken(_) => 3000,
+            ApiError::Conflict(_) => 3001,
+            ApiError::Internal(_) => 5000,
+            ApiError::Unavailable => 5001,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidBody(_) | ApiError::InvalidId(_) => {
+                Status::BadRequest
+            }
+            ApiError::BadRequest(_) => Status::BadRequest,
+            ApiError::Validation(_) | ApiError::TemplateNotFound(_) => Status::UnprocessableEntity,
+            ApiError::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
+            ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
+            ApiError::RouteNotFound { .. }
+            | ApiError::ContainerNotFound(_)
+            | ApiError::JobNotFound(_) => Status::NotFound,
+            ApiError::MethodNotAllowed { .. } => Status::MethodNotAllowed,
+            ApiError::NameTaken(_) | ApiError::Conflict(_) => Status::Conflict,
+            ApiError::Internal(_) => Status::InternalServerError,
+            ApiError::Unavailable => Status::ServiceUnavailable,
+        }
+    }
+
+    /// The JSON body, `{"code": …, "message": …}`.
+    pub fn body(&self) -> String {
+        json!({ "code": self.code(), "message": self.to_string() }).to_string()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Validation(errors) => ApiError::Validation(errors.to_string()),
+            ServiceError::TemplateNotFound(name) => ApiError::TemplateNotFound(name),
+            ServiceError::NameTaken(name) => ApiError::NameTaken(name),
+            ServiceError::ContainerNotFound(id) => ApiError::ContainerNotFound(id),
+            ServiceError::JobNotFound(id) => ApiError::JobNotFound(id),
+            ServiceError::Conflict(why) => ApiError::Conflict(why),
+            ServiceError::Database(error) => ApiError::Internal(error.to_string()),
+            ServiceError::Templates(error) => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        // The edge: the one place an API failure is logged.
+        if let ApiError::Internal(detail) = &self {
+            log::error!("{} {}: {detail}", request.method(), request.uri());
+        }
+        let body = self.body();
+        let mut response = Response::build();
+        response
+            .status(self.status())
+            .header(ContentType::JSON)
+            .sized_body(body.len(), std::io::Cursor::new(body));
+        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
+            response.header(Header::new("Allow", allowed.clone()));
+        }
+        response.ok()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,191 @@
+//! The persistent job runner: wakes when a job is queued, runs jobs of
+//! different containers in parallel (bounded) and each container's jobs in
+//! order, settles jobs a crash left running, and drains on shutdown.
+
+mod execute;
+mod fairing;
+mod step_log;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::db::jobs as job_rows;
+use crate::db::{Db, DbError};
+use crate::domain::time;
+use crate::driver::Driver;
+use crate::templates::TemplateStore;
+
+pub use fairing::RunnerFairing;
+
+/// The handle the service uses to tell the runner there is new work.
+#[derive(Clone, Default)]
+pub struct JobQueue {
+    inner: Arc<QueueInner>,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    wake: Notify,
+    alive: AtomicBool,
+}
+
+impl JobQueue {
+    pub fn new() -> Self {
+        JobQueue::default()
+    }
+
+    /// Called after a transaction that queued a job has committed. A wake-up
+    /// sent while the runner is busy is kept for its next wait.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Whether the runner's loop is running (for health checks).
+    pub fn runner_alive(&self) -> bool {
+        self.inner.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a job needs to run.
+pub struct Runner {
+    db: Db,
+    driver: Arc<dyn Driver>,
+    templates: TemplateStore,
+    queue: JobQueue,
+    max_parallel: usize,
+}
+
+impl Runner {
+    pub fn new(
+        db: Db,
+        driver: Arc<dyn Driver>,
+        templates: TemplateStore,
+        queue: JobQueue,
+        max_parallel: usize,
+    ) -> Self {
+        Runner {
+            db,
+            driver,
+            templates,
+            queue,
+            max_parallel,
+        }
+    }
+
+    /// Settles jobs left `running` by a crash, then runs the queue until
+    /// `stop` turns true; then waits for the jobs in flight.
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if let Err(error) = self.recover().await {
+            log::error!("job runner: settling jobs left running failed: {error}");
+        }
+        self.queue.inner.alive.store(true, Ordering::Relaxed);
+        let permits = Arc::new(Semaphore::new(self.max_parallel));
+        let mut in_flight = JoinSet::new();
+        while !*stop.borrow() {
+            while let Ok(permit) = permits.clone().try_acquire_owned() {
+                match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
+                    Ok(Some(job)) => {
+                        let runner = self.clone();
+                        in_flight.spawn(async move {
+                            runner.execute(job).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        log::error!("job runner: cannot claim a job: {error}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.queue.inner.wake.notified() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.queue.inner.alive.store(false, Ordering::Relaxed);
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn connection(&self) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+        loop {
+            match self.db.pool().acquire().await {
+                Ok(conn) => return conn,
+                Err(error) => {
+                    log::error!("job runner: no database connection: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Jobs found `running` at start-up were cut off by a crash. Idempotent
+    /// ones go back to the queue in their place; a create is failed and
+    /// its partial root filesystem removed.
+    async fn recover(&self) -> Result<(), DbError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let cut_off =
+            job_rows::with_status(&mut conn, crate::domain::job::JobStatus::Running).await?;
+        drop(conn);
+        for job in cut_off {
+            if job.action.is_idempotent() {
+                log::warn!(
+                    "job {} ({}) was running when berth stopped; resuming it",
+                    job.id,
+                    job.action.as_str()
+                );
+                let mut conn = self.db.pool().acquire().await?;
+                job_rows::append_log(
+                    &mut conn,
+                    job.seq,
+                    time::now(),
+                    "berth restarted while this job ran; running it again",
+                )
+                .await?;
+                job_rows::requeue(&mut conn, job.id).await?;
+            } else {
+                log::warn!(
+                    "job {} ({}) was running when berth stopped; failing it",
+                    job.id,
+                    job.action.as_str()
+                );
+                self.abandon_create(&job).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the runner; the returned handle stops it.
+pub struct RunnerHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunnerHandle {
+    pub fn spawn(runner: Runner) -> Self {
+        let (stop, receiver) = watch::channel(false);
+        let task = tokio::spawn(Arc::new(runner).run(receiver));
+        RunnerHandle { stop, task }
+    }
+
+    /// Stops taking jobs and waits up to `grace` for running ones. Jobs still
+    /// running then are cut off and settled at the next start.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            log::warn!(
+                "job runner: jobs still running after {} s; they resume at the next start",
+                grace.as_secs()
+            );
+            abort.abort();
+        }
+    }
+}

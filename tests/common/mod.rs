@@ -1,0 +1,381 @@
+//! The test harness: a real `berth serve` process on its own port, data
+//! directory and LXC path, a real HTTP client, and clean-up of every
+//! container it made, even when the test fails.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, Response};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The bridge test containers attach to; it has no uplink.
+pub const TEST_BRIDGE: &str = "berthtest0";
+
+/// The busybox template, built once per test binary from Debian's
+/// busybox-static by the same script operators use.
+pub fn busybox_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox.tar.gz");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/make-busybox-template.sh");
+        let status = Command::new("sh")
+            .arg(script)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "building the busybox template failed (is busybox-static installed?)"
+        );
+        out
+    })
+}
+
+pub struct Berth {
+    pub root: tempfile::TempDir,
+    pub port: u16,
+    pub client: Client,
+    process: Option<Child>,
+    extra_env: Vec<(String, String)>,
+}
+
+/// Options for starting berth.
+#[derive(Default)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    /// Template names to install as copies of the busybox template.
+    pub templates: Vec<&'static str>,
+}
+
+impl Berth {
+    /// berth with the busybox template installed as `template1` and `busybox`.
+    pub fn start() -> Berth {
+        Berth::start_with(Options {
+            templates: vec!["template1", "busybox"],
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(options: Options) -> Berth {
+        let root = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::create_dir_all(root.path().join("data/templates")).unwrap();
+        for name in &options.templates {
+            std::fs::copy(
+                busybox_template(),
+                root.path().join(format!("data/templates/{name}.tar.gz")),
+            )
+            .unwrap();
+        }
+        let mut berth = Berth {
+            root,
+            port: 0,
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            process: None,
+            extra_env: options.env,
+        };
+        berth.launch();
+        berth
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn lxc_path(&self) -> PathBuf {
+        self.data_dir().join("lxc")
+    }
+
+    pub fn template_dir(&self) -> PathBuf {
+        self.data_dir().join("templates")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.root.path().join("berth.log")
+    }
+
+    /// Starts the berth process (again, after `kill`), on a new free port.
+    pub fn launch(&mut self) {
+        assert!(self.process.is_none(), "berth is already running");
+        self.port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .arg("serve")
+            .current_dir(self.root.path())
+            .env("ROCKET_ADDRESS", "127.0.0.1")
+            .env("ROCKET_PORT", self.port.to_string())
+            .env("ROCKET_CONFIG", self.root.path().join("no-Rocket.toml"))
+            .env("ROCKET_LOG_LEVEL", "normal")
+            .env("BERTH_DATA_DIR", self.data_dir())
+            .env("BERTH_BRIDGE", TEST_BRIDGE)
+            .env("BERTH_STOP_TIMEOUT_SECS", "5")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        self.process = Some(command.spawn().expect("berth starts"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.client.get(self.url("/v1/containers")).send() {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.process.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berth exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not answer within 30 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as systemd stops it; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.process.take().expect("berth is running");
+        unsafe_kill(child.id(), "TERM");
+        child.wait().unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn get(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.client.get(self.url(path)).send().unwrap())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.client.post(self.url(path)).json(body).send().unwrap())
+    }
+
+    pub fn post_empty(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.client.post(self.url(path)).send().unwrap())
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.client.patch(self.url(path)).json(body).send().unwrap())
+    }
+
+    pub fn delete(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.client.delete(self.url(path)).send().unwrap())
+    }
+
+    /// Sends raw bytes with a given content type.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        answer(
+            self.client
+                .request(method, self.url(path))
+                .header("Content-Type", content_type)
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    }
+
+    /// Polls the job until it has finished; panics after `timeout`.
+    pub fn wait_job_for(&self, job_id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, job) = self.get(&format!("/v1/jobs/{job_id}"));
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if matches!(
+                job["status"].as_str(),
+                Some("done" | "failed" | "cancelled")
+            ) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} did not finish: {job}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn wait_job(&self, job_id: &str) -> Value {
+        self.wait_job_for(job_id, Duration::from_secs(120))
+    }
+
+    /// Waits for a job and asserts it is done.
+    pub fn job_done(&self, job_id: &str) -> Value {
+        let job = self.wait_job(job_id);
+        assert_eq!(job["status"], "done", "job failed: {job}\n{}", self.log());
+        job
+    }
+
+    /// Creates a container (with optional parameters), waits for the create
+    /// job and returns the container id.
+    pub fn create(&self, name: &str, parameters: Option<Value>) -> String {
+        let mut body = serde_json::json!({ "name": name, "ostemplate": "template1" });
+        if let Some(parameters) = parameters {
+            body["parameters"] = parameters;
+        }
+        let (status, answer) = self.post("/v1/containers/", &body);
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        self.job_done(answer["job_id"].as_str().unwrap());
+        answer["container_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Queues a lifecycle action and waits for it to be done.
+    pub fn act(&self, id: &str, action: &str) -> Value {
+        let (status, answer) = self.post_empty(&format!("/v1/containers/{id}/{action}"));
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        self.job_done(answer["job_id"].as_str().unwrap())
+    }
+
+    pub fn container(&self, id: &str) -> Value {
+        let (status, answer) = self.get(&format!("/v1/containers/{id}"));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["container"].clone()
+    }
+
+    /// Runs a command inside a running container.
+    pub fn attach(&self, name: &str, command: &str) -> String {
+        let output = Command::new("lxc-attach")
+            .arg("-P")
+            .arg(self.lxc_path())
+            .args(["-n", name, "--", "/bin/sh", "-c", command])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "lxc-attach {command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Reads a cgroup value of a running container.
+    pub fn cgroup(&self, name: &str, key: &str) -> String {
+        let output = Command::new("lxc-cgroup")
+            .arg("-P")
+            .arg(self.lxc_path())
+            .args(["-n", name, key])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "lxc-cgroup {key}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The state LXC reports: RUNNING, STOPPED, or None when it has no such container.
+    pub fn lxc_state(&self, name: &str) -> Option<String> {
+        if !self.lxc_path().join(name).join("config").exists() {
+            return None;
+        }
+        let output = Command::new("lxc-info")
+            .arg("-P")
+            .arg(self.lxc_path())
+            .args(["-n", name, "-s", "-H"])
+            .output()
+            .unwrap();
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
+
+/// Which cgroup files hold the limits on this host.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill();
+        // Remove every container this test made, whatever state it is in.
+        let lxc_path = self.lxc_path();
+        if let Ok(entries) = std::fs::read_dir(&lxc_path) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let _ = Command::new("lxc-stop")
+                    .arg("-P")
+                    .arg(&lxc_path)
+                    .args(["-n", &name, "-k"])
+                    .output();
+                let _ = Command::new("lxc-destroy")
+                    .arg("-P")
+                    .arg(&lxc_path)
+                    .args(["-n", &name])
+                    .output();
+            }
+        }
+    }
+}
+
+fn answer(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().unwrap();
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+    (status, value)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A container name unique to this test run.
+pub fn unique_name(prefix: &str) -> String {
+    let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    format!("{prefix}-{suffix}")
+}
