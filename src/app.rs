@@ -10,6 +10,7 @@ use rocket::{Build, Rocket};
 use crate::config::{ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
+use crate::events::EventBus;
 use crate::jobs::{JobQueue, Runner, RunnerFairing};
 use crate::service::Service;
 use crate::templates::TemplateStore;
@@ -35,6 +36,7 @@ pub async fn build_with(
     let db = Db::open(&settings.database_url).await?;
     let templates = TemplateStore::new(settings.template_dir.clone());
     let queue = JobQueue::new();
+    let events = EventBus::new();
     let driver = Arc::new(LxcDriver::new(
         settings.lxc_path.clone(),
         settings.bridge.clone(),
@@ -45,14 +47,16 @@ pub async fn build_with(
         driver,
         templates.clone(),
         queue.clone(),
+        events.clone(),
         settings.max_parallel_jobs,
     );
-    let service = Service::new(db.clone(), templates, queue.clone());
+    let service = Service::new(db.clone(), templates, queue.clone(), events.clone());
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
 
     let mut rocket = rocket::custom(figment)
         .manage(service)
         .manage(queue)
+        .manage(events)
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
         .register("/", crate::api::catchers());

@@ -7,6 +7,7 @@ mod db;
 mod domain;
 mod driver;
 mod error;
+mod events;
 mod jobs;
 mod service;
 mod templates;

@@ -14,6 +14,7 @@ use crate::domain::parameters::{HostLimits, ParameterPatch, Parameters};
 use crate::domain::template::check_name;
 use crate::domain::time;
 use crate::domain::ValidationErrors;
+use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::templates::TemplateStore;
 
@@ -64,17 +65,38 @@ pub struct Service {
     db: Db,
     templates: TemplateStore,
     queue: JobQueue,
+    events: EventBus,
     host: HostLimits,
 }
 
+/// The longest a client may wait on one job in a single request.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Service {
-    pub fn new(db: Db, templates: TemplateStore, queue: JobQueue) -> Self {
+    pub fn new(db: Db, templates: TemplateStore, queue: JobQueue, events: EventBus) -> Self {
         Service {
             db,
             templates,
             queue,
+            events,
             host: HostLimits::of_this_host(),
         }
+    }
+
+    /// After a commit: wake the runner and tell subscribers what changed.
+    async fn announce(&self, job: &Job) {
+        self.queue.wake();
+        self.events.publish(Event::Job(job.clone()));
+        if let Ok(container) = self.container_any(job.entity_id).await {
+            self.events.publish(Event::Container(container));
+        }
+    }
+
+    async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
+        let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
+        containers::get_any(&mut conn, id)
+            .await?
+            .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))
     }
 
     pub fn db(&self) -> &Db {
@@ -148,7 +170,7 @@ impl Service {
         };
         let job = jobs::insert(&mut tx, stored.id, JobAction::Create, None, now).await?;
         tx.commit().await.map_err(DbError::from)?;
-        self.queue.wake();
+        self.announce(&job).await;
         Ok((stored, job))
     }
 
@@ -197,7 +219,7 @@ impl Service {
             serde_json::to_string(&ConfigureChange { before, after }).expect("payload serialises");
         let job = jobs::insert(&mut tx, id, JobAction::Configure, Some(payload), now).await?;
         tx.commit().await.map_err(DbError::from)?;
-        self.queue.wake();
+        self.announce(&job).await;
         Ok(job)
     }
 
@@ -223,7 +245,7 @@ impl Service {
         }
         let job = jobs::insert(&mut tx, id, action, None, now).await?;
         tx.commit().await.map_err(DbError::from)?;
-        self.queue.wake();
+        self.announce(&job).await;
         Ok(job)
     }
 
@@ -237,6 +259,40 @@ impl Service {
     pub async fn jobs(&self) -> Result<Vec<Job>, ServiceError> {
         let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
         Ok(jobs::list(&mut conn).await?)
+    }
+
+    /// The job as soon as it has finished, or as it is when `timeout` passes.
+    /// Waiting costs nothing until an event about this job arrives.
+    pub async fn wait_for_job(
+        &self,
+        id: Uuid,
+        timeout: std::time::Duration,
+    ) -> Result<Job, ServiceError> {
+        let mut events = self.events.subscribe();
+        let job = self.job(id).await?;
+        if job.status.is_finished() {
+            return Ok(job);
+        }
+        let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_elapsed) => return self.job(id).await,
+                Ok(Ok(Event::Job(job))) if job.id == id && job.status.is_finished() => {
+                    return Ok(job)
+                }
+                Ok(Ok(_)) => {}
+                // Missed events might include ours: look again.
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    let job = self.job(id).await?;
+                    if job.status.is_finished() {
+                        return Ok(job);
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    return self.job(id).await
+                }
+            }
+        }
     }
 
     pub async fn job_log(&self, job: &Job) -> Result<Vec<LogLine>, ServiceError> {

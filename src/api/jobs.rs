@@ -10,11 +10,11 @@ use super::parse_id;
 use crate::db::jobs::Job;
 use crate::domain::job::{JobAction, JobStatus};
 use crate::domain::time::{self, Timestamp};
-use crate::error::ApiResult;
-use crate::service::Service;
+use crate::error::{ApiError, ApiResult};
+use crate::service::{Service, MAX_WAIT};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![list, get]
+    rocket::routes![list, get, wait, log]
 }
 
 /// A job as the API shows it; the seed's fields first.
@@ -76,4 +76,38 @@ async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
         message: "success",
         job: JobView::from(&job)
     })))
+}
+
+/// Answers as soon as the job has finished, or with its current state once
+/// `timeout` seconds (default 30, at most 300) have passed.
+#[rocket::get("/jobs/<id>/wait?<timeout>")]
+async fn wait(service: &State<Service>, id: &str, timeout: Option<&str>) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let seconds = match timeout {
+        None => 30,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(seconds) if seconds <= MAX_WAIT.as_secs() => seconds,
+            _ => {
+                return Err(ApiError::Validation(format!(
+                    "timeout: must be a whole number of seconds from 0 to {}",
+                    MAX_WAIT.as_secs()
+                )))
+            }
+        },
+    };
+    let job = service
+        .wait_for_job(id, std::time::Duration::from_secs(seconds))
+        .await?;
+    Ok(Json(json!(JobBody {
+        message: "success",
+        job: JobView::from(&job)
+    })))
+}
+
+/// The job's steps and, when a tool failed, what it printed.
+#[rocket::get("/jobs/<id>/log")]
+async fn log(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
+    let job = service.job(parse_id(id)?).await?;
+    let lines = service.job_log(&job).await?;
+    Ok(Json(json!({ "message": "success", "lines": lines })))
 }

@@ -4,6 +4,7 @@
 mod body;
 mod catchers;
 mod containers;
+mod events;
 mod jobs;
 
 use rocket::http::{Header, Status};
@@ -21,6 +22,7 @@ pub const BASES: [&str; 2] = ["/v1", "/v0.1"];
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
+    routes.extend(events::routes());
     routes
 }
 

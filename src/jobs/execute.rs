@@ -13,6 +13,7 @@ use crate::domain::job::{JobAction, JobStatus};
 use crate::domain::parameters::HostLimits;
 use crate::domain::time;
 use crate::driver::{ContainerSpec, DriverError, RunState, StepLog, TemplateSource};
+use crate::events::Event;
 use crate::service::ConfigureChange;
 
 /// Why a job failed, in words an operator can act on.
@@ -26,7 +27,8 @@ impl Runner {
             job.action.as_str(),
             job.entity_id
         );
-        let (step_log, writer) = JobStepLog::start(self.db.clone(), job.id, job.seq);
+        let (step_log, writer) =
+            JobStepLog::start(self.db.clone(), self.events.clone(), job.id, job.seq);
         let outcome = self.perform(&job, &step_log).await;
         if let Err(failure) = &outcome {
             step_log.step(format!("failed: {failure}"));
@@ -122,6 +124,18 @@ impl Runner {
             }
         }
         tx.commit().await?;
+        self.announce(job).await
+    }
+
+    /// Tells subscribers the job's and its container's state after a change.
+    pub(super) async fn announce(&self, job: &Job) -> Result<(), DbError> {
+        let mut conn = self.db.pool().acquire().await?;
+        if let Some(job) = job_rows::get(&mut conn, job.id).await? {
+            self.events.publish(Event::Job(job));
+        }
+        if let Some(container) = containers::get_any(&mut conn, job.entity_id).await? {
+            self.events.publish(Event::Container(container));
+        }
         Ok(())
     }
 
@@ -153,7 +167,8 @@ impl Runner {
 
     /// A create cut off by a crash: remove what it built and fail it.
     pub(super) async fn abandon_create(&self, job: &Job) -> Result<(), DbError> {
-        let (step_log, writer) = JobStepLog::start(self.db.clone(), job.id, job.seq);
+        let (step_log, writer) =
+            JobStepLog::start(self.db.clone(), self.events.clone(), job.id, job.seq);
         step_log.step("berth stopped while this job ran".into());
         let cleanup = match self.container(job).await.and_then(|c| spec_of(&c)) {
             Ok(spec) => self

@@ -17,6 +17,7 @@ use crate::db::jobs as job_rows;
 use crate::db::{Db, DbError};
 use crate::domain::time;
 use crate::driver::Driver;
+use crate::events::{Event, EventBus};
 use crate::templates::TemplateStore;
 
 pub use fairing::RunnerFairing;
@@ -56,6 +57,7 @@ pub struct Runner {
     driver: Arc<dyn Driver>,
     templates: TemplateStore,
     queue: JobQueue,
+    events: EventBus,
     max_parallel: usize,
 }
 
@@ -65,6 +67,7 @@ impl Runner {
         driver: Arc<dyn Driver>,
         templates: TemplateStore,
         queue: JobQueue,
+        events: EventBus,
         max_parallel: usize,
     ) -> Self {
         Runner {
@@ -72,6 +75,7 @@ impl Runner {
             driver,
             templates,
             queue,
+            events,
             max_parallel,
         }
     }
@@ -89,6 +93,7 @@ impl Runner {
             while let Ok(permit) = permits.clone().try_acquire_owned() {
                 match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
                     Ok(Some(job)) => {
+                        self.events.publish(Event::Job(job.clone()));
                         let runner = self.clone();
                         in_flight.spawn(async move {
                             runner.execute(job).await;

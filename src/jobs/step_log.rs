@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use crate::db::{jobs as job_rows, Db};
 use crate::domain::time::{self, Timestamp};
 use crate::driver::StepLog;
+use crate::events::{Event as Change, EventBus};
 
 enum Event {
     Line(Timestamp, String),
@@ -27,7 +28,7 @@ impl LogWriter {
 }
 
 impl JobStepLog {
-    pub fn start(db: Db, job: uuid::Uuid, seq: i64) -> (JobStepLog, LogWriter) {
+    pub fn start(db: Db, events: EventBus, job: uuid::Uuid, seq: i64) -> (JobStepLog, LogWriter) {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(async move {
             while let Some(event) = receiver.recv().await {
