@@ -11,7 +11,8 @@ use crate::config::{ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
-use crate::jobs::{JobQueue, Runner, RunnerFairing};
+use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::templates::TemplateStore;
 
@@ -37,6 +38,7 @@ pub async fn build_with(
     let templates = TemplateStore::new(settings.template_dir.clone());
     let queue = JobQueue::new();
     let events = EventBus::new();
+    let metrics = Metrics::new();
     let driver = Arc::new(LxcDriver::new(
         settings.lxc_path.clone(),
         settings.bridge.clone(),
@@ -48,7 +50,11 @@ pub async fn build_with(
         templates.clone(),
         queue.clone(),
         events.clone(),
-        settings.max_parallel_jobs,
+        metrics.clone(),
+        RunnerSettings {
+            max_parallel: settings.max_parallel_jobs,
+            retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
+        },
     );
     let service = Service::new(db.clone(), templates, queue.clone(), events.clone());
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
@@ -57,8 +63,11 @@ pub async fn build_with(
         .manage(service)
         .manage(queue)
         .manage(events)
+        .manage(metrics.clone())
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
+        .attach(crate::api::RequestCounter)
+        .mount("/", crate::api::health_routes())
         .register("/", crate::api::catchers());
     for base in crate::api::BASES {
         rocket = rocket.mount(base, crate::api::routes());

@@ -37,6 +37,8 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// How long a container's init gets to shut down before it is killed.
     pub stop_timeout_secs: u64,
+    /// How long finished jobs (and their logs) stay readable.
+    pub job_retention_days: u64,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             max_parallel_jobs: 4,
             shutdown_timeout_secs: 30,
             stop_timeout_secs: 30,
+            job_retention_days: 30,
         }
     }
 }
@@ -70,15 +73,14 @@ pub enum ConfigError {
 /// The settings with every path made absolute and every directory created.
 #[derive(Debug, Clone)]
 pub struct ResolvedSettings {
-    pub data_dir: PathBuf,
     pub template_dir: PathBuf,
     pub lxc_path: PathBuf,
     pub database_url: String,
-    pub auth: AuthMode,
     pub bridge: String,
     pub max_parallel_jobs: usize,
     pub shutdown_timeout_secs: u64,
     pub stop_timeout_secs: u64,
+    pub job_retention_days: u64,
 }
 
 /// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
@@ -129,15 +131,14 @@ impl Settings {
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
         Ok(ResolvedSettings {
-            data_dir,
             template_dir,
             lxc_path,
             database_url,
-            auth: self.auth,
             bridge: self.bridge,
             max_parallel_jobs: self.max_parallel_jobs,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             stop_timeout_secs: self.stop_timeout_secs,
+            job_retention_days: self.job_retention_days,
         })
     }
 }

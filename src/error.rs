@@ -7,6 +7,7 @@ use rocket::Request;
 use serde_json::json;
 
 use crate::service::ServiceError;
+use crate::templates::TemplateError;
 
 /// Every failure the API can answer with. `code` and `status` below are the
 /// table documented in the README; keep the two in step.
@@ -40,14 +41,22 @@ pub enum ApiError {
     JobNotFound(String),
     #[error("template '{0}' not found in the template directory")]
     TemplateNotFound(String),
+    #[error("template '{0}' not found")]
+    TemplateMissing(String),
     #[error("a container named '{0}' already exists")]
     NameTaken(String),
     #[error("{0}")]
     Conflict(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("Idempotency-Key '{0}' was already used with a different request; use a new key")]
+    IdempotencyKeyReused(String),
+    #[error("{0}")]
+    TemplateExists(String),
     #[error("berth is shutting down; try again shortly")]
     Unavailable,
+    #[error("unhealthy: {0}")]
+    Unhealthy(String),
     #[error("internal error; the server log has the details")]
     Internal(String),
 }
@@ -63,15 +72,19 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 1004,
             ApiError::PayloadTooLarge(_) => 1005,
             ApiError::BadRequest(_) => 1006,
+            ApiError::IdempotencyKeyReused(_) => 1007,
             ApiError::RouteNotFound { .. } => 2000,
             ApiError::MethodNotAllowed { .. } => 2001,
             ApiError::ContainerNotFound(_) => 2002,
             ApiError::JobNotFound(_) => 2003,
             ApiError::TemplateNotFound(_) => 2004,
+            ApiError::TemplateMissing(_) => 2005,
             ApiError::NameTaken(_) => 3000,
             ApiError::Conflict(_) => 3001,
+            ApiError::TemplateExists(_) => 3002,
             ApiError::Internal(_) => 5000,
             ApiError::Unavailable => 5001,
+            ApiError::Unhealthy(_) => 5002,
         }
     }
 
@@ -81,16 +94,21 @@ impl ApiError {
                 Status::BadRequest
             }
             ApiError::BadRequest(_) => Status::BadRequest,
-            ApiError::Validation(_) | ApiError::TemplateNotFound(_) => Status::UnprocessableEntity,
+            ApiError::Validation(_)
+            | ApiError::TemplateNotFound(_)
+            | ApiError::IdempotencyKeyReused(_) => Status::UnprocessableEntity,
             ApiError::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             ApiError::RouteNotFound { .. }
             | ApiError::ContainerNotFound(_)
-            | ApiError::JobNotFound(_) => Status::NotFound,
+            | ApiError::JobNotFound(_)
+            | ApiError::TemplateMissing(_) => Status::NotFound,
             ApiError::MethodNotAllowed { .. } => Status::MethodNotAllowed,
-            ApiError::NameTaken(_) | ApiError::Conflict(_) => Status::Conflict,
+            ApiError::NameTaken(_) | ApiError::Conflict(_) | ApiError::TemplateExists(_) => {
+                Status::Conflict
+            }
             ApiError::Internal(_) => Status::InternalServerError,
-            ApiError::Unavailable => Status::ServiceUnavailable,
+            ApiError::Unavailable | ApiError::Unhealthy(_) => Status::ServiceUnavailable,
         }
     }
 
@@ -109,8 +127,22 @@ impl From<ServiceError> for ApiError {
             ServiceError::ContainerNotFound(id) => ApiError::ContainerNotFound(id),
             ServiceError::JobNotFound(id) => ApiError::JobNotFound(id),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
+            ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             ServiceError::Database(error) => ApiError::Internal(error.to_string()),
-            ServiceError::Templates(error) => ApiError::Internal(error.to_string()),
+            ServiceError::Templates(error) => error.into(),
+        }
+    }
+}
+
+impl From<TemplateError> for ApiError {
+    fn from(error: TemplateError) -> Self {
+        match error {
+            TemplateError::BadFileName(_) | TemplateError::WrongFormat(_) => {
+                ApiError::Validation(error.to_string())
+            }
+            TemplateError::Exists(_) => ApiError::TemplateExists(error.to_string()),
+            TemplateError::NotFound(name) => ApiError::TemplateMissing(name),
+            TemplateError::Io(_) => ApiError::Internal(error.to_string()),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The `berth` command: parses the command line and launches the service.
+//! The `berth` command: parses the command line, then launches the service
+//! or runs a one-off task.
 
 mod api;
 mod app;
@@ -9,17 +10,26 @@ mod driver;
 mod error;
 mod events;
 mod jobs;
+mod metrics;
 mod service;
 mod templates;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::domain::template::TemplateFormat;
+use crate::templates::TemplateStore;
+
 /// berth: a host agent for LXC system containers, with a JSON API, a web
 /// console and a persistent job runner in one process.
+///
+/// Configuration comes from Rocket.toml (or the file in ROCKET_CONFIG),
+/// ROCKET_* variables, and berth's own [default.berth] table or BERTH_*
+/// variables (BERTH_DATA_DIR, BERTH_TEMPLATE_DIR, BERTH_LXC_PATH, …).
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,9 +37,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service: API and job runner on 127.0.0.1:5000 unless
-    /// Rocket.toml, ROCKET_* or BERTH_* settings say otherwise.
+    /// Run the service: API, console and job runner on 127.0.0.1:5000
+    /// unless the configuration says otherwise.
     Serve,
+    /// Manage OS templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Copy template archives (<name>.tar.gz, .tar.xz, .tar.zst or .tar)
+    /// into the template directory; a directory imports every archive in it.
+    Import {
+        /// Archive files or directories holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Replace a template of the same name instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[rocket::main]
@@ -37,6 +64,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve => serve().await,
+        Command::Template(TemplateCommand::Import { paths, replace }) => {
+            import_templates(&paths, replace)
+        }
     }
 }
 
@@ -55,4 +85,80 @@ async fn serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import_templates(paths: &[PathBuf], replace: bool) -> ExitCode {
+    let settings =
+        match config::Settings::from_figment(&config::figment()).and_then(|s| s.resolve()) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("berth: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let store = TemplateStore::new(settings.template_dir);
+    let mut failed = false;
+    for path in paths {
+        let files = if path.is_dir() {
+            archives_in(path)
+        } else {
+            Ok(vec![path.clone()])
+        };
+        match files {
+            Ok(files) => {
+                for file in files {
+                    match import_one(&store, &file, replace) {
+                        Ok(name) => println!("imported {name} from {}", file.display()),
+                        Err(error) => {
+                            eprintln!("berth: {}: {error}", file.display());
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                eprintln!("berth: {}: {error}", path.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The template archives directly inside `dir`.
+fn archives_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_archive = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| TemplateFormat::split_file_name(n).is_some());
+        if is_archive && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Copies one archive in under its own file name, atomically.
+fn import_one(store: &TemplateStore, file: &Path, replace: bool) -> Result<String, String> {
+    let file_name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| "the file name is not valid UTF-8".to_owned())?;
+    let staging = store.staging_path();
+    if let Err(error) = std::fs::copy(file, &staging) {
+        let _ = std::fs::remove_file(&staging);
+        return Err(error.to_string());
+    }
+    store
+        .install(&staging, file_name, replace)
+        .map(|info| info.name)
+        .map_err(|e| e.to_string())
 }

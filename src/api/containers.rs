@@ -8,10 +8,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::body::JsonBody;
-use super::{parse_id, ApiBase, JobAnswer};
+use super::paging::{decode_cursor, encode_cursor, parse_limit};
+use super::{parse_id, ApiBase, Idempotency, JobAnswer};
+use crate::db::containers::ContainerFilter;
+use crate::domain::container::ContainerStatus;
 use crate::domain::job::JobAction;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{NewContainer, Service};
+use crate::service::{Accepted, NewContainer, Service};
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![create, list, get, update, delete, start, stop, restart]
@@ -36,28 +39,55 @@ struct UpdateBody {
 async fn create(
     service: &State<Service>,
     base: ApiBase,
+    idempotency: Result<Idempotency, ApiError>,
     body: Result<JsonBody<CreateBody>, ApiError>,
 ) -> ApiResult<JobAnswer> {
+    let Idempotency(key) = idempotency?;
     let JsonBody(body) = body?;
     let request = NewContainer {
         name: body.name,
         ostemplate: body.ostemplate,
         parameters: body.parameters,
     };
-    let (container, job) = service.create_container(request).await?;
+    let Accepted { job, container_id } = service.create_container(request, key.as_ref()).await?;
     Ok(JobAnswer::new(
         Status::Accepted,
         base.job_url(job.id),
-        json!({ "message": "success", "job_id": job.id, "container_id": container.id }),
+        json!({ "message": "success", "job_id": job.id, "container_id": container_id }),
     ))
 }
 
-#[rocket::get("/containers")]
-async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
-    let containers = service.containers().await?;
-    Ok(Json(
-        json!({ "message": "success", "containers": containers }),
-    ))
+/// Containers oldest first, `limit` (1–500, default 50) at a time; pass
+/// `next_cursor` back as `cursor` for the next page. Filters: `status`
+/// (`deleted` lists deleted ones) and exact `name`.
+#[rocket::get("/containers?<limit>&<cursor>&<status>&<name>")]
+async fn list(
+    service: &State<Service>,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    status: Option<&str>,
+    name: Option<&str>,
+) -> ApiResult<Json<Value>> {
+    let status = status
+        .map(|raw| {
+            ContainerStatus::parse(raw).ok_or_else(|| {
+                let known: Vec<_> = ContainerStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::Validation(format!("status: must be one of {}", known.join(", ")))
+            })
+        })
+        .transpose()?;
+    let filter = ContainerFilter {
+        status,
+        name: name.map(str::to_owned),
+    };
+    let page = service
+        .containers(&filter, decode_cursor(cursor)?, parse_limit(limit)?)
+        .await?;
+    Ok(Json(json!({
+        "message": "success",
+        "containers": page.items,
+        "next_cursor": page.next.map(encode_cursor),
+    })))
 }
 
 #[rocket::get("/containers/<id>")]
@@ -90,8 +120,11 @@ async fn queue(
     base: &ApiBase,
     id: &str,
     action: JobAction,
+    idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    let job = service.queue_action(parse_id(id)?, action).await?;
+    let id = parse_id(id)?;
+    let Idempotency(key) = idempotency?;
+    let Accepted { job, .. } = service.queue_action(id, action, key.as_ref()).await?;
     Ok(JobAnswer::new(
         Status::Accepted,
         base.job_url(job.id),
@@ -100,21 +133,41 @@ async fn queue(
 }
 
 #[rocket::delete("/containers/<id>")]
-async fn delete(service: &State<Service>, base: ApiBase, id: &str) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Delete).await
+async fn delete(
+    service: &State<Service>,
+    base: ApiBase,
+    id: &str,
+    idempotency: Result<Idempotency, ApiError>,
+) -> ApiResult<JobAnswer> {
+    queue(service, &base, id, JobAction::Delete, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/start")]
-async fn start(service: &State<Service>, base: ApiBase, id: &str) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Start).await
+async fn start(
+    service: &State<Service>,
+    base: ApiBase,
+    id: &str,
+    idempotency: Result<Idempotency, ApiError>,
+) -> ApiResult<JobAnswer> {
+    queue(service, &base, id, JobAction::Start, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/stop")]
-async fn stop(service: &State<Service>, base: ApiBase, id: &str) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Stop).await
+async fn stop(
+    service: &State<Service>,
+    base: ApiBase,
+    id: &str,
+    idempotency: Result<Idempotency, ApiError>,
+) -> ApiResult<JobAnswer> {
+    queue(service, &base, id, JobAction::Stop, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/restart")]
-async fn restart(service: &State<Service>, base: ApiBase, id: &str) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Restart).await
+async fn restart(
+    service: &State<Service>,
+    base: ApiBase,
+    id: &str,
+    idempotency: Result<Idempotency, ApiError>,
+) -> ApiResult<JobAnswer> {
+    queue(service, &base, id, JobAction::Restart, idempotency).await
 }

@@ -1,20 +1,23 @@
 //! `/jobs`: the state of queued, running and finished jobs.
 
+use rocket::http::Status;
 use rocket::serde::json::Json;
 use rocket::{Route, State};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::paging::{decode_cursor, encode_cursor, parse_limit};
 use super::parse_id;
 use crate::db::jobs::Job;
+use crate::db::jobs::JobFilter;
 use crate::domain::job::{JobAction, JobStatus};
 use crate::domain::time::{self, Timestamp};
 use crate::error::{ApiError, ApiResult};
-use crate::service::{Service, MAX_WAIT};
+use crate::service::{CancelOutcome, Service, MAX_WAIT};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![list, get, wait, log]
+    rocket::routes![list, get, wait, log, cancel]
 }
 
 /// A job as the API shows it; the seed's fields first.
@@ -54,11 +57,56 @@ impl<'a> From<&'a Job> for JobView<'a> {
     }
 }
 
-#[rocket::get("/jobs")]
-async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
-    let jobs = service.jobs().await?;
-    let views: Vec<JobView<'_>> = jobs.iter().map(JobView::from).collect();
-    Ok(Json(json!({ "message": "success", "jobs": views })))
+/// Jobs newest first, `limit` (1–500, default 50) at a time; pass
+/// `next_cursor` back as `cursor` for older ones. Filters: `status`,
+/// `entity_id`, `action`.
+#[rocket::get("/jobs?<limit>&<cursor>&<status>&<entity_id>&<action>")]
+async fn list(
+    service: &State<Service>,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    status: Option<&str>,
+    entity_id: Option<&str>,
+    action: Option<&str>,
+) -> ApiResult<Json<Value>> {
+    let filter = JobFilter {
+        status: status
+            .map(|raw| parse_choice("status", raw, &JobStatus::ALL, JobStatus::as_str))
+            .transpose()?,
+        entity_id: entity_id
+            .map(|raw| {
+                Uuid::try_parse(raw)
+                    .map_err(|_| ApiError::Validation("entity_id: must be a UUID".into()))
+            })
+            .transpose()?,
+        action: action
+            .map(|raw| parse_choice("action", raw, &JobAction::ALL, JobAction::as_str))
+            .transpose()?,
+    };
+    let page = service
+        .jobs(&filter, decode_cursor(cursor)?, parse_limit(limit)?)
+        .await?;
+    let views: Vec<JobView<'_>> = page.items.iter().map(JobView::from).collect();
+    Ok(Json(json!({
+        "message": "success",
+        "jobs": views,
+        "next_cursor": page.next.map(encode_cursor),
+    })))
+}
+
+fn parse_choice<T: Copy>(
+    field: &str,
+    raw: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ApiError> {
+    all.iter()
+        .copied()
+        .find(|choice| name(*choice) == raw)
+        .ok_or_else(|| {
+            let known: Vec<_> = all.iter().map(|choice| name(*choice)).collect();
+            ApiError::Validation(format!("{field}: must be one of {}", known.join(", ")))
+        })
 }
 
 /// A single job: the seed puts its fields beside `message`.
@@ -110,4 +158,22 @@ async fn log(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
     let job = service.job(parse_id(id)?).await?;
     let lines = service.job_log(&job).await?;
     Ok(Json(json!({ "message": "success", "lines": lines })))
+}
+
+/// Cancels a queued job (200, now `cancelled`), or asks a running one to
+/// stop where its step can stop safely (202, still `running`); 409 when
+/// neither is possible.
+#[rocket::delete("/jobs/<id>")]
+async fn cancel(service: &State<Service>, id: &str) -> ApiResult<(Status, Json<Value>)> {
+    let (status, job) = match service.cancel_job(parse_id(id)?).await? {
+        CancelOutcome::Cancelled(job) => (Status::Ok, job),
+        CancelOutcome::Stopping(job) => (Status::Accepted, job),
+    };
+    Ok((
+        status,
+        Json(json!(JobBody {
+            message: "success",
+            job: JobView::from(&job)
+        })),
+    ))
 }

@@ -5,7 +5,10 @@ mod body;
 mod catchers;
 mod containers;
 mod events;
+mod health;
 mod jobs;
+mod paging;
+mod templates;
 
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -15,6 +18,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::service::IdempotencyKey;
+
+pub use catchers::catchers;
+pub use health::{routes as health_routes, RequestCounter};
 
 /// Where the API is mounted: the seed uses both prefixes.
 pub const BASES: [&str; 2] = ["/v1", "/v0.1"];
@@ -22,11 +29,10 @@ pub const BASES: [&str; 2] = ["/v1", "/v0.1"];
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
+    routes.extend(templates::routes());
     routes.extend(events::routes());
     routes
 }
-
-pub use catchers::catchers;
 
 /// The version prefix the request came in on, for links in answers.
 pub struct ApiBase(&'static str);
@@ -48,6 +54,29 @@ impl<'r> FromRequest<'r> for ApiBase {
 impl ApiBase {
     pub fn job_url(&self, job: Uuid) -> String {
         format!("{}/jobs/{job}", self.0)
+    }
+}
+
+/// The optional `Idempotency-Key` header. Take it as
+/// `Result<Idempotency, ApiError>` so a malformed key is answered in the
+/// API's error shape.
+pub struct Idempotency(pub Option<IdempotencyKey>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Idempotency {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match req.headers().get_one("Idempotency-Key") {
+            None => Outcome::Success(Idempotency(None)),
+            Some(raw) => match IdempotencyKey::parse(raw) {
+                Ok(key) => Outcome::Success(Idempotency(Some(key))),
+                Err(errors) => {
+                    let error = ApiError::Validation(errors.to_string());
+                    Outcome::Error((error.status(), error))
+                }
+            },
+        }
     }
 }
 

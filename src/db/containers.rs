@@ -104,14 +104,61 @@ pub async fn name_taken(conn: &mut SqliteConnection, name: &str) -> Result<bool,
     Ok(row.is_some())
 }
 
-/// Every container that exists, oldest first.
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Container>, DbError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM containers WHERE status <> 'deleted' ORDER BY seq"
-    ))
+/// Which containers a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilter {
+    /// `None` shows every container that exists (all but `deleted`).
+    pub status: Option<ContainerStatus>,
+    pub name: Option<String>,
+}
+
+/// Up to `limit` containers after `after_seq`, oldest first. Ordering by
+/// the insertion sequence means new containers only ever appear at the end,
+/// so paging never skips or repeats one.
+pub async fn page(
+    conn: &mut SqliteConnection,
+    filter: &ContainerFilter,
+    after_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Container>, DbError> {
+    let mut query =
+        sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM containers WHERE seq > "));
+    query.push_bind(after_seq.unwrap_or(0));
+    match filter.status {
+        Some(status) => query.push(" AND status = ").push_bind(status.as_str()),
+        None => query.push(" AND status <> 'deleted'"),
+    };
+    if let Some(name) = &filter.name {
+        query.push(" AND name = ").push_bind(name.clone());
+    }
+    query
+        .push(" ORDER BY seq LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = query.build().fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// How many containers there are in each status (`deleted` aside).
+pub async fn count_by_status(conn: &mut SqliteConnection) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM containers WHERE status <> 'deleted' GROUP BY status",
+    )
     .fetch_all(conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    rows.iter()
+        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+        .collect()
+}
+
+/// Forgets deleted containers none of whose jobs are kept any more.
+pub async fn prune_deleted(conn: &mut SqliteConnection) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "DELETE FROM containers WHERE status = 'deleted'
+           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.entity_id = containers.id)",
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn set_parameters(

@@ -93,12 +93,94 @@ pub async fn get(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Job>, D
     row.as_ref().map(from_row).transpose()
 }
 
-/// All jobs, newest first.
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Job>, DbError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs ORDER BY seq DESC"))
-        .fetch_all(conn)
-        .await?;
+/// Which jobs a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub entity_id: Option<Uuid>,
+    pub action: Option<JobAction>,
+}
+
+/// Up to `limit` jobs before `before_seq`, newest first. New jobs appear
+/// only before the first page, so paging never skips or repeats one.
+pub async fn page(
+    conn: &mut SqliteConnection,
+    filter: &JobFilter,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Job>, DbError> {
+    let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM jobs WHERE seq < "));
+    query.push_bind(before_seq.unwrap_or(i64::MAX));
+    if let Some(status) = filter.status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(entity_id) = filter.entity_id {
+        query
+            .push(" AND entity_id = ")
+            .push_bind(entity_id.hyphenated().to_string());
+    }
+    if let Some(action) = filter.action {
+        query.push(" AND action = ").push_bind(action.as_str());
+    }
+    query
+        .push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = query.build().fetch_all(conn).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// How many jobs there are for each (status, action).
+pub async fn count_by_status_and_action(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<(String, String, i64)>, DbError> {
+    let rows =
+        sqlx::query("SELECT status, action, COUNT(*) AS n FROM jobs GROUP BY status, action")
+            .fetch_all(conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("status")?,
+                row.try_get("action")?,
+                row.try_get("n")?,
+            ))
+        })
+        .collect()
+}
+
+/// Cancels the container's queued jobs (its create was cancelled, so
+/// there is nothing for them to act on).
+pub async fn cancel_queued_for(
+    conn: &mut SqliteConnection,
+    entity_id: Uuid,
+    now: Timestamp,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE entity_id = ? AND status = 'queued'",
+    )
+    .bind(time::format(&now))
+    .bind(entity_id.hyphenated().to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Removes up to `batch` jobs (and their logs) that finished before
+/// `cutoff`; small batches keep the write lock short.
+pub async fn prune_finished(
+    conn: &mut SqliteConnection,
+    cutoff: Timestamp,
+    batch: u32,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "DELETE FROM jobs WHERE seq IN (
+             SELECT seq FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)",
+    )
+    .bind(time::format(&cutoff))
+    .bind(i64::from(batch))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Jobs in a given state, oldest first (recovery looks for `running`).
@@ -113,17 +195,6 @@ pub async fn with_status(
     .fetch_all(conn)
     .await?;
     rows.iter().map(from_row).collect()
-}
-
-/// Whether the container has a job that is queued or running.
-pub async fn has_unfinished(conn: &mut SqliteConnection, entity_id: Uuid) -> Result<bool, DbError> {
-    let row = sqlx::query(
-        "SELECT 1 FROM jobs WHERE entity_id = ? AND status IN ('queued', 'running') LIMIT 1",
-    )
-    .bind(entity_id.hyphenated().to_string())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
 }
 
 /// Marks the next runnable job `running` and returns it: the oldest queued
@@ -230,4 +301,19 @@ pub async fn log(conn: &mut SqliteConnection, seq: i64) -> Result<Vec<LogLine>, 
             })
         })
         .collect()
+}
+
+/// Whether a create job that has not finished uses template `ostemplate`.
+pub async fn create_pending_from(
+    conn: &mut SqliteConnection,
+    ostemplate: &str,
+) -> Result<bool, DbError> {
+    let row = sqlx::query(
+        "SELECT 1 FROM jobs j JOIN containers c ON c.id = j.entity_id
+         WHERE j.action = 'create' AND j.status IN ('queued', 'running') AND c.ostemplate = ? LIMIT 1",
+    )
+    .bind(ostemplate)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
 }

@@ -2,6 +2,7 @@
 //! queries over containers and jobs.
 
 pub mod containers;
+pub mod idempotency;
 pub mod jobs;
 
 use std::str::FromStr;
@@ -52,8 +53,15 @@ impl Db {
         Ok(Db { pool })
     }
 
+    /// Starts a write transaction holding the write lock from the start,
+    /// so its reads and writes see one state and it cannot fail half-way on
+    /// a snapshot another writer made stale.
     pub async fn begin(&self) -> Result<Tx<'_>, DbError> {
-        Ok(self.pool.begin().await?)
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE write_lock SET counter = counter + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -95,15 +95,6 @@ impl ParameterPatch {
         }
         errors.into_result(ParameterPatch(changes))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether the patch sets or removes `name`.
-    pub fn touches(&self, name: &str) -> bool {
-        self.0.iter().any(|(key, _)| key == name)
-    }
 }
 
 impl Parameters {
@@ -128,6 +119,21 @@ impl Parameters {
             *merged.slot(name) = value.clone();
         }
         merged
+    }
+
+    /// Takes back a change from `before` to `after` where these parameters
+    /// still hold what the change set; values changed since are kept.
+    pub fn undone(&self, before: &Parameters, after: &Parameters) -> Parameters {
+        let mut restored = self.clone();
+        let (mut before, mut after) = (before.clone(), after.clone());
+        for name in PARAMETER_NAMES {
+            let (was, set) = (before.slot(name).clone(), after.slot(name).clone());
+            let slot = restored.slot(name);
+            if *slot == set && set != was {
+                *slot = was;
+            }
+        }
+        restored
     }
 
     /// Checks every parameter and the ones that only make sense together,
@@ -448,6 +454,20 @@ mod tests {
         let merged = stored.merged(&patch(json!({"cpus": "2", "hostname": null})));
         assert_eq!(merged.hostname, None);
         assert_eq!(merged.cpus.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn undoing_a_change_keeps_what_changed_since() {
+        let before = Parameters::default()
+            .merged(&patch(json!({"size": "1", "size_units": "G", "cpus": "1"})));
+        let after = before.merged(&patch(json!({"size": "2", "cpus": "2"})));
+        let since = after.merged(&patch(json!({"cpus": "1", "hostname": "h"})));
+        let undone = since.undone(&before, &after);
+        assert_eq!(undone.size.as_deref(), Some("1"));
+        assert_eq!(undone.cpus.as_deref(), Some("1"));
+        assert_eq!(undone.hostname.as_deref(), Some("h"));
+        let added = before.merged(&patch(json!({"memsize": "64", "memsize_units": "M"})));
+        assert_eq!(added.undone(&before, &added), before);
     }
 
     #[test]

@@ -569,8 +569,14 @@ async fn unpack(
     let mut buffer = vec![0u8; 256 * 1024];
     let mut read = 0u64;
     let mut reported = 0u8;
-    let feed: Result<(), std::io::Error> = async {
+    // Unpacking only writes into the staging directory, which the caller
+    // removes: it can stop at any chunk.
+    log.enter_cancellable();
+    let feed: Result<bool, std::io::Error> = async {
         loop {
+            if log.cancel_requested() {
+                return Ok(false);
+            }
             let n = file.read(&mut buffer).await?;
             if n == 0 {
                 break;
@@ -583,10 +589,14 @@ async fn unpack(
                 log.progress(percent);
             }
         }
-        stdin.shutdown().await
+        stdin.shutdown().await.map(|()| true)
     }
     .await;
     drop(stdin);
+    if log.leave_cancellable() || matches!(feed, Ok(false)) {
+        let _ = child.kill().await;
+        return Err(DriverError::Cancelled);
+    }
     let status = child
         .wait()
         .await
@@ -600,7 +610,8 @@ async fn unpack(
         };
         return Err(failure("tar", &args, &output));
     }
-    feed.map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
+    feed.map(drop)
+        .map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
 }
 
 /// Space a tree takes on disk, counting allocated blocks.

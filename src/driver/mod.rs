@@ -44,6 +44,12 @@ pub trait StepLog: Send + Sync {
     fn step(&self, text: String);
     /// How far the job is, 0–100, where that can be measured.
     fn progress(&self, percent: u8);
+    /// Marks the start of a step that can stop safely if asked to.
+    fn enter_cancellable(&self);
+    /// Marks its end; true if a cancel was granted and must be honoured.
+    fn leave_cancellable(&self) -> bool;
+    /// Whether a cancel has been granted; checked often inside the step.
+    fn cancel_requested(&self) -> bool;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,8 @@ pub enum DriverError {
     ShrinkRefused { size_mib: u64, reason: String },
     #[error("a disk size cannot be removed once set; set a new size instead")]
     DiskRemovalRefused,
+    #[error("cancelled on request")]
+    Cancelled,
     #[error("container {0} does not exist on this host")]
     Missing(String),
     #[error("container did not reach {state} within {seconds} s{detail}")]

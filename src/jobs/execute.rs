@@ -7,7 +7,7 @@ use super::step_log::JobStepLog;
 use super::Runner;
 use crate::db::containers::{self, Container};
 use crate::db::jobs::{self as job_rows, Job};
-use crate::db::{DbError, Tx};
+use crate::db::DbError;
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::{JobAction, JobStatus};
 use crate::domain::parameters::HostLimits;
@@ -16,60 +16,77 @@ use crate::driver::{ContainerSpec, DriverError, RunState, StepLog, TemplateSourc
 use crate::events::Event;
 use crate::service::ConfigureChange;
 
-/// Why a job failed, in words an operator can act on.
-type Failure = String;
+/// How a job ended.
+#[derive(Debug)]
+enum Outcome {
+    Done,
+    /// Why it failed, in words an operator can act on.
+    Failed(String),
+    /// Stopped on request in a step that could stop safely.
+    Cancelled,
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
 
 impl Runner {
     pub(super) async fn execute(self: Arc<Self>, job: Job) {
+        let action = job.action.as_str();
         log::info!(
-            "job {} ({}) started for container {}",
+            "job {} ({action}) started for container {}",
             job.id,
-            job.action.as_str(),
             job.entity_id
         );
+        let clock = std::time::Instant::now();
+        let token = self.queue.inner.running.register(job.id);
         let (step_log, writer) =
-            JobStepLog::start(self.db.clone(), self.events.clone(), job.id, job.seq);
+            JobStepLog::start(self.db.clone(), self.events.clone(), token, job.id, job.seq);
         let outcome = self.perform(&job, &step_log).await;
-        if let Err(failure) = &outcome {
-            step_log.step(format!("failed: {failure}"));
+        match &outcome {
+            Outcome::Done => log::info!("job {} ({action}) done", job.id),
+            Outcome::Failed(why) => {
+                step_log.step(format!("failed: {why}"));
+                log::warn!("job {} ({action}) failed: {why}", job.id);
+            }
+            Outcome::Cancelled => {
+                step_log.step("cancelled on request; what the step had built was removed".into());
+                log::info!("job {} ({action}) cancelled", job.id);
+            }
         }
         drop(step_log);
         writer.flushed().await;
-        match &outcome {
-            Ok(()) => log::info!("job {} ({}) done", job.id, job.action.as_str()),
-            Err(failure) => {
-                log::warn!("job {} ({}) failed: {failure}", job.id, job.action.as_str())
-            }
-        }
-        if let Err(error) = self.settle(&job, outcome).await {
+        self.metrics
+            .observe_job(action, outcome.as_str(), clock.elapsed());
+        let settled = self.settle(&job, outcome).await;
+        self.queue.inner.running.unregister(job.id);
+        if let Err(error) = settled {
             // The job stays `running` and is settled at the next start.
             log::error!("job {}: cannot record its result: {error}", job.id);
         }
     }
 
-    async fn perform(&self, job: &Job, log: &JobStepLog) -> Result<(), Failure> {
-        let container = self.container(job).await?;
-        let spec = spec_of(&container)?;
+    async fn perform(&self, job: &Job, log: &JobStepLog) -> Outcome {
+        let container = match self.container(job).await {
+            Ok(container) => container,
+            Err(why) => return Outcome::Failed(why),
+        };
+        let spec = match spec_of(&container) {
+            Ok(spec) => spec,
+            Err(why) => return Outcome::Failed(why),
+        };
         let driver = &self.driver;
         let result = match job.action {
-            JobAction::Create => {
-                let template = self
-                    .templates
-                    .find(&container.ostemplate)
-                    .map_err(|e| format!("cannot read the template directory: {e}"))?
-                    .ok_or_else(|| {
-                        format!(
-                            "template '{}' is no longer in {}; put it back or delete this container",
-                            container.ostemplate,
-                            self.templates.dir().display()
-                        )
-                    })?;
-                let source = TemplateSource {
-                    path: template.path,
-                    format: template.format,
-                };
-                driver.create(&spec, &source, log).await
-            }
+            JobAction::Create => match self.template_of(&container) {
+                Ok(source) => driver.create(&spec, &source, log).await,
+                Err(why) => return Outcome::Failed(why),
+            },
             JobAction::Configure => driver.configure(&spec, log).await,
             JobAction::Start => driver.start(&spec, log).await,
             JobAction::Stop => driver.stop(&spec, log).await,
@@ -79,10 +96,32 @@ impl Runner {
             },
             JobAction::Delete => driver.destroy(&spec, log).await,
         };
-        result.map_err(|error| describe(job.action, &error))
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(DriverError::Cancelled) => Outcome::Cancelled,
+            Err(error) => Outcome::Failed(format!("{} failed: {error}", job.action.as_str())),
+        }
     }
 
-    async fn container(&self, job: &Job) -> Result<Container, Failure> {
+    fn template_of(&self, container: &Container) -> Result<TemplateSource, String> {
+        let template = self
+            .templates
+            .find(&container.ostemplate)
+            .map_err(|e| format!("cannot read the template directory: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "template '{}' is no longer in {}; put it back or delete this container",
+                    container.ostemplate,
+                    self.templates.dir().display()
+                )
+            })?;
+        Ok(TemplateSource {
+            path: template.path,
+            format: template.format,
+        })
+    }
+
+    async fn container(&self, job: &Job) -> Result<Container, String> {
         let mut conn = self
             .db
             .pool()
@@ -95,34 +134,68 @@ impl Runner {
             .ok_or_else(|| format!("container {} no longer exists", job.entity_id))
     }
 
+    /// What the host shows of a container whose job failed half-way.
+    async fn observed_status(&self, job: &Job) -> ContainerStatus {
+        let name = match self.container(job).await {
+            Ok(container) => container.name,
+            Err(_) => return ContainerStatus::Failed,
+        };
+        match self.driver.state(&name).await {
+            Ok(RunState::Running) => ContainerStatus::Running,
+            Ok(RunState::Stopped) => ContainerStatus::Stopped,
+            Ok(RunState::Missing) | Err(_) => ContainerStatus::Failed,
+        }
+    }
+
     /// Records the outcome: the job's final state and the container's new
     /// status, together.
-    async fn settle(&self, job: &Job, outcome: Result<(), Failure>) -> Result<(), DbError> {
+    async fn settle(&self, job: &Job, outcome: Outcome) -> Result<(), DbError> {
+        // Asking the host happens before the write lock is taken.
+        let observed = match (&outcome, job.action) {
+            (Outcome::Failed(_), action) if action != JobAction::Create => {
+                Some(self.observed_status(job).await)
+            }
+            _ => None,
+        };
         let now = time::now();
         let mut tx = self.db.begin().await?;
-        let container = containers::get_any(&mut tx, job.entity_id).await?;
-        match &outcome {
-            Ok(()) => {
+        let Some(container) = containers::get_any(&mut tx, job.entity_id).await? else {
+            let error = match &outcome {
+                Outcome::Failed(why) => Some(why.as_str()),
+                _ => None,
+            };
+            job_rows::finish(&mut tx, job.id, JobStatus::Failed, error, now).await?;
+            tx.commit().await?;
+            return self.announce(job).await;
+        };
+        // A delete queued behind this job keeps the container marked.
+        let deleting =
+            container.status == ContainerStatus::Deleting && job.action != JobAction::Delete;
+        let status = match &outcome {
+            Outcome::Done => {
                 job_rows::finish(&mut tx, job.id, JobStatus::Done, None, now).await?;
-                if let Some(container) = &container {
-                    let status = match container.status {
-                        // A delete queued behind this job keeps the container marked.
-                        ContainerStatus::Deleting if job.action != JobAction::Delete => {
-                            ContainerStatus::Deleting
-                        }
-                        current => job.action.status_after_success(current),
-                    };
-                    containers::set_status(&mut tx, container.id, status, now).await?;
-                }
+                job.action.status_after_success(container.status)
             }
-            Err(failure) => {
-                job_rows::finish(&mut tx, job.id, JobStatus::Failed, Some(failure), now).await?;
-                if let Some(container) = &container {
-                    self.settle_failed_container(&mut tx, job, container, now)
-                        .await?;
-                }
+            Outcome::Cancelled => {
+                job_rows::finish(&mut tx, job.id, JobStatus::Cancelled, None, now).await?;
+                // Only a create stops early, and then nothing of it is left.
+                job_rows::cancel_queued_for(&mut tx, job.entity_id, now).await?;
+                ContainerStatus::Deleted
             }
-        }
+            Outcome::Failed(why) => {
+                job_rows::finish(&mut tx, job.id, JobStatus::Failed, Some(why), now).await?;
+                if job.action == JobAction::Configure {
+                    undo_refused_change(&mut tx, job, &container, now).await?;
+                }
+                observed.unwrap_or(ContainerStatus::Failed)
+            }
+        };
+        let status = if deleting && status != ContainerStatus::Deleted {
+            ContainerStatus::Deleting
+        } else {
+            status
+        };
+        containers::set_status(&mut tx, container.id, status, now).await?;
         tx.commit().await?;
         self.announce(job).await
     }
@@ -139,36 +212,11 @@ impl Runner {
         Ok(())
     }
 
-    async fn settle_failed_container(
-        &self,
-        tx: &mut Tx<'_>,
-        job: &Job,
-        container: &Container,
-        now: time::Timestamp,
-    ) -> Result<(), DbError> {
-        let status = match (job.action, container.status) {
-            (JobAction::Create, _) => ContainerStatus::Failed,
-            (_, ContainerStatus::Deleting) if job.action != JobAction::Delete => {
-                ContainerStatus::Deleting
-            }
-            // Otherwise the container is in whatever state the host shows.
-            _ => match self.driver.state(&container.name).await {
-                Ok(RunState::Running) => ContainerStatus::Running,
-                Ok(RunState::Stopped) => ContainerStatus::Stopped,
-                Ok(RunState::Missing) | Err(_) => ContainerStatus::Failed,
-            },
-        };
-        containers::set_status(tx, container.id, status, now).await?;
-        if job.action == JobAction::Configure {
-            undo_refused_change(tx, job, container, now).await?;
-        }
-        Ok(())
-    }
-
     /// A create cut off by a crash: remove what it built and fail it.
     pub(super) async fn abandon_create(&self, job: &Job) -> Result<(), DbError> {
+        let token = self.queue.inner.running.register(job.id);
         let (step_log, writer) =
-            JobStepLog::start(self.db.clone(), self.events.clone(), job.id, job.seq);
+            JobStepLog::start(self.db.clone(), self.events.clone(), token, job.id, job.seq);
         step_log.step("berth stopped while this job ran".into());
         let cleanup = match self.container(job).await.and_then(|c| spec_of(&c)) {
             Ok(spec) => self
@@ -176,26 +224,27 @@ impl Runner {
                 .destroy(&spec, &step_log)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(failure) => Err(failure),
+            Err(why) => Err(why),
         };
         let failure = match cleanup {
-            Ok(()) => "berth stopped while the container was being created; the partial root filesystem \
-                       was removed. Delete this container and create it again."
+            Ok(()) => "berth stopped while the container was being created; the partial root \
+                       filesystem was removed. Delete this container and create it again."
                 .to_owned(),
             Err(why) => format!(
-                "berth stopped while the container was being created, and removing the partial root \
-                 filesystem failed ({why}); remove it by hand, then delete this container"
+                "berth stopped while the container was being created, and removing the partial \
+                 root filesystem failed ({why}); remove it by hand, then delete this container"
             ),
         };
-        step_log.step(failure.clone());
         drop(step_log);
         writer.flushed().await;
-        self.settle(job, Err(failure)).await
+        let settled = self.settle(job, Outcome::Failed(failure)).await;
+        self.queue.inner.running.unregister(job.id);
+        settled
     }
 }
 
 /// The driver's view of a stored container.
-fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
+fn spec_of(container: &Container) -> Result<ContainerSpec, String> {
     let settings = container
         .parameters
         .clone()
@@ -211,48 +260,23 @@ fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
     })
 }
 
-fn describe(action: JobAction, error: &DriverError) -> Failure {
-    format!("{} failed: {error}", action.as_str())
-}
-
 /// When applying a PATCH failed, puts back the values it changed, unless a
 /// later PATCH has changed them again since.
 async fn undo_refused_change(
-    tx: &mut Tx<'_>,
+    tx: &mut crate::db::Tx<'_>,
     job: &Job,
     container: &Container,
     now: time::Timestamp,
 ) -> Result<(), DbError> {
-    let Some(change) = job
+    let change = job
         .payload
         .as_deref()
-        .and_then(|p| serde_json::from_str::<ConfigureChange>(p).ok())
-    else {
+        .and_then(|p| serde_json::from_str::<ConfigureChange>(p).ok());
+    let (Some(change), Some(current)) = (change, &container.parameters) else {
         return Ok(());
     };
-    let Some(current) = &container.parameters else {
-        return Ok(());
-    };
-    let before = change.before.unwrap_or_default();
-    let current_json = serde_json::to_value(current).expect("parameters serialise");
-    let after_json = serde_json::to_value(&change.after).expect("parameters serialise");
-    let before_json = serde_json::to_value(&before).expect("parameters serialise");
-    let mut restored = current_json.clone();
-    for name in crate::domain::parameters::PARAMETER_NAMES {
-        if current_json.get(name) == after_json.get(name)
-            && after_json.get(name) != before_json.get(name)
-        {
-            match before_json.get(name) {
-                Some(value) => restored[name] = value.clone(),
-                None => {
-                    restored.as_object_mut().map(|m| m.remove(name));
-                }
-            }
-        }
-    }
-    if restored != current_json {
-        let restored =
-            serde_json::from_value(restored).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let restored = current.undone(&change.before.unwrap_or_default(), &change.after);
+    if &restored != current {
         containers::set_parameters(tx, container.id, &restored, now).await?;
     }
     Ok(())

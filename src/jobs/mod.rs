@@ -2,8 +2,10 @@
 //! different containers in parallel (bounded) and each container's jobs in
 //! order, settles jobs a crash left running, and drains on shutdown.
 
+mod cancel;
 mod execute;
 mod fairing;
+mod retention;
 mod step_log;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +20,10 @@ use crate::db::{Db, DbError};
 use crate::domain::time;
 use crate::driver::Driver;
 use crate::events::{Event, EventBus};
+use crate::metrics::Metrics;
 use crate::templates::TemplateStore;
 
+pub use cancel::CancelAnswer;
 pub use fairing::RunnerFairing;
 
 /// The handle the service uses to tell the runner there is new work.
@@ -32,6 +36,7 @@ pub struct JobQueue {
 struct QueueInner {
     wake: Notify,
     alive: AtomicBool,
+    running: cancel::RunningJobs,
 }
 
 impl JobQueue {
@@ -45,10 +50,29 @@ impl JobQueue {
         self.inner.wake.notify_one();
     }
 
+    /// Asks a running job to stop, granted only inside a step that can.
+    pub fn request_cancel(&self, job: uuid::Uuid) -> CancelAnswer {
+        self.inner.running.request_cancel(job)
+    }
+
+    /// How many jobs are running now.
+    pub fn running_count(&self) -> usize {
+        self.inner.running.count()
+    }
+
     /// Whether the runner's loop is running (for health checks).
     pub fn runner_alive(&self) -> bool {
         self.inner.alive.load(Ordering::Relaxed)
     }
+}
+
+/// How the runner behaves, from berth's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerSettings {
+    /// Jobs of different containers that may run at once.
+    pub max_parallel: usize,
+    /// How long finished jobs stay readable.
+    pub retention: Duration,
 }
 
 /// Everything a job needs to run.
@@ -58,7 +82,8 @@ pub struct Runner {
     templates: TemplateStore,
     queue: JobQueue,
     events: EventBus,
-    max_parallel: usize,
+    metrics: Metrics,
+    settings: RunnerSettings,
 }
 
 impl Runner {
@@ -68,7 +93,8 @@ impl Runner {
         templates: TemplateStore,
         queue: JobQueue,
         events: EventBus,
-        max_parallel: usize,
+        metrics: Metrics,
+        settings: RunnerSettings,
     ) -> Self {
         Runner {
             db,
@@ -76,7 +102,8 @@ impl Runner {
             templates,
             queue,
             events,
-            max_parallel,
+            metrics,
+            settings,
         }
     }
 
@@ -87,7 +114,7 @@ impl Runner {
             log::error!("job runner: settling jobs left running failed: {error}");
         }
         self.queue.inner.alive.store(true, Ordering::Relaxed);
-        let permits = Arc::new(Semaphore::new(self.max_parallel));
+        let permits = Arc::new(Semaphore::new(self.settings.max_parallel));
         let mut in_flight = JoinSet::new();
         while !*stop.borrow() {
             while let Ok(permit) = permits.clone().try_acquire_owned() {
@@ -176,6 +203,11 @@ pub struct RunnerHandle {
 impl RunnerHandle {
     pub fn spawn(runner: Runner) -> Self {
         let (stop, receiver) = watch::channel(false);
+        tokio::spawn(retention::run(
+            runner.db.clone(),
+            runner.settings.retention,
+            receiver.clone(),
+        ));
         let task = tokio::spawn(Arc::new(runner).run(receiver));
         RunnerHandle { stop, task }
     }

@@ -1,7 +1,11 @@
 //! A job's log and progress, written to the database in order while the
 //! driver works, without making the driver wait on SQL.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
+
+use super::cancel::CancelToken;
 
 use crate::db::{jobs as job_rows, Db};
 use crate::domain::time::{self, Timestamp};
@@ -16,6 +20,7 @@ enum Event {
 pub struct JobStepLog {
     job: uuid::Uuid,
     sender: mpsc::UnboundedSender<Event>,
+    cancel: Arc<CancelToken>,
 }
 
 /// Finishes when every line sent before the log was dropped is stored.
@@ -28,7 +33,13 @@ impl LogWriter {
 }
 
 impl JobStepLog {
-    pub fn start(db: Db, events: EventBus, job: uuid::Uuid, seq: i64) -> (JobStepLog, LogWriter) {
+    pub fn start(
+        db: Db,
+        events: EventBus,
+        cancel: Arc<CancelToken>,
+        job: uuid::Uuid,
+        seq: i64,
+    ) -> (JobStepLog, LogWriter) {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(async move {
             while let Some(event) = receiver.recv().await {
@@ -39,7 +50,11 @@ impl JobStepLog {
                             job_rows::append_log(&mut conn, seq, time, &text).await
                         }
                         Event::Progress(percent) => {
-                            job_rows::set_progress(&mut conn, seq, percent).await
+                            job_rows::set_progress(&mut conn, seq, percent).await?;
+                            if let Some(row) = job_rows::get(&mut conn, job).await? {
+                                events.publish(Change::Job(row));
+                            }
+                            Ok(())
                         }
                     }
                 }
@@ -49,7 +64,14 @@ impl JobStepLog {
                 }
             }
         });
-        (JobStepLog { job, sender }, LogWriter(writer))
+        (
+            JobStepLog {
+                job,
+                sender,
+                cancel,
+            },
+            LogWriter(writer),
+        )
     }
 }
 
@@ -61,5 +83,17 @@ impl StepLog for JobStepLog {
 
     fn progress(&self, percent: u8) {
         let _ = self.sender.send(Event::Progress(percent.min(100)));
+    }
+
+    fn enter_cancellable(&self) {
+        self.cancel.enter_cancellable();
+    }
+
+    fn leave_cancellable(&self) -> bool {
+        self.cancel.leave_cancellable()
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.cancel.is_requested()
     }
 }

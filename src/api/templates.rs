@@ -1,0 +1,80 @@
+//! `/templates`: the OS templates containers are created from — list,
+//! upload (streamed to disk, installed atomically) and delete.
+
+use rocket::data::{Data, Limits, ToByteUnit};
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{Route, State};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![list, upload, delete]
+}
+
+/// The upload limit unless Rocket's `limits.template` sets another.
+const DEFAULT_UPLOAD_LIMIT_GIB: u64 = 4;
+
+#[rocket::get("/templates")]
+async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
+    let templates = service.templates_list().await?;
+    Ok(Json(
+        json!({ "message": "success", "templates": templates }),
+    ))
+}
+
+/// The body is the archive itself; `name` is its file name
+/// (`debian-12.tar.zst`), whose suffix gives the format.
+#[rocket::post("/templates?<name>&<replace>", data = "<data>")]
+async fn upload(
+    service: &State<Service>,
+    name: Option<&str>,
+    replace: Option<bool>,
+    limits: &Limits,
+    data: Data<'_>,
+) -> ApiResult<(Status, Json<Value>)> {
+    let file_name = name.ok_or_else(|| {
+        ApiError::Validation(
+            "name: the template's file name is required, e.g. ?name=busybox.tar.gz".into(),
+        )
+    })?;
+    let store = service.templates().clone();
+    let staging = store.staging_path();
+    let limit = limits
+        .get("template")
+        .unwrap_or(DEFAULT_UPLOAD_LIMIT_GIB.gibibytes());
+    let received = data
+        .open(limit)
+        .into_file(&staging)
+        .await
+        .map_err(|e| ApiError::Internal(format!("receiving template upload: {e}")));
+    let received = match received {
+        Ok(received) => received,
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&staging).await;
+            return Err(error);
+        }
+    };
+    if !received.is_complete() {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(ApiError::PayloadTooLarge(limit.to_string()));
+    }
+    let file_name = file_name.to_owned();
+    let installed = tokio::task::spawn_blocking(move || {
+        store.install(&staging, &file_name, replace.unwrap_or(false))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok((
+        Status::Created,
+        Json(json!({ "message": "success", "template": installed })),
+    ))
+}
+
+#[rocket::delete("/templates/<name>")]
+async fn delete(service: &State<Service>, name: &str) -> ApiResult<Json<Value>> {
+    service.delete_template(name).await?;
+    Ok(Json(json!({ "message": "success" })))
+}

@@ -1,0 +1,148 @@
+//! Counters berth keeps in memory for `/metrics`: HTTP requests by route
+//! and status, and how long jobs take. Counts that live in the database
+//! (jobs and containers by status) are read there when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the job duration histogram's buckets.
+const JOB_SECONDS_BUCKETS: [f64; 11] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; JOB_SECONDS_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// (route, method, status) → requests.
+    http: BTreeMap<(String, String, u16), u64>,
+    /// (action, outcome) → durations.
+    jobs: BTreeMap<(String, String), Histogram>,
+}
+
+#[derive(Clone, Default)]
+pub struct Metrics(Arc<Mutex<Counters>>);
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    pub fn count_request(&self, route: &str, method: &str, status: u16) {
+        let mut counters = self.0.lock().expect("metrics");
+        *counters
+            .http
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    pub fn observe_job(&self, action: &str, outcome: &str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let mut counters = self.0.lock().expect("metrics");
+        let histogram = counters
+            .jobs
+            .entry((action.to_owned(), outcome.to_owned()))
+            .or_default();
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(JOB_SECONDS_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// The in-memory metrics in Prometheus' text format.
+    pub fn render(&self, out: &mut String) {
+        let counters = self.0.lock().expect("metrics");
+        out.push_str(
+            "# HELP berth_http_requests_total HTTP requests answered, by route and status.\n",
+        );
+        out.push_str("# TYPE berth_http_requests_total counter\n");
+        for ((route, method, status), count) in &counters.http {
+            let _ = writeln!(
+                out,
+                "berth_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP berth_job_duration_seconds Time from a job's start to its end, by action and outcome.\n");
+        out.push_str("# TYPE berth_job_duration_seconds histogram\n");
+        for ((action, outcome), histogram) in &counters.jobs {
+            let labels = format!("action=\"{action}\",outcome=\"{outcome}\"");
+            for (count, bound) in histogram.buckets.iter().zip(JOB_SECONDS_BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "berth_job_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "berth_job_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "berth_job_duration_seconds_sum{{{labels}}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "berth_job_duration_seconds_count{{{labels}}} {}",
+                histogram.count
+            );
+        }
+    }
+}
+
+/// Escapes a label value as the text format requires.
+pub fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let metrics = Metrics::new();
+        metrics.observe_job("create", "done", Duration::from_millis(300));
+        metrics.observe_job("create", "done", Duration::from_secs(7));
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(text.contains(
+            "berth_job_duration_seconds_bucket{action=\"create\",outcome=\"done\",le=\"0.25\"} 0\n"
+        ));
+        assert!(text.contains(
+            "berth_job_duration_seconds_bucket{action=\"create\",outcome=\"done\",le=\"0.5\"} 1\n"
+        ));
+        assert!(text.contains(
+            "berth_job_duration_seconds_bucket{action=\"create\",outcome=\"done\",le=\"10\"} 2\n"
+        ));
+        assert!(text
+            .contains("berth_job_duration_seconds_count{action=\"create\",outcome=\"done\"} 2\n"));
+    }
+
+    #[test]
+    fn requests_are_counted_per_route_and_status() {
+        let metrics = Metrics::new();
+        metrics.count_request("/v1/jobs/<id>", "GET", 200);
+        metrics.count_request("/v1/jobs/<id>", "GET", 200);
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(text.contains(
+            "berth_http_requests_total{route=\"/v1/jobs/<id>\",method=\"GET\",status=\"200\"} 2\n"
+        ));
+    }
+}

@@ -1,0 +1,273 @@
+//! Container operations: create, read, list, change parameters, and queue
+//! the lifecycle actions.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    fingerprint, ConfigureChange, DeleteChange, IdempotencyKey, Page, Service, ServiceError,
+};
+use crate::db::containers::{self, Container, ContainerFilter};
+use crate::db::idempotency::{self, KeyUse};
+use crate::db::jobs::{self, Job};
+use crate::db::{DbError, Tx};
+use crate::domain::container::{ContainerName, ContainerStatus};
+use crate::domain::job::JobAction;
+use crate::domain::parameters::{ParameterPatch, Parameters};
+use crate::domain::template::check_name;
+use crate::domain::time;
+use crate::domain::ValidationErrors;
+
+/// A request to create a container, as read from JSON or a form.
+#[derive(Debug, Clone)]
+pub struct NewContainer {
+    pub name: String,
+    pub ostemplate: String,
+    pub parameters: Option<Value>,
+}
+
+/// A change accepted and queued (or, for a retried idempotent request, the
+/// one queued the first time).
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub job: Job,
+    pub container_id: Uuid,
+}
+
+/// How long an Idempotency-Key is remembered.
+const KEY_LIFETIME_HOURS: i64 = 24;
+
+impl Service {
+    /// Validates everything, then stores the container and its create job.
+    pub async fn create_container(
+        &self,
+        request: NewContainer,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Accepted, ServiceError> {
+        let (name, parameters) = self.validate_new(&request)?;
+        let request_print = fingerprint(&[
+            "create",
+            name.as_str(),
+            &request.ostemplate,
+            &serde_json::to_string(&parameters).expect("parameters serialise"),
+        ]);
+        let mut tx = self.db.begin().await?;
+        if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
+            return self.replay(replay).await;
+        }
+        if self.templates.find(&request.ostemplate)?.is_none() {
+            return Err(ServiceError::TemplateNotFound(request.ostemplate));
+        }
+        if containers::name_taken(&mut tx, name.as_str()).await? {
+            return Err(ServiceError::NameTaken(name.as_str().to_owned()));
+        }
+        let now = time::now();
+        let container = Container {
+            seq: 0,
+            id: Uuid::new_v4(),
+            name: name.as_str().to_owned(),
+            ostemplate: request.ostemplate,
+            parameters,
+            status: ContainerStatus::Creating,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = match containers::insert(&mut tx, &container).await {
+            Ok(stored) => stored,
+            Err(e) if e.is_unique_violation() => {
+                return Err(ServiceError::NameTaken(container.name))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let job = jobs::insert(&mut tx, stored.id, JobAction::Create, None, now).await?;
+        remember(&mut tx, key, request_print, &job).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        self.announce(&job).await;
+        Ok(Accepted {
+            container_id: job.entity_id,
+            job,
+        })
+    }
+
+    /// Every rule a new container must meet, all problems at once.
+    fn validate_new(
+        &self,
+        request: &NewContainer,
+    ) -> Result<(ContainerName, Option<Parameters>), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = ContainerName::parse(&request.name)
+            .map_err(|e| errors.0.push(e))
+            .ok();
+        if let Err(e) = check_name(&request.ostemplate) {
+            errors.0.push(e);
+        }
+        let parameters = match &request.parameters {
+            None | Some(Value::Null) => None,
+            Some(value) => match ParameterPatch::from_json(value) {
+                Ok(patch) => {
+                    let parameters = Parameters::default().merged(&patch);
+                    if let Err(e) = parameters.validate(&self.host) {
+                        errors.0.extend(e.0);
+                    }
+                    Some(parameters)
+                }
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    None
+                }
+            },
+        };
+        let name = errors
+            .into_result(name)?
+            .expect("no errors means the name parsed");
+        Ok((name, parameters))
+    }
+
+    async fn replay(&self, used: KeyUse) -> Result<Accepted, ServiceError> {
+        let job = self.job(used.job_id).await?;
+        Ok(Accepted {
+            job,
+            container_id: used.container_id,
+        })
+    }
+
+    pub async fn container(&self, id: Uuid) -> Result<Container, ServiceError> {
+        containers::get(&mut *self.connection().await?, id)
+            .await?
+            .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))
+    }
+
+    /// A page of containers, oldest first, continuing after `after`.
+    pub async fn containers(
+        &self,
+        filter: &ContainerFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Container>, ServiceError> {
+        let rows =
+            containers::page(&mut *self.connection().await?, filter, after, limit + 1).await?;
+        Ok(Page::from_rows(rows, limit, |c| c.seq))
+    }
+
+    /// Merges `parameters` into the stored ones and queues the job that
+    /// applies them.
+    pub async fn update_parameters(
+        &self,
+        id: Uuid,
+        parameters: &Value,
+    ) -> Result<Job, ServiceError> {
+        let patch = ParameterPatch::from_json(parameters)?;
+        let mut tx = self.db.begin().await?;
+        let container = containers::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
+        ensure_accepts_jobs(&container)?;
+        let before = container.parameters.clone();
+        let current = before.clone().unwrap_or_default();
+        let after = current.merged(&patch);
+        if current.size.is_some() && after.size.is_none() {
+            let mut errors = ValidationErrors::default();
+            errors.push(
+                "parameters.size",
+                "cannot be removed once set; set a new size instead",
+            );
+            return Err(errors.into());
+        }
+        after.validate(&self.host)?;
+
+        let now = time::now();
+        containers::set_parameters(&mut tx, id, &after, now).await?;
+        let payload =
+            serde_json::to_string(&ConfigureChange { before, after }).expect("payload serialises");
+        let job = jobs::insert(&mut tx, id, JobAction::Configure, Some(payload), now).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        self.announce(&job).await;
+        Ok(job)
+    }
+
+    /// Queues start, stop, restart or delete.
+    pub async fn queue_action(
+        &self,
+        id: Uuid,
+        action: JobAction,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Accepted, ServiceError> {
+        debug_assert!(matches!(
+            action,
+            JobAction::Start | JobAction::Stop | JobAction::Restart | JobAction::Delete
+        ));
+        let request_print = fingerprint(&[action.as_str(), &id.to_string()]);
+        let mut tx = self.db.begin().await?;
+        if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
+            return self.replay(replay).await;
+        }
+        let container = containers::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
+        ensure_accepts_jobs(&container)?;
+        if container.status == ContainerStatus::Failed && action != JobAction::Delete {
+            return Err(ServiceError::Conflict(format!(
+                "container {id} failed to be created; the only thing to do with it is delete it"
+            )));
+        }
+        let now = time::now();
+        let mut payload = None;
+        if action == JobAction::Delete {
+            let change = DeleteChange {
+                previous_status: container.status,
+            };
+            payload = Some(serde_json::to_string(&change).expect("payload serialises"));
+            containers::set_status(&mut tx, id, ContainerStatus::Deleting, now).await?;
+        }
+        let job = jobs::insert(&mut tx, id, action, payload, now).await?;
+        remember(&mut tx, key, request_print, &job).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        self.announce(&job).await;
+        Ok(Accepted {
+            container_id: id,
+            job,
+        })
+    }
+}
+
+fn ensure_accepts_jobs(container: &Container) -> Result<(), ServiceError> {
+    if container.status.accepts_jobs() {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(format!(
+            "container {} is being deleted; it takes no further changes",
+            container.id
+        )))
+    }
+}
+
+/// The first use of `key`, when this request repeats it; an error when the
+/// key was used for something else.
+async fn replayed(
+    tx: &mut Tx<'_>,
+    key: Option<&IdempotencyKey>,
+    request_print: &str,
+) -> Result<Option<KeyUse>, ServiceError> {
+    let Some(key) = key else { return Ok(None) };
+    let since = time::now() - chrono::Duration::hours(KEY_LIFETIME_HOURS);
+    match idempotency::find(tx, key.as_str(), since).await? {
+        Some(used) if used.fingerprint == request_print => Ok(Some(used)),
+        Some(_) => Err(ServiceError::IdempotencyKeyReused(key.as_str().to_owned())),
+        None => Ok(None),
+    }
+}
+
+async fn remember(
+    tx: &mut Tx<'_>,
+    key: Option<&IdempotencyKey>,
+    request_print: String,
+    job: &Job,
+) -> Result<(), DbError> {
+    let Some(key) = key else { return Ok(()) };
+    let used = KeyUse {
+        fingerprint: request_print,
+        job_id: job.id,
+        container_id: job.entity_id,
+    };
+    idempotency::record(tx, key.as_str(), &used, time::now()).await
+}

@@ -1,0 +1,198 @@
+//! What clients can ask of berth, whether through the API or the console:
+//! validate, store the change and its job in one transaction, wake the
+//! runner, announce the change. Never touches LXC; the runner does that.
+
+mod containers;
+mod jobs;
+mod templates;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::containers::Container;
+use crate::db::jobs::Job;
+use crate::db::{Db, DbError};
+use crate::domain::parameters::{HostLimits, Parameters};
+use crate::domain::ValidationErrors;
+use crate::events::{Event, EventBus};
+use crate::jobs::JobQueue;
+use crate::templates::{TemplateError, TemplateStore};
+
+pub use containers::{Accepted, NewContainer};
+pub use jobs::{CancelOutcome, MAX_WAIT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Validation(ValidationErrors),
+    #[error("template '{0}' not found")]
+    TemplateNotFound(String),
+    #[error("a container named '{0}' already exists")]
+    NameTaken(String),
+    #[error("container {0} not found")]
+    ContainerNotFound(String),
+    #[error("job {0} not found")]
+    JobNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Idempotency-Key '{0}' was already used with a different request")]
+    IdempotencyKeyReused(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+}
+
+impl From<ValidationErrors> for ServiceError {
+    fn from(errors: ValidationErrors) -> Self {
+        ServiceError::Validation(errors)
+    }
+}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(error: std::io::Error) -> Self {
+        ServiceError::Templates(TemplateError::Io(error))
+    }
+}
+
+/// Payload of a configure job: the parameters before and after the PATCH
+/// that asked for it, so a refused change can be undone.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ConfigureChange {
+    pub before: Option<Parameters>,
+    pub after: Parameters,
+}
+
+/// Payload of a delete job: the status to go back to if it is cancelled.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeleteChange {
+    pub previous_status: crate::domain::container::ContainerStatus,
+}
+
+/// A client's `Idempotency-Key`: the same key with the same request within
+/// 24 hours answers with the first request's job instead of a second one.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        if raw.is_empty() || raw.len() > 255 || !raw.chars().all(|c| c.is_ascii_graphic()) {
+            errors.push(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters (a UUID is a good key)",
+            );
+        }
+        errors.into_result(IdempotencyKey(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stable digest of what a request asks for, to tell a retry from a
+/// different request under the same key.
+fn fingerprint(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// A page of a list, and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The sequence number to continue after, when there is more.
+    pub next: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only says
+    /// that there is more.
+    fn from_rows(mut rows: Vec<T>, limit: u32, seq: impl Fn(&T) -> i64) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(seq) } else { None };
+        Page { items: rows, next }
+    }
+}
+
+#[derive(Clone)]
+pub struct Service {
+    db: Db,
+    templates: TemplateStore,
+    queue: JobQueue,
+    events: EventBus,
+    host: HostLimits,
+}
+
+impl Service {
+    pub fn new(db: Db, templates: TemplateStore, queue: JobQueue, events: EventBus) -> Self {
+        Service {
+            db,
+            templates,
+            queue,
+            events,
+            host: HostLimits::of_this_host(),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn templates(&self) -> &TemplateStore {
+        &self.templates
+    }
+
+    /// After a commit: wake the runner and tell subscribers what changed.
+    async fn announce(&self, job: &Job) {
+        self.queue.wake();
+        self.events.publish(Event::Job(job.clone()));
+        if let Ok(container) = self.container_any(job.entity_id).await {
+            self.events.publish(Event::Container(container));
+        }
+    }
+
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, ServiceError> {
+        Ok(self.db.pool().acquire().await.map_err(DbError::from)?)
+    }
+
+    async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
+        crate::db::containers::get_any(&mut *self.connection().await?, id)
+            .await?
+            .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_say_where_to_continue_only_when_there_is_more() {
+        let page = Page::from_rows(vec![1, 2, 3], 2, |n| *n as i64);
+        assert_eq!((page.items, page.next), (vec![1, 2], Some(2)));
+        let page = Page::from_rows(vec![1, 2], 2, |n| *n as i64);
+        assert_eq!((page.items, page.next), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn fingerprints_separate_their_parts() {
+        assert_ne!(fingerprint(&["ab", "c"]), fingerprint(&["a", "bc"]));
+        assert_eq!(fingerprint(&["x"]), fingerprint(&["x"]));
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("3f1c-retry-1").is_ok());
+        for bad in ["", "a b", "é", "a\n"] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+    }
+}
