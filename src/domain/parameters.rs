@@ -474,7 +474,8 @@ mod tests {
     fn unknown_names_and_wrong_types_are_rejected() {
         let err = ParameterPatch::from_json(&json!({"cpu": "2", "hostname": 5, "cpus": true}))
             .unwrap_err();
-        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        let mut fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        fields.sort();
         assert_eq!(
             fields,
             vec!["parameters.cpu", "parameters.cpus", "parameters.hostname"]
