@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 
@@ -67,6 +68,24 @@ pub async fn build_with(
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
         .attach(crate::api::RequestCounter)
+        .attach(AdHoc::on_liftoff("template check", |rocket| {
+            Box::pin(async move {
+                let Some(service) = rocket.state::<Service>() else {
+                    return;
+                };
+                if service
+                    .templates()
+                    .files()
+                    .map_or(true, |files| files.is_empty())
+                {
+                    log::warn!(
+                        "no OS templates in {}: creates will fail until one is there \
+                         (packaging/make-busybox-template.sh builds a small one)",
+                        service.templates().dir().display()
+                    );
+                }
+            })
+        }))
         .mount("/", crate::api::health_routes())
         .register("/", crate::api::catchers());
     for base in crate::api::BASES {
