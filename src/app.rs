@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use rocket::{Build, Rocket};
+use rocket::{Build, Orbit, Rocket};
 
-use crate::config::{ConfigError, ResolvedSettings, Settings};
+use crate::api::ApiAuth;
+use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
@@ -33,8 +34,9 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartupError> {
 
 pub async fn build_with(
     figment: Figment,
-    settings: ResolvedSettings,
+    mut settings: ResolvedSettings,
 ) -> Result<Rocket<Build>, StartupError> {
+    settings.auth = effective_auth(&figment, settings.auth)?;
     let db = Db::open(&settings.database_url).await?;
     let templates = TemplateStore::new(settings.template_dir.clone());
     let queue = JobQueue::new();
@@ -64,27 +66,13 @@ pub async fn build_with(
         .manage(service)
         .manage(queue)
         .manage(events)
-        .manage(metrics.clone())
+        .manage(metrics)
+        .manage(ApiAuth::new(settings.auth))
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
         .attach(crate::api::RequestCounter)
-        .attach(AdHoc::on_liftoff("template check", |rocket| {
-            Box::pin(async move {
-                let Some(service) = rocket.state::<Service>() else {
-                    return;
-                };
-                if service
-                    .templates()
-                    .files()
-                    .map_or(true, |files| files.is_empty())
-                {
-                    log::warn!(
-                        "no OS templates in {}: creates will fail until one is there \
-                         (packaging/make-busybox-template.sh builds a small one)",
-                        service.templates().dir().display()
-                    );
-                }
-            })
+        .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
+            Box::pin(start_up_notes(rocket))
         }))
         .mount("/", crate::api::health_routes())
         .register("/", crate::api::catchers());
@@ -92,4 +80,47 @@ pub async fn build_with(
         rocket = rocket.mount(base, crate::api::routes());
     }
     Ok(rocket)
+}
+
+/// Token authentication is forced whenever berth listens beyond loopback:
+/// whoever reaches its API controls the host.
+fn effective_auth(figment: &Figment, configured: AuthMode) -> Result<AuthMode, ConfigError> {
+    let config: rocket::Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    if configured == AuthMode::None && !config.address.is_loopback() {
+        return Ok(AuthMode::Token);
+    }
+    Ok(configured)
+}
+
+/// Warnings an operator should see once berth is up.
+async fn start_up_notes(rocket: &Rocket<Orbit>) {
+    let Some(settings) = rocket.state::<ResolvedSettings>() else {
+        return;
+    };
+    let address = rocket.config().address;
+    match settings.auth {
+        AuthMode::None => log::warn!(
+            "API authentication is off (auth = \"none\"): anyone who can reach {address} \
+             on this host controls its containers"
+        ),
+        AuthMode::Token => log::info!(
+            "API authentication: bearer tokens (create one with `berth token create NAME`)"
+        ),
+    }
+    let Some(service) = rocket.state::<Service>() else {
+        return;
+    };
+    if service
+        .templates()
+        .files()
+        .map_or(true, |files| files.is_empty())
+    {
+        log::warn!(
+            "no OS templates in {}: creates will fail until one is there \
+             (packaging/make-busybox-template.sh builds a small one)",
+            service.templates().dir().display()
+        );
+    }
 }

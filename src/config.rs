@@ -76,6 +76,7 @@ pub struct ResolvedSettings {
     pub template_dir: PathBuf,
     pub lxc_path: PathBuf,
     pub database_url: String,
+    pub auth: AuthMode,
     pub bridge: String,
     pub max_parallel_jobs: usize,
     pub shutdown_timeout_secs: u64,
@@ -105,11 +106,6 @@ impl Settings {
     /// Checks the values, creates the directories berth needs and makes every
     /// path absolute (LXC configs must not depend on berth's working directory).
     pub fn resolve(self) -> Result<ResolvedSettings, ConfigError> {
-        if self.auth == AuthMode::Token {
-            return Err(ConfigError::Invalid(
-                "auth = \"token\" is not available in this version; set BERTH_AUTH=none".into(),
-            ));
-        }
         if self.max_parallel_jobs == 0 {
             return Err(ConfigError::Invalid(
                 "max_parallel_jobs must be at least 1".into(),
@@ -134,6 +130,7 @@ impl Settings {
             template_dir,
             lxc_path,
             database_url,
+            auth: self.auth,
             bridge: self.bridge,
             max_parallel_jobs: self.max_parallel_jobs,
             shutdown_timeout_secs: self.shutdown_timeout_secs,

@@ -11,7 +11,7 @@ use crate::templates::TemplateError;
 
 /// Every failure the API can answer with. `code` and `status` below are the
 /// table documented in the README; keep the two in step.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -53,6 +53,10 @@ pub enum ApiError {
     IdempotencyKeyReused(String),
     #[error("{0}")]
     TemplateExists(String),
+    #[error("authentication required: {0}")]
+    Unauthorized(String),
+    #[error("too many failed authentication attempts from this address; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error("berth is shutting down; try again shortly")]
     Unavailable,
     #[error("unhealthy: {0}")]
@@ -82,6 +86,8 @@ impl ApiError {
             ApiError::NameTaken(_) => 3000,
             ApiError::Conflict(_) => 3001,
             ApiError::TemplateExists(_) => 3002,
+            ApiError::Unauthorized(_) => 4000,
+            ApiError::TooManyAttempts(_) => 4001,
             ApiError::Internal(_) => 5000,
             ApiError::Unavailable => 5001,
             ApiError::Unhealthy(_) => 5002,
@@ -107,6 +113,8 @@ impl ApiError {
             ApiError::NameTaken(_) | ApiError::Conflict(_) | ApiError::TemplateExists(_) => {
                 Status::Conflict
             }
+            ApiError::Unauthorized(_) => Status::Unauthorized,
+            ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::Internal(_) => Status::InternalServerError,
             ApiError::Unavailable | ApiError::Unhealthy(_) => Status::ServiceUnavailable,
         }
@@ -159,8 +167,17 @@ impl<'r> Responder<'r, 'static> for ApiError {
             .status(self.status())
             .header(ContentType::JSON)
             .sized_body(body.len(), std::io::Cursor::new(body));
-        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
-            response.header(Header::new("Allow", allowed.clone()));
+        match &self {
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                response.header(Header::new("Allow", allowed.clone()));
+            }
+            ApiError::Unauthorized(_) => {
+                response.header(Header::new("WWW-Authenticate", "Bearer realm=\"berth\""));
+            }
+            ApiError::TooManyAttempts(seconds) => {
+                response.header(Header::new("Retry-After", seconds.to_string()));
+            }
+            _ => {}
         }
         response.ok()
     }

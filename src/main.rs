@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod auth;
 mod config;
 mod db;
 mod domain;
@@ -43,6 +44,22 @@ enum Command {
     /// Manage OS templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Manage API tokens (used when auth = "token").
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once; only its digest is stored.
+    Create {
+        /// A name for who will use it, e.g. "billing".
+        name: String,
+    },
+    /// List tokens by name, with when they were created and last used.
+    List,
+    /// Revoke a token: requests carrying it are refused from now on.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Template(TemplateCommand::Import { paths, replace }) => {
             import_templates(&paths, replace)
         }
+        Command::Token(command) => manage_tokens(command).await,
     }
 }
 
@@ -85,6 +103,57 @@ async fn serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn manage_tokens(command: TokenCommand) -> ExitCode {
+    let service = match offline_service().await {
+        Ok(service) => service,
+        Err(error) => {
+            eprintln!("berth: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = match command {
+        TokenCommand::Create { name } => service.create_token(&name).await.map(|token| {
+            // The token is the last word, for scripts: `berth token create x | awk '{print $NF}'`.
+            println!("created token '{name}'; it is shown only now, store it safely: {token}");
+        }),
+        TokenCommand::List => service.tokens().await.map(|tokens| {
+            for token in tokens {
+                let last_used = token
+                    .last_used_at
+                    .map_or("never".into(), |t| domain::time::format(&t));
+                println!(
+                    "{}\tcreated {}\tlast used {last_used}",
+                    token.name,
+                    domain::time::format(&token.created_at)
+                );
+            }
+        }),
+        TokenCommand::Revoke { name } => service
+            .revoke_token(&name)
+            .await
+            .map(|()| println!("revoked token '{name}'")),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("berth: {}", error::ApiError::from(error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The service over berth's database, for commands run beside the server.
+async fn offline_service() -> Result<service::Service, app::StartupError> {
+    let settings = config::Settings::from_figment(&config::figment())?.resolve()?;
+    let db = db::Db::open(&settings.database_url).await?;
+    Ok(service::Service::new(
+        db,
+        TemplateStore::new(settings.template_dir),
+        jobs::JobQueue::new(),
+        events::EventBus::new(),
+    ))
 }
 
 fn import_templates(paths: &[PathBuf], replace: bool) -> ExitCode {

@@ -4,6 +4,7 @@
 use rocket::http::{Method, Status};
 use rocket::{Catcher, Request};
 
+use super::auth::AuthRefusal;
 use crate::error::ApiError;
 
 pub fn catchers() -> Vec<Catcher> {
@@ -43,6 +44,9 @@ fn not_found(req: &Request<'_>) -> ApiError {
 
 #[rocket::catch(default)]
 fn fallback(status: Status, req: &Request<'_>) -> ApiError {
+    if let Some(refusal) = &req.local_cache(|| AuthRefusal(None)).0 {
+        return refusal.clone();
+    }
     match status.code {
         413 => ApiError::PayloadTooLarge(
             req.limits()

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::body::JsonBody;
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
-use super::{parse_id, ApiBase, Idempotency, JobAnswer};
+use super::{parse_id, ApiBase, Caller, Idempotency, JobAnswer};
 use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::JobAction;
@@ -38,6 +38,7 @@ struct UpdateBody {
 #[rocket::post("/containers", data = "<body>")]
 async fn create(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     idempotency: Result<Idempotency, ApiError>,
     body: Result<JsonBody<CreateBody>, ApiError>,
@@ -49,7 +50,9 @@ async fn create(
         ostemplate: body.ostemplate,
         parameters: body.parameters,
     };
-    let Accepted { job, container_id } = service.create_container(request, key.as_ref()).await?;
+    let Accepted { job, container_id } = service
+        .create_container(request, key.as_ref(), &caller.0)
+        .await?;
     Ok(JobAnswer::new(
         Status::Accepted,
         base.job_url(job.id),
@@ -63,6 +66,7 @@ async fn create(
 #[rocket::get("/containers?<limit>&<cursor>&<status>&<name>")]
 async fn list(
     service: &State<Service>,
+    _caller: Caller,
     limit: Option<&str>,
     cursor: Option<&str>,
     status: Option<&str>,
@@ -91,7 +95,7 @@ async fn list(
 }
 
 #[rocket::get("/containers/<id>")]
-async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
+async fn get(service: &State<Service>, _caller: Caller, id: &str) -> ApiResult<Json<Value>> {
     let container = service.container(parse_id(id)?).await?;
     Ok(Json(
         json!({ "message": "success", "container": container }),
@@ -101,13 +105,16 @@ async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
 #[rocket::patch("/containers/<id>", data = "<body>")]
 async fn update(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     id: &str,
     body: Result<JsonBody<UpdateBody>, ApiError>,
 ) -> ApiResult<JobAnswer> {
     let id = parse_id(id)?;
     let JsonBody(body) = body?;
-    let job = service.update_parameters(id, &body.parameters).await?;
+    let job = service
+        .update_parameters(id, &body.parameters, &caller.0)
+        .await?;
     Ok(JobAnswer::new(
         Status::Ok,
         base.job_url(job.id),
@@ -117,6 +124,7 @@ async fn update(
 
 async fn queue(
     service: &Service,
+    caller: Caller,
     base: &ApiBase,
     id: &str,
     action: JobAction,
@@ -124,7 +132,9 @@ async fn queue(
 ) -> ApiResult<JobAnswer> {
     let id = parse_id(id)?;
     let Idempotency(key) = idempotency?;
-    let Accepted { job, .. } = service.queue_action(id, action, key.as_ref()).await?;
+    let Accepted { job, .. } = service
+        .queue_action(id, action, key.as_ref(), &caller.0)
+        .await?;
     Ok(JobAnswer::new(
         Status::Accepted,
         base.job_url(job.id),
@@ -135,39 +145,43 @@ async fn queue(
 #[rocket::delete("/containers/<id>")]
 async fn delete(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Delete, idempotency).await
+    queue(service, caller, &base, id, JobAction::Delete, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/start")]
 async fn start(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Start, idempotency).await
+    queue(service, caller, &base, id, JobAction::Start, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/stop")]
 async fn stop(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Stop, idempotency).await
+    queue(service, caller, &base, id, JobAction::Stop, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/restart")]
 async fn restart(
     service: &State<Service>,
+    caller: Caller,
     base: ApiBase,
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, &base, id, JobAction::Restart, idempotency).await
+    queue(service, caller, &base, id, JobAction::Restart, idempotency).await
 }

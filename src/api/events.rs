@@ -7,6 +7,7 @@ use rocket::tokio::sync::broadcast::error::RecvError;
 use rocket::{Route, Shutdown, State};
 
 use super::jobs::JobView;
+use super::Caller;
 use crate::events::{Event, EventBus};
 
 pub fn routes() -> Vec<Route> {
@@ -17,7 +18,11 @@ pub fn routes() -> Vec<Route> {
 /// `message`); `event: container` a container as `GET /containers/:id`
 /// shows it. `event: lagged` means some events were missed: re-read.
 #[rocket::get("/events")]
-fn events(bus: &State<EventBus>, mut shutdown: Shutdown) -> EventStream![SseEvent + 'static] {
+fn events(
+    bus: &State<EventBus>,
+    _caller: Caller,
+    mut shutdown: Shutdown,
+) -> EventStream![SseEvent + 'static] {
     let mut receiver = bus.subscribe();
     EventStream! {
         loop {

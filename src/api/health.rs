@@ -9,6 +9,7 @@ use rocket::serde::json::Json;
 use rocket::{Request, Response, Route, State};
 use serde_json::{json, Value};
 
+use super::Caller;
 use crate::db::{containers, jobs};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::JobQueue;
@@ -39,6 +40,7 @@ async fn healthz(service: &State<Service>, queue: &State<JobQueue>) -> ApiResult
 #[rocket::get("/metrics")]
 async fn metrics(
     service: &State<Service>,
+    _caller: Caller,
     queue: &State<JobQueue>,
     metrics: &State<Metrics>,
 ) -> ApiResult<(ContentType, String)> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
-use super::parse_id;
+use super::{parse_id, Caller};
 use crate::db::jobs::Job;
 use crate::db::jobs::JobFilter;
 use crate::domain::job::{JobAction, JobStatus};
@@ -38,6 +38,9 @@ pub struct JobView<'a> {
     started_at: Option<Timestamp>,
     #[serde(with = "time::serde_rfc3339_option")]
     finished_at: Option<Timestamp>,
+    /// The API token or console user that asked for it (`null` without
+    /// authentication).
+    requested_by: Option<&'a str>,
 }
 
 impl<'a> From<&'a Job> for JobView<'a> {
@@ -53,6 +56,7 @@ impl<'a> From<&'a Job> for JobView<'a> {
             created_at: job.created_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
+            requested_by: job.requested_by.as_deref(),
         }
     }
 }
@@ -63,6 +67,7 @@ impl<'a> From<&'a Job> for JobView<'a> {
 #[rocket::get("/jobs?<limit>&<cursor>&<status>&<entity_id>&<action>")]
 async fn list(
     service: &State<Service>,
+    _caller: Caller,
     limit: Option<&str>,
     cursor: Option<&str>,
     status: Option<&str>,
@@ -118,7 +123,7 @@ struct JobBody<'a> {
 }
 
 #[rocket::get("/jobs/<id>")]
-async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
+async fn get(service: &State<Service>, _caller: Caller, id: &str) -> ApiResult<Json<Value>> {
     let job = service.job(parse_id(id)?).await?;
     Ok(Json(json!(JobBody {
         message: "success",
@@ -129,7 +134,12 @@ async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
 /// Answers as soon as the job has finished, or with its current state once
 /// `timeout` seconds (default 30, at most 300) have passed.
 #[rocket::get("/jobs/<id>/wait?<timeout>")]
-async fn wait(service: &State<Service>, id: &str, timeout: Option<&str>) -> ApiResult<Json<Value>> {
+async fn wait(
+    service: &State<Service>,
+    _caller: Caller,
+    id: &str,
+    timeout: Option<&str>,
+) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
     let seconds = match timeout {
         None => 30,
@@ -154,7 +164,7 @@ async fn wait(service: &State<Service>, id: &str, timeout: Option<&str>) -> ApiR
 
 /// The job's steps and, when a tool failed, what it printed.
 #[rocket::get("/jobs/<id>/log")]
-async fn log(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
+async fn log(service: &State<Service>, _caller: Caller, id: &str) -> ApiResult<Json<Value>> {
     let job = service.job(parse_id(id)?).await?;
     let lines = service.job_log(&job).await?;
     Ok(Json(json!({ "message": "success", "lines": lines })))
@@ -164,7 +174,11 @@ async fn log(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
 /// stop where its step can stop safely (202, still `running`); 409 when
 /// neither is possible.
 #[rocket::delete("/jobs/<id>")]
-async fn cancel(service: &State<Service>, id: &str) -> ApiResult<(Status, Json<Value>)> {
+async fn cancel(
+    service: &State<Service>,
+    _caller: Caller,
+    id: &str,
+) -> ApiResult<(Status, Json<Value>)> {
     let (status, job) = match service.cancel_job(parse_id(id)?).await? {
         CancelOutcome::Cancelled(job) => (Status::Ok, job),
         CancelOutcome::Stopping(job) => (Status::Accepted, job),

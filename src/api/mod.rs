@@ -1,6 +1,7 @@
 //! The JSON API, mounted at `/v1` and `/v0.1`: handlers that read the
 //! request, call the service and shape the answer.
 
+mod auth;
 mod body;
 mod catchers;
 mod containers;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::service::IdempotencyKey;
 
+pub use auth::{ApiAuth, Caller};
 pub use catchers::catchers;
 pub use health::{routes as health_routes, RequestCounter};
 

@@ -7,6 +7,7 @@ use rocket::serde::json::Json;
 use rocket::{Route, State};
 use serde_json::{json, Value};
 
+use super::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
 
@@ -18,7 +19,7 @@ pub fn routes() -> Vec<Route> {
 const DEFAULT_UPLOAD_LIMIT_GIB: u64 = 4;
 
 #[rocket::get("/templates")]
-async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
+async fn list(service: &State<Service>, _caller: Caller) -> ApiResult<Json<Value>> {
     let templates = service.templates_list().await?;
     Ok(Json(
         json!({ "message": "success", "templates": templates }),
@@ -30,6 +31,7 @@ async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
 #[rocket::post("/templates?<name>&<replace>", data = "<data>")]
 async fn upload(
     service: &State<Service>,
+    _caller: Caller,
     name: Option<&str>,
     replace: Option<bool>,
     limits: &Limits,
@@ -74,7 +76,7 @@ async fn upload(
 }
 
 #[rocket::delete("/templates/<name>")]
-async fn delete(service: &State<Service>, name: &str) -> ApiResult<Json<Value>> {
+async fn delete(service: &State<Service>, _caller: Caller, name: &str) -> ApiResult<Json<Value>> {
     service.delete_template(name).await?;
     Ok(Json(json!({ "message": "success" })))
 }

@@ -27,6 +27,8 @@ pub struct Job {
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// The API token (or console user) that asked for the job.
+    pub requested_by: Option<String>,
 }
 
 /// One line of a job's log.
@@ -37,8 +39,8 @@ pub struct LogLine {
     pub text: String,
 }
 
-const COLUMNS: &str =
-    "seq, id, entity_type, entity_id, action, status, payload, error, progress, created_at, started_at, finished_at";
+const COLUMNS: &str = "seq, id, entity_type, entity_id, action, status, payload, error, progress, \
+                       created_at, started_at, finished_at, requested_by";
 
 fn from_row(row: &SqliteRow) -> Result<Job, DbError> {
     let action: String = row.try_get("action")?;
@@ -59,27 +61,36 @@ fn from_row(row: &SqliteRow) -> Result<Job, DbError> {
         created_at: parse_time(row.try_get("created_at")?)?,
         started_at: parse_optional_time(row.try_get("started_at")?)?,
         finished_at: parse_optional_time(row.try_get("finished_at")?)?,
+        requested_by: row.try_get("requested_by")?,
     })
+}
+
+/// A job about to be queued.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub entity_id: Uuid,
+    pub action: JobAction,
+    pub payload: Option<String>,
+    pub requested_by: Option<&'a str>,
 }
 
 /// Queues a new job for a container.
 pub async fn insert(
     conn: &mut SqliteConnection,
-    entity_id: Uuid,
-    action: JobAction,
-    payload: Option<String>,
+    job: &NewJob<'_>,
     now: Timestamp,
 ) -> Result<Job, DbError> {
     let row = sqlx::query(&format!(
-        "INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at)
-         VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING {COLUMNS}"
+        "INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at, requested_by)
+         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::new_v4().hyphenated().to_string())
     .bind(ENTITY_CONTAINER)
-    .bind(entity_id.hyphenated().to_string())
-    .bind(action.as_str())
-    .bind(payload)
+    .bind(job.entity_id.hyphenated().to_string())
+    .bind(job.action.as_str())
+    .bind(&job.payload)
     .bind(time::format(&now))
+    .bind(job.requested_by)
     .fetch_one(conn)
     .await?;
     from_row(&row)

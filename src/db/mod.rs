@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod idempotency;
 pub mod jobs;
+pub mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,11 +5,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    fingerprint, ConfigureChange, DeleteChange, IdempotencyKey, Page, Service, ServiceError,
+    fingerprint, ConfigureChange, DeleteChange, IdempotencyKey, Page, Requester, Service,
+    ServiceError,
 };
 use crate::db::containers::{self, Container, ContainerFilter};
 use crate::db::idempotency::{self, KeyUse};
-use crate::db::jobs::{self, Job};
+use crate::db::jobs::{self, Job, NewJob};
 use crate::db::{DbError, Tx};
 use crate::domain::container::{ContainerName, ContainerStatus};
 use crate::domain::job::JobAction;
@@ -43,6 +44,7 @@ impl Service {
         &self,
         request: NewContainer,
         key: Option<&IdempotencyKey>,
+        by: &Requester,
     ) -> Result<Accepted, ServiceError> {
         let (name, parameters) = self.validate_new(&request)?;
         let request_print = fingerprint(&[
@@ -79,7 +81,13 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         };
-        let job = jobs::insert(&mut tx, stored.id, JobAction::Create, None, now).await?;
+        let new_job = NewJob {
+            entity_id: stored.id,
+            action: JobAction::Create,
+            payload: None,
+            requested_by: by.as_deref(),
+        };
+        let job = jobs::insert(&mut tx, &new_job, now).await?;
         remember(&mut tx, key, request_print, &job).await?;
         tx.commit().await.map_err(DbError::from)?;
         self.announce(&job).await;
@@ -155,6 +163,7 @@ impl Service {
         &self,
         id: Uuid,
         parameters: &Value,
+        by: &Requester,
     ) -> Result<Job, ServiceError> {
         let patch = ParameterPatch::from_json(parameters)?;
         let mut tx = self.db.begin().await?;
@@ -179,7 +188,13 @@ impl Service {
         containers::set_parameters(&mut tx, id, &after, now).await?;
         let payload =
             serde_json::to_string(&ConfigureChange { before, after }).expect("payload serialises");
-        let job = jobs::insert(&mut tx, id, JobAction::Configure, Some(payload), now).await?;
+        let new_job = NewJob {
+            entity_id: id,
+            action: JobAction::Configure,
+            payload: Some(payload),
+            requested_by: by.as_deref(),
+        };
+        let job = jobs::insert(&mut tx, &new_job, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         self.announce(&job).await;
         Ok(job)
@@ -191,6 +206,7 @@ impl Service {
         id: Uuid,
         action: JobAction,
         key: Option<&IdempotencyKey>,
+        by: &Requester,
     ) -> Result<Accepted, ServiceError> {
         debug_assert!(matches!(
             action,
@@ -219,7 +235,13 @@ impl Service {
             payload = Some(serde_json::to_string(&change).expect("payload serialises"));
             containers::set_status(&mut tx, id, ContainerStatus::Deleting, now).await?;
         }
-        let job = jobs::insert(&mut tx, id, action, payload, now).await?;
+        let new_job = NewJob {
+            entity_id: id,
+            action,
+            payload,
+            requested_by: by.as_deref(),
+        };
+        let job = jobs::insert(&mut tx, &new_job, now).await?;
         remember(&mut tx, key, request_print, &job).await?;
         tx.commit().await.map_err(DbError::from)?;
         self.announce(&job).await;

@@ -5,6 +5,7 @@
 mod containers;
 mod jobs;
 mod templates;
+mod tokens;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -100,6 +101,26 @@ fn fingerprint(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hex::encode(hasher.finalize())
+}
+
+/// Who asks for a change: recorded on the jobs it queues.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester(Option<String>);
+
+impl Requester {
+    /// Nobody in particular: authentication is off.
+    pub fn anonymous() -> Self {
+        Requester(None)
+    }
+
+    /// An API token, by its name.
+    pub fn token(name: &str) -> Self {
+        Requester(Some(format!("token:{name}")))
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
 }
 
 /// A page of a list, and where the next one starts.

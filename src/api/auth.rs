@@ -1,0 +1,94 @@
+//! Who is calling the API: with `auth = "token"`, a valid
+//! `Authorization: Bearer <token>`; failed attempts are limited per client
+//! address.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+
+use crate::auth::FailureLimiter;
+use crate::config::AuthMode;
+use crate::error::ApiError;
+use crate::service::{Requester, Service};
+
+/// Failed attempts an address may make per window before it must wait.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The API's authentication settings and failure counts (managed state).
+pub struct ApiAuth {
+    mode: AuthMode,
+    failures: FailureLimiter,
+}
+
+impl ApiAuth {
+    pub fn new(mode: AuthMode) -> Self {
+        ApiAuth {
+            mode,
+            failures: FailureLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
+        }
+    }
+}
+
+/// The authenticated caller of an API route. Every API handler takes one;
+/// a request that fails here never reaches the handler.
+pub struct Caller(pub Requester);
+
+/// Why a request was refused, for the 401/429 catchers (a failing guard
+/// cannot hand its error to the catcher any other way).
+#[derive(Default)]
+pub struct AuthRefusal(pub Option<ApiError>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Caller {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let (Some(auth), Some(service)) = (
+            req.rocket().state::<ApiAuth>(),
+            req.rocket().state::<Service>(),
+        ) else {
+            return Outcome::Error((Status::InternalServerError, ()));
+        };
+        if auth.mode == AuthMode::None {
+            return Outcome::Success(Caller(Requester::anonymous()));
+        }
+        let client = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        if let Err(wait) = auth.failures.check(client) {
+            return refuse(req, ApiError::TooManyAttempts(wait.as_secs().max(1)));
+        }
+        let presented = req
+            .headers()
+            .get_one("Authorization")
+            .and_then(|value| value.strip_prefix("Bearer ").map(str::trim));
+        let Some(presented) = presented else {
+            return refuse(
+                req,
+                ApiError::Unauthorized(
+                    "send an API token as 'Authorization: Bearer <token>'".into(),
+                ),
+            );
+        };
+        match service.token_owner(presented).await {
+            Ok(Some(name)) => Outcome::Success(Caller(Requester::token(&name))),
+            Ok(None) => {
+                auth.failures.record_failure(client);
+                refuse(
+                    req,
+                    ApiError::Unauthorized(
+                        "the API token is not valid (revoked or mistyped?)".into(),
+                    ),
+                )
+            }
+            Err(error) => refuse(req, ApiError::Internal(error.to_string())),
+        }
+    }
+}
+
+fn refuse<'r>(req: &'r Request<'_>, error: ApiError) -> Outcome<Caller, ()> {
+    let status = error.status();
+    req.local_cache(|| AuthRefusal(Some(error)));
+    Outcome::Error((status, ()))
+}
