@@ -87,7 +87,7 @@ impl<'r> FromRequest<'r> for Caller {
     }
 }
 
-fn refuse<'r>(req: &'r Request<'_>, error: ApiError) -> Outcome<Caller, ()> {
+fn refuse(req: &Request<'_>, error: ApiError) -> Outcome<Caller, ()> {
     let status = error.status();
     req.local_cache(|| AuthRefusal(Some(error)));
     Outcome::Error((status, ()))
