@@ -137,7 +137,7 @@ impl Berth {
         self.process = Some(command.spawn().expect("berth starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.client.get(self.url("/v1/containers")).send() {
+            if let Ok(response) = self.client.get(self.url("/healthz")).send() {
                 if response.status().is_success() {
                     return;
                 }
@@ -152,6 +152,32 @@ impl Berth {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request from now on.
+    pub fn authorize(&mut self, token: &str) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        self.client = Client::builder()
+            .timeout(Duration::from_secs(60))
+            .default_headers(headers)
+            .build()
+            .unwrap();
+    }
+
+    /// Runs `berth ARGS…` against this berth's data directory (as an
+    /// operator would beside the running service); returns stdout.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .current_dir(self.root.path())
+            .env("ROCKET_CONFIG", self.root.path().join("no-Rocket.toml"))
+            .env("BERTH_DATA_DIR", self.data_dir())
+            .output()
+            .unwrap()
     }
 
     /// SIGKILL, as a crash would.
