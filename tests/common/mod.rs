@@ -137,10 +137,8 @@ impl Berth {
         self.process = Some(command.spawn().expect("berth starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.client.get(self.url("/healthz")).send() {
-                if response.status().is_success() {
-                    return;
-                }
+            if self.healthy() {
+                return;
             }
             if let Some(status) = self.process.as_mut().unwrap().try_wait().unwrap() {
                 panic!("berth exited with {status}: {}", self.log());
@@ -152,6 +150,27 @@ impl Berth {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether berth answers `/healthz`. Under TLS (`ROCKET_TLS` set) curl
+    /// asks, as the tests' HTTP client speaks plain HTTP only.
+    fn healthy(&self) -> bool {
+        if self.tls() {
+            let url = format!("https://127.0.0.1:{}/healthz", self.port);
+            Command::new("curl")
+                .args(["-skf", "-o", "/dev/null", &url])
+                .status()
+                .is_ok_and(|s| s.success())
+        } else {
+            self.client
+                .get(self.url("/healthz"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        }
+    }
+
+    pub fn tls(&self) -> bool {
+        self.extra_env.iter().any(|(key, _)| key == "ROCKET_TLS")
     }
 
     /// Sends `Authorization: Bearer <token>` with every request from now on.
