@@ -190,3 +190,51 @@ pub async fn set_status(
         .await?;
     Ok(())
 }
+
+/// Containers said to be running or stopped that no job is working on: the
+/// ones whose status only the host can change (a shutdown from inside).
+pub async fn settled(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<(Uuid, String, ContainerStatus)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, name, status FROM containers c
+         WHERE status IN ('running', 'stopped')
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = c.id AND j.status IN ('queued', 'running'))",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get("status")?;
+            Ok((
+                parse_uuid(row.try_get("id")?)?,
+                row.try_get("name")?,
+                ContainerStatus::parse(&status)
+                    .ok_or_else(|| DbError::Corrupt(format!("status {status:?}")))?,
+            ))
+        })
+        .collect()
+}
+
+/// Records a status the host showed, unless the container changed or a job
+/// was queued for it since it was looked at. True when it was recorded.
+pub async fn set_observed_status(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    seen: ContainerStatus,
+    observed: ContainerStatus,
+    now: Timestamp,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE containers SET status = ?, updated_at = ?
+         WHERE id = ? AND status = ?
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = containers.id AND j.status IN ('queued', 'running'))",
+    )
+    .bind(observed.as_str())
+    .bind(time::format(&now))
+    .bind(id.hyphenated().to_string())
+    .bind(seen.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -476,6 +476,21 @@ impl Driver for LxcDriver {
             RunState::Running
         })
     }
+
+    async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError> {
+        let output = run(
+            "lxc-ls",
+            args!["-P", self.lxc_path, "--running", "-1"],
+            None,
+        )
+        .await?;
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
 }
 
 /// Whether the container's current config bind-mounts berth's resolv.conf.

@@ -122,4 +122,6 @@ pub trait Driver: Send + Sync {
     /// it. Removing a container that is already gone succeeds.
     async fn destroy(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
     async fn state(&self, name: &str) -> Result<RunState, DriverError>;
+    /// The names of every running container, in one call.
+    async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError>;
 }

@@ -5,6 +5,7 @@
 mod cancel;
 mod execute;
 mod fairing;
+mod observe;
 mod retention;
 mod step_log;
 
@@ -208,7 +209,9 @@ impl RunnerHandle {
             runner.settings.retention,
             receiver.clone(),
         ));
-        let task = tokio::spawn(Arc::new(runner).run(receiver));
+        let runner = Arc::new(runner);
+        tokio::spawn(observe::run(runner.clone(), receiver.clone()));
+        let task = tokio::spawn(runner.run(receiver));
         RunnerHandle { stop, task }
     }
 

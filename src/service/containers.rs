@@ -171,6 +171,11 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
         ensure_accepts_jobs(&container)?;
+        if container.status == ContainerStatus::Failed {
+            return Err(ServiceError::Conflict(format!(
+                "container {id} failed to be created; the only thing to do with it is delete it"
+            )));
+        }
         let before = container.parameters.clone();
         let current = before.clone().unwrap_or_default();
         let after = current.merged(&patch);
