@@ -233,8 +233,15 @@ impl LxcDriver {
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         for (file, value) in self.cgroup.limits(&spec.settings) {
-            self.lxc("lxc-cgroup", &spec.name, args![file, value], Some(log))
-                .await?;
+            // `--`: "no limit" is `-1` on cgroup v1, which lxc-cgroup
+            // would otherwise take for an option and refuse.
+            self.lxc(
+                "lxc-cgroup",
+                &spec.name,
+                args!["--", file, value],
+                Some(log),
+            )
+            .await?;
         }
         log.step("cpus, memsize: applied live to the running container's cgroup".into());
 
