@@ -52,8 +52,19 @@ impl Db {
         Ok(Db { pool })
     }
 
+    /// Begins a write transaction that holds SQLite's write lock from its
+    /// first statement on, as `BEGIN IMMEDIATE` would (sqlx 0.7 only issues
+    /// a deferred `BEGIN`). A deferred transaction that reads and then
+    /// writes fails at once with "database is locked" (SQLITE_BUSY, no
+    /// busy timeout) whenever another connection writes in between, which
+    /// the job runner and concurrent requests do all the time. Taking the
+    /// lock first makes it wait for the busy timeout like any other writer.
     pub async fn begin(&self) -> Result<Tx<'_>, DbError> {
-        Ok(self.pool.begin().await?)
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE containers SET seq = seq WHERE 0")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     pub fn pool(&self) -> &SqlitePool {
