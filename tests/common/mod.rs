@@ -416,7 +416,12 @@ impl Berth {
         } else {
             self.post_empty(&format!("/v1/containers/{id}/{action}"))
         };
-        assert_eq!(status, StatusCode::ACCEPTED, "{action}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "{action}: {answer}\n{}",
+            self.log()
+        );
         answer["job_id"].as_str().unwrap().to_owned()
     }
 
