@@ -440,3 +440,26 @@ fn the_disk_stops_at_its_size_grows_and_refuses_to_shrink_below_use() {
     let disk = root_fs_bytes(&berth, &name);
     assert!(disk > 32 * MIB && disk <= 48 * MIB, "df shows {disk} bytes");
 }
+
+/// A template that does not fit on the disk asked for fails the create with
+/// a message that says how much it needs, and leaves nothing behind.
+#[test]
+fn a_template_larger_than_the_disk_fails_the_create_clearly() {
+    let berth = Berth::start();
+    berth.install_template("big", common::big_template());
+    let name = unique_name("too-small");
+    let (id, job) = berth.queue_create(
+        &name,
+        "big",
+        Some(json!({ "size": "100", "size_units": "M" })),
+    );
+    let failed = berth.wait_job(&job);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("the template needs about") && error.contains("size is 100 MiB"),
+        "{error}"
+    );
+    assert_eq!(berth.container(&id)["status"], "failed");
+    assert!(!berth.lxc_path().join(&name).exists());
+}
