@@ -354,26 +354,43 @@ fn parameters_patched_on_a_running_container_apply_live_where_they_can() {
 }
 
 /// Name servers set for the first time on a running container take a bind
-/// mount that only a start makes: the job says so, and the start does it.
+/// mount that only a start makes, and a first disk size needs the container
+/// stopped: the job says both wait, and the next start does them.
 #[test]
-fn nameserver_first_set_on_a_running_container_waits_for_the_next_start() {
+fn nameserver_and_disk_first_set_on_a_running_container_wait_for_the_next_start() {
     let berth = Berth::start();
     let name = unique_name("ns-later");
     let id = berth.create(&name, None);
     berth.act(&id, "start");
     assert_eq!(nameservers(&berth, &name), Vec::<String>::new());
 
-    let job = berth.patch_parameters(&id, json!({ "nameserver": "203.0.113.7" }));
+    // A first disk size also waits: the directory root file system moves
+    // onto a disk image while the container is stopped.
+    let job = berth.patch_parameters(
+        &id,
+        json!({ "nameserver": "203.0.113.7", "size": "40", "size_units": "M" }),
+    );
     berth.job_done(&job);
     let log = berth.job_log(&job);
-    assert!(
-        log_has(&log, "nameserver: applies at the next start"),
-        "{log:?}"
-    );
+    for line in [
+        "nameserver: applies at the next start",
+        "size: applies at the next start",
+    ] {
+        assert!(log_has(&log, line), "no {line:?} in {log:?}");
+    }
     assert_eq!(nameservers(&berth, &name), Vec::<String>::new());
+    let dir = berth.lxc_path().join(&name);
+    assert!(dir.join("rootfs").is_dir() && !dir.join("rootfs.img").exists());
 
     berth.act(&id, "restart");
     assert_eq!(nameservers(&berth, &name), ["203.0.113.7"]);
+    assert!(!dir.join("rootfs").exists());
+    assert_eq!(
+        std::fs::metadata(dir.join("rootfs.img")).unwrap().len(),
+        40 * MIB
+    );
+    let disk = root_fs_bytes(&berth, &name);
+    assert!(disk > 24 * MIB && disk <= 40 * MIB, "df shows {disk} bytes");
     // The hostname defaults to the container's name.
     assert_hostname(&berth, &name, &name);
 }
