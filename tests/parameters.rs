@@ -480,3 +480,65 @@ fn a_template_larger_than_the_disk_fails_the_create_clearly() {
     assert_eq!(berth.container(&id)["status"], "failed");
     assert!(!berth.lxc_path().join(&name).exists());
 }
+
+/// Removes a network interface when dropped (after the Berth declared
+/// later, whose containers use it).
+struct InterfaceGuard(String);
+
+impl Drop for InterfaceGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", "dev", &self.0])
+            .output();
+    }
+}
+
+fn ip(args: &[&str]) -> String {
+    let output = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// eth0 is a veth on the bridge the settings name; berth creates the bridge
+/// when it is missing, up, with no address of its own (no uplink, no NAT).
+#[test]
+fn containers_attach_to_the_configured_bridge_which_berth_creates() {
+    let bridge = format!("bt{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let _guard = InterfaceGuard(bridge.clone());
+    assert!(ip(&["-o", "link", "show", "dev", &bridge]).is_empty());
+    let berth = Berth::start_with(common::Options {
+        env: vec![("BERTH_BRIDGE".into(), bridge.clone())],
+        templates: vec!["template1"],
+    });
+    let name = unique_name("bridge");
+    let net = TestNet::new();
+    let id = berth.create(&name, Some(json!({ "ipadd": format!("{}/24", net.v4(5)) })));
+    assert!(berth
+        .lxc_config(&name)
+        .lines()
+        .any(|line| line == format!("lxc.net.0.link = {bridge}")));
+    berth.act(&id, "start");
+
+    let link = ip(&["-o", "link", "show", "dev", &bridge]);
+    assert!(link.contains("UP"), "{link}");
+    let ports = ip(&["-o", "link", "show", "master", &bridge]);
+    assert_eq!(ports.lines().count(), 1, "one veth on {bridge}: {ports}");
+    assert!(
+        ip(&["-o", "addr", "show", "dev", &bridge])
+            .lines()
+            .all(|line| !line.contains(" inet ") && !line.contains("scope global")),
+        "the bridge has an address of its own"
+    );
+    assert_eq!(
+        eth0_addresses(&berth, &name),
+        set_of(&[format!("{}/24", net.v4(5))])
+    );
+    let eth0 = berth.attach(&name, "cat /sys/class/net/eth0/iflink");
+    let host_end = ip(&["-o", "link", "show", "master", &bridge]);
+    assert!(
+        host_end.starts_with(&format!("{}:", eth0.trim())),
+        "eth0's peer (ifindex {eth0}) is not on {bridge}: {host_end}"
+    );
+}
