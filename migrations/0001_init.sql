@@ -44,15 +44,6 @@ CREATE TABLE job_log (
     PRIMARY KEY (job_seq, line)
 ) WITHOUT ROWID;
 
--- Write transactions start by touching this row, so they hold SQLite's write
--- lock from their first statement (the effect of BEGIN IMMEDIATE, which
--- sqlx 0.7 cannot issue) and never fail on a stale read snapshot.
-CREATE TABLE write_lock (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    counter  INTEGER NOT NULL
-);
-INSERT INTO write_lock (id, counter) VALUES (1, 0);
-
 -- Idempotency-Key: the same key and request within 24 h answer with the
 -- job the first request queued.
 CREATE TABLE idempotency_keys (

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rocket::figment::providers::Env;
+use rocket::data::{Limits, ToByteUnit};
+use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::{Figment, Profile};
 use serde::Deserialize;
 
@@ -84,13 +85,32 @@ pub struct ResolvedSettings {
     pub job_retention_days: u64,
 }
 
+/// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
+/// one. Rocket's own default is 1 MiB, far more than any API body needs.
+pub const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
+
 /// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
+///
+/// Built as `rocket::Config::figment()` is, from Rocket's defaults with one
+/// change (the JSON limit), then Rocket.toml (or `ROCKET_CONFIG`) and
+/// `ROCKET_*`, which may still set any limit.
 pub fn figment() -> Figment {
-    rocket::Config::figment().merge(
-        Env::prefixed("BERTH_")
-            .map(|key| format!("berth.{key}").into())
-            .profile(Profile::Global),
-    )
+    let defaults = rocket::Config {
+        limits: Limits::default().limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes()),
+        ..rocket::Config::default()
+    };
+    Figment::from(defaults)
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(Profile::from_env_or(
+            "ROCKET_PROFILE",
+            rocket::Config::DEFAULT_PROFILE,
+        ))
+        .merge(
+            Env::prefixed("BERTH_")
+                .map(|key| format!("berth.{key}").into())
+                .profile(Profile::Global),
+        )
 }
 
 impl Settings {

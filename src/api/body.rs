@@ -37,18 +37,20 @@ async fn read<T: DeserializeOwned>(req: &Request<'_>, data: Data<'_>) -> Result<
         .limits()
         .get("json")
         .unwrap_or(DEFAULT_JSON_LIMIT_KIB.kibibytes());
+    // Bytes, not a string: a body that is not UTF-8 is malformed JSON,
+    // which serde_json reports as such.
     let body = data
         .open(limit)
-        .into_string()
+        .into_bytes()
         .await
         .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
     if !body.is_complete() {
         return Err(ApiError::PayloadTooLarge(limit.to_string()));
     }
-    if body.trim().is_empty() {
+    if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("the request body is empty".into()));
     }
-    serde_json::from_str(&body).map_err(|error| match error.classify() {
+    serde_json::from_slice(&body).map_err(|error| match error.classify() {
         serde_json::error::Category::Data => ApiError::InvalidBody(error.to_string()),
         _ => ApiError::MalformedJson(error.to_string()),
     })

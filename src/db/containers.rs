@@ -216,24 +216,30 @@ pub async fn settled(
         .collect()
 }
 
-/// Records a status the host showed, unless the container changed or a job
-/// was queued for it since it was looked at. True when it was recorded.
+/// Records a status the host showed at `observed_at`, unless the container
+/// changed since it was looked at, or a job is pending for it or finished
+/// after the host was asked (its result is newer than the observation).
+/// True when it was recorded.
 pub async fn set_observed_status(
     conn: &mut SqliteConnection,
     id: Uuid,
     seen: ContainerStatus,
     observed: ContainerStatus,
-    now: Timestamp,
+    observed_at: Timestamp,
 ) -> Result<bool, DbError> {
     let done = sqlx::query(
         "UPDATE containers SET status = ?, updated_at = ?
          WHERE id = ? AND status = ?
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = containers.id AND j.status IN ('queued', 'running'))",
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = containers.id
+                           AND (j.status IN ('queued', 'running') OR j.finished_at >= ?))",
     )
     .bind(observed.as_str())
-    .bind(time::format(&now))
+    .bind(time::format(&time::now()))
     .bind(id.hyphenated().to_string())
     .bind(seen.as_str())
+    // Times are kept to the second: a job finished in the same second is
+    // treated as newer, which only delays the correction to the next round.
+    .bind(time::format(&observed_at))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -54,12 +54,16 @@ impl Db {
         Ok(Db { pool })
     }
 
-    /// Starts a write transaction holding the write lock from the start,
-    /// so its reads and writes see one state and it cannot fail half-way on
-    /// a snapshot another writer made stale.
+    /// Begins a write transaction that holds SQLite's write lock from its
+    /// first statement on, as `BEGIN IMMEDIATE` would (sqlx 0.7 only issues
+    /// a deferred `BEGIN`). A deferred transaction that reads and then
+    /// writes fails at once with "database is locked" (SQLITE_BUSY, no
+    /// busy timeout) whenever another connection writes in between, which
+    /// the job runner and concurrent requests do all the time. Taking the
+    /// lock first makes it wait for the busy timeout like any other writer.
     pub async fn begin(&self) -> Result<Tx<'_>, DbError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE write_lock SET counter = counter + 1 WHERE id = 1")
+        sqlx::query("UPDATE containers SET seq = seq WHERE 0")
             .execute(&mut *tx)
             .await?;
         Ok(tx)

@@ -474,11 +474,12 @@ mod tests {
     fn unknown_names_and_wrong_types_are_rejected() {
         let err = ParameterPatch::from_json(&json!({"cpu": "2", "hostname": 5, "cpus": true}))
             .unwrap_err();
-        let mut fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
-        fields.sort();
+        // Errors follow the order of the request's keys (serde_json keeps
+        // it with `preserve_order`).
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["parameters.cpu", "parameters.cpus", "parameters.hostname"]
+            vec!["parameters.cpu", "parameters.hostname", "parameters.cpus"]
         );
         assert!(ParameterPatch::from_json(&json!(["cpus"])).is_err());
     }

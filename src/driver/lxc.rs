@@ -233,8 +233,15 @@ impl LxcDriver {
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         for (file, value) in self.cgroup.limits(&spec.settings) {
-            self.lxc("lxc-cgroup", &spec.name, args![file, value], Some(log))
-                .await?;
+            // `--`: "no limit" is `-1` on cgroup v1, which lxc-cgroup
+            // would otherwise take for an option and refuse.
+            self.lxc(
+                "lxc-cgroup",
+                &spec.name,
+                args!["--", file, value],
+                Some(log),
+            )
+            .await?;
         }
         log.step("cpus, memsize: applied live to the running container's cgroup".into());
 
@@ -285,6 +292,30 @@ impl LxcDriver {
             log.step("size: applies at the next start (the disk is resized while the container is stopped)".into());
         }
         Ok(())
+    }
+
+    /// A clean shutdown through init, killed once the stop timeout passes.
+    async fn halt(&self, name: &str, log: &dyn StepLog) -> Result<(), DriverError> {
+        let timeout = self.stop_timeout_secs.to_string();
+        match self
+            .lxc("lxc-stop", name, args!["-t", timeout], Some(log))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // lxc-stop fails ("is not running") when the container stops by
+            // other means while it waits: its init exiting, an operator's
+            // `lxc-stop -k`, or the lxc-stop of a job cut off by a crash.
+            // The container is stopped all the same, or is about to be.
+            Err(error) => {
+                let stopped = self.wait_for(name, "STOPPED", 5).await.is_ok()
+                    || self.state(name).await? != RunState::Running;
+                if !stopped {
+                    return Err(error);
+                }
+                log.step("the container stopped by other means while lxc-stop waited".into());
+                Ok(())
+            }
+        }
     }
 
     async fn wait_for(
@@ -422,10 +453,7 @@ impl Driver for LxcDriver {
             log.step("already stopped".into());
             return Ok(());
         }
-        // A clean shutdown through init, killed once the timeout passes.
-        let timeout = self.stop_timeout_secs.to_string();
-        self.lxc("lxc-stop", &spec.name, args!["-t", timeout], Some(log))
-            .await?;
+        self.halt(&spec.name, log).await?;
         log.step("stopped".into());
         Ok(())
     }
@@ -445,9 +473,7 @@ impl Driver for LxcDriver {
             Ownership::Ours => {}
         }
         if self.state(&spec.name).await? == RunState::Running {
-            let timeout = self.stop_timeout_secs.to_string();
-            self.lxc("lxc-stop", &spec.name, args!["-t", timeout], Some(log))
-                .await?;
+            self.halt(&spec.name, log).await?;
         }
         if paths.config().exists() && (paths.rootfs_dir().exists() || paths.rootfs_image().exists())
         {

@@ -41,6 +41,7 @@ async fn observe(runner: &Runner) -> Result<(), String> {
     if settled.is_empty() {
         return Ok(());
     }
+    let observed_at = time::now();
     let running = runner.driver.running().await.map_err(|e| e.to_string())?;
     for (id, name, seen) in settled {
         let observed = if running.contains(&name) {
@@ -52,7 +53,7 @@ async fn observe(runner: &Runner) -> Result<(), String> {
             continue;
         }
         let mut tx = runner.db.begin().await.map_err(|e| e.to_string())?;
-        let recorded = containers::set_observed_status(&mut tx, id, seen, observed, time::now())
+        let recorded = containers::set_observed_status(&mut tx, id, seen, observed, observed_at)
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;

@@ -41,6 +41,86 @@ pub fn busybox_template() -> &'static Path {
     })
 }
 
+/// A template derived from the busybox one: its root filesystem unpacked,
+/// changed by `change`, and packed again as an uncompressed `.tar`. Built
+/// once per test binary (or reused from an earlier run) under the target dir.
+fn derived_template(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("derived-templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}.tar"));
+    if out.exists() {
+        return out;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("berth-template-")
+        .tempdir_in(&dir)
+        .unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(busybox_template())
+            .arg("-C")
+            .arg(&rootfs),
+    );
+    change(&rootfs);
+    let partial = work.path().join("template.tar");
+    run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "-cf"])
+            .arg(&partial)
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("."),
+    );
+    // Another test binary may have won the race: either file is fine.
+    std::fs::rename(&partial, &out).unwrap();
+    out
+}
+
+/// The busybox template whose init is a shell loop. As PID 1 it ignores the
+/// signal `lxc-stop` asks it to halt with, so a stop (and the delete of a
+/// running container) waits the whole stop timeout, or until the test kills
+/// the container with [`Berth::force_stop`]. That makes "a job is running
+/// right now" a state the test holds for as long as it needs.
+pub fn stubborn_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        derived_template("stubborn-v1", |rootfs| {
+            let init = rootfs.join("sbin/init");
+            std::fs::remove_file(&init).unwrap();
+            std::fs::write(&init, "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+            run_ok(Command::new("chmod").arg("0755").arg(&init));
+        })
+    })
+}
+
+/// The busybox template plus 300 MiB of incompressible data, so that
+/// unpacking it takes long enough to be cut off in the middle.
+pub fn big_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        derived_template("big-v1", |rootfs| {
+            let filler = std::fs::File::create(rootfs.join("filler")).unwrap();
+            run_ok(
+                Command::new("head")
+                    .args(["-c", "300M", "/dev/urandom"])
+                    .stdout(filler),
+            );
+        })
+    })
+}
+
+fn run_ok(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 pub struct Berth {
     pub root: tempfile::TempDir,
     pub port: u16,
@@ -319,6 +399,175 @@ impl Berth {
         answer["container"].clone()
     }
 
+    /// Sets an environment variable for the next `launch`.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The berth process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
+    /// Whether the berth process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        match self.process.as_mut() {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    /// Makes the template file `source` available as template `name`.
+    pub fn install_template(&self, name: &str, source: &Path) {
+        let file_name = source.file_name().unwrap().to_str().unwrap();
+        let suffix = &file_name[file_name.find(".tar").expect("a tar archive")..];
+        std::os::unix::fs::symlink(source, self.template_dir().join(format!("{name}{suffix}")))
+            .unwrap();
+    }
+
+    /// Queues the creation of a container from `template` and returns
+    /// (container id, job id) without waiting.
+    pub fn queue_create(
+        &self,
+        name: &str,
+        template: &str,
+        parameters: Option<Value>,
+    ) -> (String, String) {
+        let mut body = serde_json::json!({ "name": name, "ostemplate": template });
+        if let Some(parameters) = parameters {
+            body["parameters"] = parameters;
+        }
+        let (status, answer) = self.post("/v1/containers/", &body);
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        (
+            answer["container_id"].as_str().unwrap().to_owned(),
+            answer["job_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a container from `template`, waits until it is done and
+    /// returns its id.
+    pub fn create_from(&self, name: &str, template: &str, parameters: Option<Value>) -> String {
+        let (id, job) = self.queue_create(name, template, parameters);
+        self.job_done(&job);
+        id
+    }
+
+    /// Queues start, stop, restart (POST) or delete (DELETE); returns the job id.
+    pub fn queue(&self, id: &str, action: &str) -> String {
+        let (status, answer) = if action == "delete" {
+            self.delete(&format!("/v1/containers/{id}"))
+        } else {
+            self.post_empty(&format!("/v1/containers/{id}/{action}"))
+        };
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "{action}: {answer}\n{}",
+            self.log()
+        );
+        answer["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// PATCHes parameters; returns the id of the job that applies them.
+    pub fn patch_parameters(&self, id: &str, parameters: Value) -> String {
+        let (status, answer) = self.patch(
+            &format!("/v1/containers/{id}"),
+            &serde_json::json!({ "parameters": parameters }),
+        );
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["code"], 0, "{answer}");
+        answer["job_id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn job(&self, job_id: &str) -> Value {
+        let (status, job) = self.get(&format!("/v1/jobs/{job_id}"));
+        assert_eq!(status, StatusCode::OK, "{job}");
+        job
+    }
+
+    /// `GET /v1/containers/`: the list.
+    pub fn containers(&self) -> Value {
+        let (status, answer) = self.get("/v1/containers/");
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["containers"].clone()
+    }
+
+    /// `GET /v1/jobs/`: the list.
+    pub fn jobs(&self) -> Value {
+        let (status, answer) = self.get("/v1/jobs/");
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["jobs"].clone()
+    }
+
+    /// The lines of a job's log (`GET /v1/jobs/:id/log`).
+    pub fn job_log(&self, job_id: &str) -> Vec<String> {
+        let (status, body) = self.get(&format!("/v1/jobs/{job_id}/log"));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Polls `condition` until it holds; panics with `what` after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the job is `running`.
+    pub fn wait_running(&self, job_id: &str) {
+        self.wait_until(
+            &format!("job {job_id} to run"),
+            Duration::from_secs(60),
+            || {
+                let job = self.job(job_id);
+                assert!(
+                    matches!(job["status"].as_str(), Some("queued" | "running")),
+                    "job finished before it was seen running: {job}"
+                );
+                job["status"] == "running"
+            },
+        );
+    }
+
+    /// Kills a container's processes behind berth's back (`lxc-stop -k`),
+    /// which also ends a stop that waits on a stubborn init.
+    pub fn force_stop(&self, name: &str) {
+        run_ok(
+            Command::new("lxc-stop")
+                .arg("-P")
+                .arg(self.lxc_path())
+                .args(["-n", name, "-k"]),
+        );
+    }
+
+    /// The LXC config berth wrote for a container.
+    pub fn lxc_config(&self, name: &str) -> String {
+        std::fs::read_to_string(self.lxc_path().join(name).join("config")).unwrap()
+    }
+
+    /// The names in the LXC path, sorted.
+    pub fn lxc_entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.lxc_path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Runs a command inside a running container.
     pub fn attach(&self, name: &str, command: &str) -> String {
         let output = Command::new("lxc-attach")
@@ -364,6 +613,27 @@ impl Berth {
             .unwrap();
         Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
+}
+
+/// The CPUs berth sees on this host (its upper bound for `cpus`).
+pub fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Asserts an API failure: the HTTP status, the documented code, and a body
+/// of exactly `{"code", "message"}` with a non-empty message.
+pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: i64) {
+    let (got_status, body) = answer;
+    assert_eq!(got_status.as_u16(), status, "{body}");
+    let object = body.as_object().expect("an object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["code", "message"], "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        !body["message"].as_str().unwrap().is_empty(),
+        "empty message: {body}"
+    );
 }
 
 /// Which cgroup files hold the limits on this host.
