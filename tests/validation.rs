@@ -531,7 +531,8 @@ fn malformed_requests_are_refused_in_the_error_shape() {
         (format!("{one}/start"), "GET", "POST"),
         (format!("{one}/stop/"), "DELETE", "POST"),
         ("/v1/jobs".to_owned(), "POST", "GET"),
-        (format!("/v1/jobs/{id}"), "DELETE", "GET"),
+        (format!("/v1/jobs/{id}"), "PUT", "DELETE, GET"),
+        (format!("/v1/jobs/{id}/log"), "POST", "GET"),
     ] {
         let before = snapshot(&berth);
         let response = berth
