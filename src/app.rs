@@ -11,7 +11,9 @@ use crate::config::{ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
 use crate::jobs::{JobQueue, Runner, RunnerFairing};
+use crate::logging::RequestLog;
 use crate::service::Service;
+use crate::systemd::SystemdFairing;
 use crate::templates::TemplateStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +51,15 @@ pub async fn build_with(
     );
     let service = Service::new(db.clone(), templates, queue.clone());
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
+    let systemd = SystemdFairing::new(db.clone(), queue.clone());
 
     let mut rocket = rocket::custom(figment)
         .manage(service)
         .manage(queue)
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
+        .attach(systemd)
+        .attach(RequestLog)
         .register("/", crate::api::catchers());
     for base in crate::api::BASES {
         rocket = rocket.mount(base, crate::api::routes());

@@ -8,7 +8,9 @@ mod domain;
 mod driver;
 mod error;
 mod jobs;
+mod logging;
 mod service;
+mod systemd;
 mod templates;
 
 use std::process::ExitCode;
@@ -40,7 +42,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    let rocket = match app::build(config::figment()).await {
+    let figment = config::figment();
+    logging::init(&figment);
+    let rocket = match app::build(figment).await {
         Ok(rocket) => rocket,
         Err(error) => {
             eprintln!("berth: {error}");

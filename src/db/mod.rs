@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod jobs;
+pub mod summary;
 
 use std::str::FromStr;
 use std::time::Duration;

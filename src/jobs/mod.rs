@@ -6,9 +6,9 @@ mod execute;
 mod fairing;
 mod step_log;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -27,11 +27,30 @@ pub struct JobQueue {
     inner: Arc<QueueInner>,
 }
 
-#[derive(Default)]
 struct QueueInner {
     wake: Notify,
     alive: AtomicBool,
+    /// When the runner's loop last went round or ticked, in milliseconds
+    /// since `epoch` (0: never). The watchdog reads it to tell a waiting
+    /// runner from a wedged one.
+    heartbeat_ms: AtomicU64,
+    epoch: Instant,
 }
+
+impl Default for QueueInner {
+    fn default() -> Self {
+        QueueInner {
+            wake: Notify::new(),
+            alive: AtomicBool::new(false),
+            heartbeat_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// How often an idle runner proves it is alive; the watchdog allows a few
+/// of these to pass before it calls the runner wedged.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
 impl JobQueue {
     pub fn new() -> Self {
@@ -47,6 +66,24 @@ impl JobQueue {
     /// Whether the runner's loop is running (for health checks).
     pub fn runner_alive(&self) -> bool {
         self.inner.alive.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the runner's loop last showed it is making progress;
+    /// `None` before its first beat.
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        let beat = self.inner.heartbeat_ms.load(Ordering::Relaxed);
+        (beat != 0).then(|| {
+            self.inner
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(beat))
+        })
+    }
+
+    fn beat(&self) {
+        // +1 keeps a beat in the first millisecond distinct from "never".
+        let now = self.inner.epoch.elapsed().as_millis() as u64 + 1;
+        self.inner.heartbeat_ms.store(now, Ordering::Relaxed);
     }
 }
 
@@ -85,7 +122,11 @@ impl Runner {
         self.queue.inner.alive.store(true, Ordering::Relaxed);
         let permits = Arc::new(Semaphore::new(self.max_parallel));
         let mut in_flight = JoinSet::new();
+        // Ticks while the runner waits, so that an idle runner still beats.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_PERIOD);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*stop.borrow() {
+            self.queue.beat();
             while let Ok(permit) = permits.clone().try_acquire_owned() {
                 match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
                     Ok(Some(job)) => {
@@ -103,10 +144,15 @@ impl Runner {
                     }
                 }
             }
-            tokio::select! {
-                _ = self.queue.inner.wake.notified() => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                _ = stop.changed() => {}
+            // A heartbeat tick only beats: it must not turn the wait into
+            // polling the database for jobs.
+            loop {
+                tokio::select! {
+                    _ = self.queue.inner.wake.notified() => break,
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => break,
+                    _ = stop.changed() => break,
+                    _ = heartbeat.tick() => self.queue.beat(),
+                }
             }
         }
         self.queue.inner.alive.store(false, Ordering::Relaxed);
