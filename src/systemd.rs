@@ -8,7 +8,7 @@ use std::time::Duration;
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Orbit, Rocket};
 use sd_notify::NotifyState;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::db::summary::{self, Summary};
@@ -45,7 +45,7 @@ impl From<DbError> for HealthError {
 pub struct SystemdFairing {
     db: Db,
     queue: JobQueue,
-    supervisor: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SystemdFairing {
@@ -74,28 +74,30 @@ impl Fairing for SystemdFairing {
         if std::env::var_os("NOTIFY_SOCKET").is_none() {
             return;
         }
-        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(supervise(
             self.db.clone(),
             self.queue.clone(),
             sd_notify::watchdog_enabled(),
-            stopped,
         ));
-        *self.supervisor.lock().await = Some((stop, task));
+        *self.supervisor.lock().await = Some(task);
     }
 
     async fn on_shutdown(&self, _: &Rocket<Orbit>) {
-        let Some((stop, task)) = self.supervisor.lock().await.take() else {
+        let Some(task) = self.supervisor.lock().await.take() else {
             return;
         };
-        // Said first, so that systemd shows "deactivating" while the runner
-        // drains; systemd's stop timeout, not the watchdog, bounds it now.
+        // The supervisor only sends datagrams (synchronously) and reads the
+        // database, so cancelling it at its next await is safe; once it is
+        // gone nothing can send a STATUS= or WATCHDOG=1 after STOPPING=1.
+        task.abort();
+        let _ = task.await;
+        // Said as soon as shutdown begins (shutdown fairings run together),
+        // so systemd shows "deactivating" while the runner drains; its stop
+        // timeout, not the watchdog, bounds that.
         send(&[
             NotifyState::Stopping,
             NotifyState::Status("stopping: finishing running jobs"),
         ]);
-        let _ = stop.send(true);
-        let _ = task.await;
     }
 }
 
@@ -163,13 +165,8 @@ fn status_line(summary: &Summary) -> String {
 
 /// Waits for the runner to start (it first settles jobs a crash left
 /// running, which may take a while), then says READY=1 and keeps STATUS=
-/// and the watchdog going until `stop`.
-async fn supervise(
-    db: Db,
-    queue: JobQueue,
-    watchdog: Option<Duration>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// and the watchdog going until it is cancelled at shutdown.
+async fn supervise(db: Db, queue: JobQueue, watchdog: Option<Duration>) {
     let period = check_period(watchdog);
     let max_age = max_heartbeat_age(period);
     if let Some(interval) = watchdog {
@@ -184,10 +181,7 @@ async fn supervise(
         "starting: settling jobs left from the last run",
     )]);
     while queue.heartbeat_age().is_none() {
-        tokio::select! {
-            _ = tokio::time::sleep(STARTUP_POLL) => {}
-            _ = stop.changed() => return,
-        }
+        tokio::time::sleep(STARTUP_POLL).await;
     }
 
     let mut ticks = tokio::time::interval(period);
@@ -195,10 +189,7 @@ async fn supervise(
     let mut ready = false;
     let mut problem: Option<HealthError> = None;
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
+        ticks.tick().await;
         match check(&db, &queue, max_age, period).await {
             Ok(summary) => {
                 let status = status_line(&summary);
