@@ -3,6 +3,7 @@
 //! `WATCHDOG=1` only while the runner and the database prove responsive,
 //! and `STOPPING=1` at shutdown.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -101,11 +102,14 @@ impl Fairing for SystemdFairing {
     }
 }
 
-/// Sends states to systemd; a failure is logged, never fatal: systemd will
-/// notice a missing ping on its own.
+/// Sends states to systemd; a failure is logged (once), never fatal:
+/// systemd notices a missing READY or ping on its own.
 fn send(states: &[NotifyState<'_>]) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
     if let Err(error) = sd_notify::notify(states) {
-        log::warn!("systemd: cannot notify: {error}");
+        if !REPORTED.swap(true, Ordering::Relaxed) {
+            log::warn!("systemd: cannot notify: {error}");
+        }
     }
 }
 
@@ -212,7 +216,11 @@ async fn supervise(db: Db, queue: JobQueue, watchdog: Option<Duration>) {
             Err(error) => {
                 // No WATCHDOG=1: if this lasts, systemd restarts berth.
                 send(&[NotifyState::Status(&format!("unhealthy: {error}"))]);
-                if problem.as_ref() != Some(&error) {
+                // Logged when the kind of problem changes, not on every tick
+                // (a wedged runner's age grows each time).
+                let new_kind = problem.as_ref().map(std::mem::discriminant)
+                    != Some(std::mem::discriminant(&error));
+                if new_kind {
                     log::error!("systemd: withholding the watchdog ping: {error}");
                 }
                 problem = Some(error);

@@ -4,11 +4,12 @@
 
 mod execute;
 mod fairing;
+mod heartbeat;
 mod step_log;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -20,6 +21,7 @@ use crate::driver::Driver;
 use crate::templates::TemplateStore;
 
 pub use fairing::RunnerFairing;
+pub use heartbeat::HEARTBEAT_PERIOD;
 
 /// The handle the service uses to tell the runner there is new work.
 #[derive(Clone, Default)]
@@ -27,30 +29,12 @@ pub struct JobQueue {
     inner: Arc<QueueInner>,
 }
 
+#[derive(Default)]
 struct QueueInner {
     wake: Notify,
     alive: AtomicBool,
-    /// When the runner's loop last went round or ticked, in milliseconds
-    /// since `epoch` (0: never). The watchdog reads it to tell a waiting
-    /// runner from a wedged one.
-    heartbeat_ms: AtomicU64,
-    epoch: Instant,
+    heartbeat: heartbeat::Heartbeat,
 }
-
-impl Default for QueueInner {
-    fn default() -> Self {
-        QueueInner {
-            wake: Notify::new(),
-            alive: AtomicBool::new(false),
-            heartbeat_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-/// How often an idle runner proves it is alive; the watchdog allows a few
-/// of these to pass before it calls the runner wedged.
-pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
 impl JobQueue {
     pub fn new() -> Self {
@@ -68,22 +52,10 @@ impl JobQueue {
         self.inner.alive.load(Ordering::Relaxed)
     }
 
-    /// How long ago the runner's loop last showed it is making progress;
-    /// `None` before its first beat.
+    /// How long ago the runner's loop last showed progress; `None` before
+    /// it started (for systemd's watchdog).
     pub fn heartbeat_age(&self) -> Option<Duration> {
-        let beat = self.inner.heartbeat_ms.load(Ordering::Relaxed);
-        (beat != 0).then(|| {
-            self.inner
-                .epoch
-                .elapsed()
-                .saturating_sub(Duration::from_millis(beat))
-        })
-    }
-
-    fn beat(&self) {
-        // +1 keeps a beat in the first millisecond distinct from "never".
-        let now = self.inner.epoch.elapsed().as_millis() as u64 + 1;
-        self.inner.heartbeat_ms.store(now, Ordering::Relaxed);
+        self.inner.heartbeat.age()
     }
 }
 
@@ -126,7 +98,7 @@ impl Runner {
         let mut heartbeat = tokio::time::interval(HEARTBEAT_PERIOD);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*stop.borrow() {
-            self.queue.beat();
+            self.queue.inner.heartbeat.beat();
             while let Ok(permit) = permits.clone().try_acquire_owned() {
                 match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
                     Ok(Some(job)) => {
@@ -151,7 +123,7 @@ impl Runner {
                     _ = self.queue.inner.wake.notified() => break,
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => break,
                     _ = stop.changed() => break,
-                    _ = heartbeat.tick() => self.queue.beat(),
+                    _ = heartbeat.tick() => self.queue.inner.heartbeat.beat(),
                 }
             }
         }
