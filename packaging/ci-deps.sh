@@ -1,29 +1,28 @@
 #!/bin/sh
-# Installs what the packaging test (tests/packaging.rs) needs on a Debian 12
-# machine, and nothing when it is all there already:
-#   debootstrap   makes the Debian rootfs booted with systemd
-#   lxc           boots it as a container (and is a Depends of the .deb)
-#   zstd          packs the cached rootfs
-#   binutils      strip, for cargo-deb
-#   cargo-deb     builds the .deb from Cargo.toml's [package.metadata.deb]
-# Run as root: sh packaging/ci-deps.sh
+# Installs what berth's test suite needs on Debian 12: LXC and the tools the
+# driver runs, busybox-static for the test template, Chromium with its
+# WebDriver for the console tests, and for the package test
+# (tests/packaging.rs): debootstrap (the Debian rootfs booted with systemd),
+# binutils (strip) and cargo-deb. Idempotent; run as root.
 set -eu
 
-packages="debootstrap lxc zstd xz-utils e2fsprogs iproute2 binutils ca-certificates"
+packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap binutils ca-certificates"
 
 missing=""
 for package in $packages; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
-        missing="$missing $package"
-    fi
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
 done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
+    apt-get update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing
+    apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# cargo-deb builds the .deb from [package.metadata.deb] in Cargo.toml
+# (about 2 minutes to install, once). Pinned: the package test packages the
+# debug binary with --profile dev, which cargo-deb says a later version may
+# refuse.
 if ! cargo deb --version >/dev/null 2>&1; then
-    cargo install cargo-deb --locked
+    cargo install cargo-deb --version 3.8.0 --locked
 fi
