@@ -191,11 +191,13 @@ fn the_deb_runs_berth_under_systemd() {
     ));
     assert_eq!(ct.show(&["ActiveState"])["ActiveState"], "inactive");
 
-    // Purge removes the unit, the configuration and the database, and keeps
-    // (and names) the containers and templates.
+    // Purge stops a running berth, removes the unit, the configuration and
+    // the database, and keeps (and names) the containers and templates.
+    ct.ok("systemctl start berth");
     ct.ok("echo template > /var/lib/berth/templates/mine.tar && \
            mkdir -p /var/lib/berth/lxc/web1 && echo config > /var/lib/berth/lxc/web1/config");
     let purge = ct.ok("apt-get purge -y berth 2>&1");
+    ct.ok("! grep -qx berth /proc/[0-9]*/comm");
     assert!(
         purge.contains("/var/lib/berth/templates") && purge.contains("/var/lib/berth/lxc"),
         "{purge}"
