@@ -306,4 +306,56 @@ mod tests {
         let verdict = check(&db, &queue, 3 * SECOND, SECOND).await;
         assert_eq!(verdict, Err(HealthError::RunnerStopped));
     }
+
+    /// A real runner wedged for real: another connection holds SQLite's
+    /// write lock, so the runner's claim of the next job blocks (up to the
+    /// 10 s busy timeout). Reads still answer (WAL), so only the heartbeat
+    /// can tell; the ping comes back once the lock is gone.
+    #[rocket::async_test]
+    async fn a_runner_stuck_on_the_database_gets_no_ping() {
+        use std::sync::Arc;
+
+        use crate::db::jobs as job_rows;
+        use crate::driver::lxc::LxcDriver;
+        use crate::jobs::{Runner, RunnerHandle};
+        use crate::templates::TemplateStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let queue = JobQueue::new();
+        let driver = LxcDriver::new(dir.path().join("lxc"), "berthtest0".into(), 5);
+        let runner = Runner::new(
+            db.clone(),
+            Arc::new(driver),
+            TemplateStore::new(dir.path().join("templates")),
+            queue.clone(),
+            1,
+        );
+        let handle = RunnerHandle::spawn(runner);
+        let max_age = 3 * HEARTBEAT_PERIOD;
+        while queue.heartbeat_age().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(check(&db, &queue, max_age, SECOND).await.is_ok());
+
+        // A write statement in an open transaction takes the write lock.
+        let mut lock = db.begin().await.unwrap();
+        job_rows::claim_next(&mut lock, crate::domain::time::now())
+            .await
+            .unwrap();
+        queue.wake();
+        tokio::time::sleep(max_age + SECOND).await;
+        let verdict = check(&db, &queue, max_age, SECOND).await;
+        assert!(
+            matches!(verdict, Err(HealthError::RunnerWedged(_))),
+            "{verdict:?}"
+        );
+
+        lock.rollback().await.unwrap();
+        tokio::time::sleep(2 * HEARTBEAT_PERIOD).await;
+        assert!(check(&db, &queue, max_age, SECOND).await.is_ok());
+        handle.shutdown(SECOND).await;
+    }
 }
