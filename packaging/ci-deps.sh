@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs what berth's test suite needs on Debian 12: LXC and the tools the
-# driver runs, busybox-static for the test template, and Chromium with its
-# WebDriver for the console tests. Idempotent; run as root.
+# driver runs, busybox-static for the test template, Chromium with its
+# WebDriver for the console tests, and for the package test
+# (tests/packaging.rs): debootstrap (the Debian rootfs booted with systemd),
+# binutils (strip) and cargo-deb. Idempotent; run as root.
 set -eu
 
-packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap"
+packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap binutils ca-certificates"
 
 missing=""
 for package in $packages; do
@@ -15,4 +17,12 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# cargo-deb builds the .deb from [package.metadata.deb] in Cargo.toml
+# (about 2 minutes to install, once). Pinned: the package test packages the
+# debug binary with --profile dev, which cargo-deb says a later version may
+# refuse.
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install cargo-deb --version 3.8.0 --locked
 fi

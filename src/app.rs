@@ -14,8 +14,10 @@ use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
 use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
+use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::service::Service;
+use crate::systemd::SystemdFairing;
 use crate::templates::TemplateStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,7 @@ pub async fn build_with(
     );
     let service = Service::new(db.clone(), templates, queue.clone(), events.clone());
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
+    let systemd = SystemdFairing::new(db.clone(), queue.clone());
 
     let mut rocket = rocket::custom(figment)
         .manage(service)
@@ -75,6 +78,8 @@ pub async fn build_with(
             Box::pin(start_up_notes(rocket))
         }))
         .mount("/", crate::api::health_routes())
+        .attach(systemd)
+        .attach(RequestLog)
         .register("/", crate::api::catchers());
     for base in crate::api::BASES {
         rocket = rocket.mount(base, crate::api::routes());

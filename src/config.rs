@@ -100,7 +100,7 @@ pub fn figment() -> Figment {
         ..rocket::Config::default()
     };
     Figment::from(defaults)
-        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Toml::file(config_file()).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or(
             "ROCKET_PROFILE",
@@ -111,6 +111,24 @@ pub fn figment() -> Figment {
                 .map(|key| format!("berth.{key}").into())
                 .profile(Profile::Global),
         )
+}
+
+/// Where the package installs berth's configuration.
+pub const PACKAGED_CONFIG: &str = "/etc/berth/berth.toml";
+
+/// The configuration file: `ROCKET_CONFIG`; else `Rocket.toml` in the
+/// working directory (a checkout); else the packaged one, so that commands
+/// an operator runs on an installed host (`berth token create`) use the
+/// service's database without being told where it is.
+fn config_file() -> PathBuf {
+    if let Some(path) = std::env::var_os("ROCKET_CONFIG") {
+        return PathBuf::from(path);
+    }
+    let local = Path::new("Rocket.toml");
+    if !local.exists() && Path::new(PACKAGED_CONFIG).exists() {
+        return PathBuf::from(PACKAGED_CONFIG);
+    }
+    local.to_owned()
 }
 
 impl Settings {

@@ -11,8 +11,10 @@ mod driver;
 mod error;
 mod events;
 mod jobs;
+mod logging;
 mod metrics;
 mod service;
+mod systemd;
 mod templates;
 
 use std::path::{Path, PathBuf};
@@ -89,7 +91,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    let rocket = match app::build(config::figment()).await {
+    let figment = config::figment();
+    logging::init(&figment);
+    let rocket = match app::build(figment).await {
         Ok(rocket) => rocket,
         Err(error) => {
             eprintln!("berth: {error}");

@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod idempotency;
 pub mod jobs;
+pub mod summary;
 pub mod tokens;
 
 use std::str::FromStr;

@@ -5,6 +5,7 @@
 mod cancel;
 mod execute;
 mod fairing;
+mod heartbeat;
 mod observe;
 mod retention;
 mod step_log;
@@ -26,6 +27,7 @@ use crate::templates::TemplateStore;
 
 pub use cancel::CancelAnswer;
 pub use fairing::RunnerFairing;
+pub use heartbeat::HEARTBEAT_PERIOD;
 
 /// The handle the service uses to tell the runner there is new work.
 #[derive(Clone, Default)]
@@ -38,6 +40,7 @@ struct QueueInner {
     wake: Notify,
     alive: AtomicBool,
     running: cancel::RunningJobs,
+    heartbeat: heartbeat::Heartbeat,
 }
 
 impl JobQueue {
@@ -64,6 +67,12 @@ impl JobQueue {
     /// Whether the runner's loop is running (for health checks).
     pub fn runner_alive(&self) -> bool {
         self.inner.alive.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the runner's loop last showed progress; `None` before
+    /// it started (for systemd's watchdog).
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        self.inner.heartbeat.age()
     }
 }
 
@@ -117,7 +126,11 @@ impl Runner {
         self.queue.inner.alive.store(true, Ordering::Relaxed);
         let permits = Arc::new(Semaphore::new(self.settings.max_parallel));
         let mut in_flight = JoinSet::new();
+        // Ticks while the runner waits, so that an idle runner still beats.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_PERIOD);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*stop.borrow() {
+            self.queue.inner.heartbeat.beat();
             while let Ok(permit) = permits.clone().try_acquire_owned() {
                 match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
                     Ok(Some(job)) => {
@@ -136,10 +149,15 @@ impl Runner {
                     }
                 }
             }
-            tokio::select! {
-                _ = self.queue.inner.wake.notified() => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                _ = stop.changed() => {}
+            // A heartbeat tick only beats: it must not turn the wait into
+            // polling the database for jobs.
+            loop {
+                tokio::select! {
+                    _ = self.queue.inner.wake.notified() => break,
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => break,
+                    _ = stop.changed() => break,
+                    _ = heartbeat.tick() => self.queue.inner.heartbeat.beat(),
+                }
             }
         }
         self.queue.inner.alive.store(false, Ordering::Relaxed);
