@@ -317,7 +317,7 @@ mod tests {
 
         use crate::db::jobs as job_rows;
         use crate::driver::lxc::LxcDriver;
-        use crate::jobs::{Runner, RunnerHandle};
+        use crate::jobs::{Runner, RunnerHandle, RunnerSettings};
         use crate::templates::TemplateStore;
 
         let dir = tempfile::tempdir().unwrap();
@@ -331,7 +331,12 @@ mod tests {
             Arc::new(driver),
             TemplateStore::new(dir.path().join("templates")),
             queue.clone(),
-            1,
+            crate::events::EventBus::new(),
+            crate::metrics::Metrics::new(),
+            RunnerSettings {
+                max_parallel: 1,
+                retention: Duration::from_secs(86_400),
+            },
         );
         let handle = RunnerHandle::spawn(runner);
         let max_age = 3 * HEARTBEAT_PERIOD;
