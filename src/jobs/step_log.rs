@@ -39,7 +39,13 @@ impl JobStepLog {
                             job_rows::append_log(&mut conn, seq, time, &text).await
                         }
                         Event::Progress(percent) => {
-                            job_rows::set_progress(&mut conn, seq, percent).await
+                            job_rows::set_progress(&mut conn, seq, percent).await?;
+                            // Followers (the event stream, the console) see
+                            // progress as it is stored, not only at the end.
+                            if let Some(row) = job_rows::get(&mut conn, job).await? {
+                                events.publish(Change::Job(row));
+                            }
+                            Ok(())
                         }
                     }
                 }
