@@ -59,9 +59,14 @@ pub async fn build_with(
         .manage(events)
         .manage(settings)
         .attach(RunnerFairing::new(runner, db, grace))
-        .register("/", crate::api::catchers());
+        // The most specific base wins: API paths keep JSON errors, the
+        // rest of the site gets the console's (HTML for browsers).
+        .register("/", crate::console::catchers())
+        .mount("/", crate::console::routes());
     for base in crate::api::BASES {
-        rocket = rocket.mount(base, crate::api::routes());
+        rocket = rocket
+            .mount(base, crate::api::routes())
+            .register(base, crate::api::catchers());
     }
     Ok(rocket)
 }

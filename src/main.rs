@@ -3,6 +3,7 @@
 mod api;
 mod app;
 mod config;
+mod console;
 mod db;
 mod domain;
 mod driver;

@@ -92,7 +92,8 @@ impl Service {
         }
     }
 
-    async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
+    /// The container with this id, even when deleted (its jobs still name it).
+    pub async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
         let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
         containers::get_any(&mut conn, id)
             .await?
@@ -259,6 +260,18 @@ impl Service {
     pub async fn jobs(&self) -> Result<Vec<Job>, ServiceError> {
         let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
         Ok(jobs::list(&mut conn).await?)
+    }
+
+    /// The newest `limit` jobs, newest first (the console's overviews).
+    pub async fn recent_jobs(&self, limit: u32) -> Result<Vec<Job>, ServiceError> {
+        let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
+        Ok(jobs::recent(&mut conn, limit).await?)
+    }
+
+    /// The newest `limit` jobs of one container, deleted or not.
+    pub async fn container_jobs(&self, id: Uuid, limit: u32) -> Result<Vec<Job>, ServiceError> {
+        let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
+        Ok(jobs::of_entity(&mut conn, id, limit).await?)
     }
 
     /// The job as soon as it has finished, or as it is when `timeout` passes.

@@ -27,6 +27,9 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub use catchers::catchers;
+/// The API's answers for failures, for the console's catchers to give
+/// clients that do not ask for HTML.
+pub use catchers::{fallback as json_fallback, not_found as json_not_found};
 
 /// The version prefix the request came in on, for links in answers.
 pub struct ApiBase(&'static str);

@@ -101,6 +101,33 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Job>, DbError> {
     rows.iter().map(from_row).collect()
 }
 
+/// The newest `limit` jobs, newest first.
+pub async fn recent(conn: &mut SqliteConnection, limit: u32) -> Result<Vec<Job>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The newest `limit` jobs of one container, newest first.
+pub async fn of_entity(
+    conn: &mut SqliteConnection,
+    entity_id: Uuid,
+    limit: u32,
+) -> Result<Vec<Job>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE entity_id = ? ORDER BY seq DESC LIMIT ?"
+    ))
+    .bind(entity_id.hyphenated().to_string())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Jobs in a given state, oldest first (recovery looks for `running`).
 pub async fn with_status(
     conn: &mut SqliteConnection,
