@@ -145,6 +145,7 @@
     var text = {
       hostname: p.hostname || "\u2014",
       ipadd: p.ipadd || "\u2014",
+      nameserver: p.nameserver || "\u2014",
       cpus: p.cpus || "\u2014",
       memory: amount(p.memsize, p.memsize_units),
       disk: amount(p.size, p.size_units)

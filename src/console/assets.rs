@@ -104,8 +104,7 @@ impl<'r> Responder<'r, 'static> for AssetResponse {
             .status(self.status)
             .header(self.content_type)
             .header(Header::new("ETag", self.etag))
-            .header(Header::new("Cache-Control", self.cache_control))
-            .header(Header::new("X-Content-Type-Options", "nosniff"));
+            .header(Header::new("Cache-Control", self.cache_control));
         if let Some(body) = self.body {
             response.sized_body(body.len(), std::io::Cursor::new(body));
         }

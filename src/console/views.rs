@@ -50,7 +50,6 @@ pub struct ContainerView {
     pub ostemplate: String,
     pub status: ContainerStatus,
     pub created: TimeView,
-    pub updated: TimeView,
     pub hostname: String,
     pub address: String,
     pub cpus: String,
@@ -84,7 +83,6 @@ impl ContainerView {
             ostemplate: container.ostemplate.clone(),
             status: container.status,
             created: TimeView::of(&container.created_at),
-            updated: TimeView::of(&container.updated_at),
             hostname: or_dash(&p.hostname),
             address: or_dash(&p.ipadd),
             cpus: or_dash(&p.cpus),
@@ -150,10 +148,6 @@ impl JobView {
 
     pub fn status_text(&self) -> &'static str {
         self.status.as_str()
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.status.is_finished()
     }
 
     /// The value for `<progress>`: `None` shows an indeterminate bar (a job
