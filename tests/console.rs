@@ -426,7 +426,8 @@ fn pages_assets_and_forms_work_over_plain_http() {
     assert!(job_page.contains("value=\"100\""));
 }
 
-/// Writes docs/screenshots/home.png and container.png from a berth with a
+/// Writes docs/screenshots/home.png, container.png and container-phone.png
+/// from a berth with a
 /// few containers in different states. Run by packaging/screenshots.sh.
 #[test]
 #[ignore = "writes the documentation screenshots; run packaging/screenshots.sh"]
@@ -469,5 +470,15 @@ fn screenshots() {
         .unwrap();
         b.assert_no_console_errors().await;
         b.close().await;
+        let phone = Browser::start_sized(390, 844).await;
+        phone.goto(&berth.url(&format!("/containers/{web}"))).await;
+        phone.find("[data-live]:not([hidden])").await;
+        std::fs::write(
+            out.join("container-phone.png"),
+            phone.client.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        phone.assert_no_console_errors().await;
+        phone.close().await;
     });
 }
