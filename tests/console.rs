@@ -50,14 +50,15 @@ fn create_through_the_form_and_watch_the_job_finish_live() {
     runtime().block_on(async {
         let b = Browser::start().await;
         b.goto(&berth.url("/")).await;
-        b.click(".page-head a[href='/containers/new']").await;
+        b.click_to_navigate(".page-head a[href='/containers/new']")
+            .await;
         b.find("form[action='/containers']").await;
         b.fill("name", &name).await;
         b.select("ostemplate", "template1").await;
         b.fill("cpus", "1").await;
         b.fill("memsize", "256").await;
         b.select("memsize_units", "M").await;
-        b.click("form[action='/containers'] button[type=submit]")
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
             .await;
 
         let flash = b.text(".flash-success").await;
@@ -128,7 +129,7 @@ fn edit_parameters_start_stop_and_delete() {
         b.fill("hostname", "app01").await;
         b.fill("memsize", "128").await;
         b.select("memsize_units", "M").await;
-        b.click("form[action$='/parameters'] button[type=submit]")
+        b.click_to_navigate("form[action$='/parameters'] button[type=submit]")
             .await;
         let flash = b.text(".flash-success").await;
         assert!(flash.contains("saved"), "{flash}");
@@ -141,7 +142,7 @@ fn edit_parameters_start_stop_and_delete() {
         b.wait_text(newest_job, "done").await;
         assert_eq!(b.text("[data-container-field=hostname]").await, "app01");
 
-        b.click("form[action$='/start'] button").await;
+        b.click_to_navigate("form[action$='/start'] button").await;
         assert!(b.text(".flash-success").await.contains("Start"));
         b.mark_document().await;
         b.wait_text("h1 [data-container-field=status]", "running")
@@ -151,7 +152,7 @@ fn edit_parameters_start_stop_and_delete() {
         assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
         assert_eq!(berth.attach(&name, "hostname").trim(), "app01");
 
-        b.click("form[action$='/stop'] button").await;
+        b.click_to_navigate("form[action$='/stop'] button").await;
         assert!(b.text(".flash-success").await.contains("Stop"));
         b.mark_document().await;
         b.wait_text("h1 [data-container-field=status]", "stopped")
@@ -160,12 +161,12 @@ fn edit_parameters_start_stop_and_delete() {
         assert_eq!(berth.lxc_state(&name).as_deref(), Some("STOPPED"));
 
         // Delete asks first, on a page of its own; nothing happens yet.
-        b.click("a[href$='/delete']").await;
+        b.click_to_navigate("a[href$='/delete']").await;
         let heading = b.text("h1").await;
         assert_eq!(heading, format!("Delete {name}?"));
         let (status, _) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
         assert_eq!(status, 200, "the confirmation page deletes nothing");
-        b.click(".confirm button[type=submit]").await;
+        b.click_to_navigate(".confirm button[type=submit]").await;
         assert!(b.current_path().await.starts_with("/jobs/"));
         b.mark_document().await;
         b.wait_text("[data-job-field=status]", "done").await;
@@ -202,7 +203,7 @@ fn validation_errors_are_shown_beside_their_fields() {
         b.fill("name", "bad name!").await;
         b.fill("hostname", "-bad-").await;
         b.fill("cpus", "1").await;
-        b.click("form[action='/containers'] button[type=submit]")
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
             .await;
 
         let name_error = b
@@ -234,7 +235,7 @@ fn validation_errors_are_shown_beside_their_fields() {
         b.goto(&berth.url(&format!("/containers/{id}"))).await;
         b.fill("cpus", "999").await;
         b.fill("nameserver", "1.1.1.1").await;
-        b.click("form[action$='/parameters'] button[type=submit]")
+        b.click_to_navigate("form[action$='/parameters'] button[type=submit]")
             .await;
         let cpus_error = b
             .find_xpath(&error_beside("cpus"))

@@ -201,6 +201,36 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Clicks something that loads a new page (a submit button, a link)
+    /// and waits until the new page has loaded, so that what the test reads
+    /// next is not still the old page.
+    pub async fn click_to_navigate(&self, css: &str) {
+        let element = self.find(css).await;
+        self.client
+            .execute("window.__berthTestNavigating = true; return null;", vec![])
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let state = self
+                .client
+                .execute(
+                    "return window.__berthTestNavigating ? 'old' : document.readyState;",
+                    vec![],
+                )
+                .await;
+            if matches!(
+                state.as_ref().ok().and_then(Value::as_str),
+                Some("complete")
+            ) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the text of `css` is `expected`, without reloading.
     pub async fn wait_text(&self, css: &str, expected: &str) {
         let deadline = Instant::now() + PATIENCE;
