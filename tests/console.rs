@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use browser::{api_get, runtime, serial, Browser};
+use browser::{api_get, serial, Browser};
 use common::{unique_name, Berth};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ fn create_through_the_form_and_watch_the_job_finish_live() {
     let _serial = serial();
     let berth = Berth::start();
     let name = unique_name("web");
-    runtime().block_on(async {
+    browser::run(async {
         let b = Browser::start().await;
         b.goto(&berth.url("/")).await;
         b.click_to_navigate(".page-head a[href='/containers/new']")
@@ -118,7 +118,7 @@ fn edit_parameters_start_stop_and_delete() {
     let berth = Berth::start();
     let name = unique_name("app");
     let id = berth.create(&name, Some(json!({ "cpus": "1" })));
-    runtime().block_on(async {
+    browser::run(async {
         let b = Browser::start().await;
         b.goto(&berth.url(&format!("/containers/{id}"))).await;
         assert_eq!(
@@ -197,7 +197,7 @@ fn validation_errors_are_shown_beside_their_fields() {
     let berth = Berth::start();
     let name = unique_name("keep");
     let id = berth.create(&name, None);
-    runtime().block_on(async {
+    browser::run(async {
         let b = Browser::start().await;
         b.goto(&berth.url("/containers/new")).await;
         b.fill("name", "bad name!").await;
@@ -269,7 +269,7 @@ fn validation_errors_are_shown_beside_their_fields() {
 fn the_console_check_catches_script_errors() {
     let _serial = serial();
     let berth = Berth::start();
-    runtime().block_on(async {
+    browser::run(async {
         let b = Browser::start().await;
         b.goto(&berth.url("/")).await;
         b.assert_no_console_errors().await;
@@ -457,7 +457,7 @@ fn screenshots() {
     );
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&out).unwrap();
-    runtime().block_on(async {
+    browser::run(async {
         let b = Browser::start_sized(1280, 860).await;
         b.goto(&berth.url("/")).await;
         b.find("[data-live]:not([hidden])").await;

@@ -25,13 +25,23 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A runtime for the async WebDriver client; the test itself stays a
-/// plain `#[test]` so that the blocking harness in `common` works as is.
-pub fn runtime() -> tokio::runtime::Runtime {
+/// The longest a whole browser test may take: a browser that dies can
+/// leave a WebDriver call waiting forever; this turns that into a failure.
+const TEST_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs the async part of a test (the WebDriver client is async) on its
+/// own runtime, within `TEST_LIMIT`. The test itself stays a plain
+/// `#[test]` so that the blocking harness in `common` works as is.
+pub fn run<F: std::future::Future<Output = ()>>(test: F) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
+        .block_on(async {
+            tokio::time::timeout(TEST_LIMIT, test)
+                .await
+                .expect("the browser test did not finish in time");
+        });
 }
 
 pub struct Browser {
