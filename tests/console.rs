@@ -264,6 +264,41 @@ fn validation_errors_are_shown_beside_their_fields() {
     });
 }
 
+/// With JavaScript off the console still works: the form creates the
+/// container, and reloading shows the job done and the container stopped.
+#[test]
+fn works_without_javascript() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("nojs");
+    browser::run(async {
+        let b = Browser::start_without_javascript().await;
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        assert!(b.text(".flash-success").await.contains(&name));
+        let page = b.client.current_url().await.unwrap();
+        let deadline = std::time::Instant::now() + browser::PATIENCE;
+        loop {
+            b.client.goto(page.as_str()).await.unwrap();
+            let job = b.text("[data-jobs-of] [data-job-field=status]").await;
+            let container = b.text("h1 [data-container-field=status]").await;
+            if job == "done" && container == "stopped" {
+                break;
+            }
+            assert_ne!(job, "failed");
+            assert!(std::time::Instant::now() < deadline, "{job} / {container}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // Had app.js run, it would have connected and shown this by now.
+        let live = b.find("[data-live]").await.is_displayed().await.unwrap();
+        assert!(!live, "JavaScript was off, so the live mark stays hidden");
+        b.close().await;
+    });
+}
+
 /// The console-error check the other tests rely on does see a script error.
 #[test]
 fn the_console_check_catches_script_errors() {

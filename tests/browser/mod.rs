@@ -66,6 +66,15 @@ impl Browser {
     }
 
     pub async fn start_sized(width: u32, height: u32) -> Browser {
+        Browser::start_with(width, height, &[]).await
+    }
+
+    /// A browser with JavaScript switched off, as some operators run it.
+    pub async fn start_without_javascript() -> Browser {
+        Browser::start_with(1280, 900, &["--blink-settings=scriptEnabled=false"]).await
+    }
+
+    async fn start_with(width: u32, height: u32, extra_args: &[&str]) -> Browser {
         let port = free_port();
         let profile = tempfile::Builder::new()
             .prefix("berth-chromium-")
@@ -87,25 +96,28 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        args.push(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ));
+        args.push(format!("--window-size={width},{height}"));
+        args.extend(extra_args.iter().map(|arg| arg.to_string()));
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.path().join("profile").display()),
-                    format!("--window-size={width},{height}"),
-                ]
-            }),
-        );
+        capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
