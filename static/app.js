@@ -11,6 +11,19 @@
 
   var FINISHED = { done: true, failed: true, cancelled: true };
 
+  // How many events have arrived per job or container id. A re-read that
+  // started before an event arrived may answer with older state than the
+  // event carried: its answer is dropped (later changes come as events).
+  var eventsSeen = {};
+  function noteEvent(id) { eventsSeen[id] = (eventsSeen[id] || 0) + 1; }
+
+  // A job only moves forward: queued, running, then finished.
+  function rank(status) {
+    if (status === "queued") { return 0; }
+    if (status === "running") { return 1; }
+    return 2;
+  }
+
   function all(selector, root) {
     return Array.prototype.slice.call((root || document).querySelectorAll(selector));
   }
@@ -71,6 +84,10 @@
     }
     var progress = progressOf(job);
     scopes.forEach(function (scope) {
+      var shown = scope.querySelector('[data-job-field="status"]');
+      if (shown && rank(shown.textContent.trim()) > rank(job.status)) {
+        return;
+      }
       all('[data-job-field="status"]', scope).forEach(function (el) { setBadge(el, job.status); });
       all('[data-job-field="progress"]', scope).forEach(function (el) {
         if (progress === null || progress === undefined) {
@@ -184,13 +201,17 @@
       var badge = scope.querySelector('[data-job-field="status"]');
       return !badge || !FINISHED[badge.textContent.trim()];
     }).map(function (scope) { return scope.getAttribute("data-job"); })).forEach(function (id) {
-      getJson("/jobs/" + id).then(function (job) { if (job) { updateJob(job); } }).catch(function () {});
+      var seen = eventsSeen[id] || 0;
+      getJson("/jobs/" + id).then(function (job) {
+        if (job && (eventsSeen[id] || 0) === seen) { updateJob(job); }
+      }).catch(function () {});
     });
     unique(all("[data-container]").map(function (scope) {
       return scope.getAttribute("data-container");
     })).forEach(function (id) {
+      var seen = eventsSeen[id] || 0;
       getJson("/containers/" + id).then(function (body) {
-        if (body) { updateContainer(body.container); }
+        if (body && (eventsSeen[id] || 0) === seen) { updateContainer(body.container); }
       }).catch(function () {});
     });
   }
@@ -209,8 +230,16 @@
     // EventSource reconnects by itself; resync runs again on "open".
     if (live) { live.hidden = true; }
   });
-  source.addEventListener("job", function (event) { updateJob(JSON.parse(event.data)); });
-  source.addEventListener("container", function (event) { updateContainer(JSON.parse(event.data)); });
+  source.addEventListener("job", function (event) {
+    var job = JSON.parse(event.data);
+    noteEvent(job.id);
+    updateJob(job);
+  });
+  source.addEventListener("container", function (event) {
+    var container = JSON.parse(event.data);
+    noteEvent(container.id);
+    updateContainer(container);
+  });
   source.addEventListener("lagged", resync);
   // Close the stream before the page goes, so the browser does not report
   // an interrupted connection.
