@@ -77,12 +77,17 @@ pub async fn build_with(
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))
         }))
-        .mount("/", crate::api::health_routes())
         .attach(systemd)
         .attach(RequestLog)
-        .register("/", crate::api::catchers());
+        .mount("/", crate::api::health_routes())
+        // The most specific base wins: API paths keep JSON errors, the
+        // rest of the site gets the console's (HTML for browsers).
+        .register("/", crate::console::catchers())
+        .mount("/", crate::console::routes());
     for base in crate::api::BASES {
-        rocket = rocket.mount(base, crate::api::routes());
+        rocket = rocket
+            .mount(base, crate::api::routes())
+            .register(base, crate::api::catchers());
     }
     Ok(rocket)
 }

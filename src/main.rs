@@ -5,6 +5,7 @@ mod api;
 mod app;
 mod auth;
 mod config;
+mod console;
 mod db;
 mod domain;
 mod driver;

@@ -14,7 +14,7 @@ pub fn catchers() -> Vec<Catcher> {
 /// No route matched: a wrong method on a known path is a 405 naming the
 /// methods that exist; anything else a 404.
 #[rocket::catch(404)]
-fn not_found(req: &Request<'_>) -> ApiError {
+pub fn not_found(req: &Request<'_>) -> ApiError {
     let path = req.uri().path().as_str();
     let mut allowed: Vec<Method> = req
         .rocket()
@@ -43,7 +43,7 @@ fn not_found(req: &Request<'_>) -> ApiError {
 }
 
 #[rocket::catch(default)]
-fn fallback(status: Status, req: &Request<'_>) -> ApiError {
+pub fn fallback(status: Status, req: &Request<'_>) -> ApiError {
     if let Some(refusal) = &req.local_cache(|| AuthRefusal(None)).0 {
         return refusal.clone();
     }

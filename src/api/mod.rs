@@ -36,6 +36,10 @@ pub fn routes() -> Vec<Route> {
     routes
 }
 
+/// The API's answers for failures, for the console's catchers to give
+/// clients that do not ask for HTML.
+pub use catchers::{fallback as json_fallback, not_found as json_not_found};
+
 /// The version prefix the request came in on, for links in answers.
 pub struct ApiBase(&'static str);
 

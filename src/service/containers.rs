@@ -157,6 +157,14 @@ impl Service {
         Ok(Page::from_rows(rows, limit, |c| c.seq))
     }
 
+    /// The containers an overview lists: the first `limit`, oldest first.
+    pub async fn first_containers(&self, limit: u32) -> Result<Vec<Container>, ServiceError> {
+        Ok(self
+            .containers(&ContainerFilter::default(), None, limit)
+            .await?
+            .items)
+    }
+
     /// Merges `parameters` into the stored ones and queues the job that
     /// applies them.
     pub async fn update_parameters(

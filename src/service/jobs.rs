@@ -45,6 +45,20 @@ impl Service {
         Ok(Page::from_rows(rows, limit, |j| j.seq))
     }
 
+    /// The newest `limit` jobs, newest first (the console's overviews).
+    pub async fn recent_jobs(&self, limit: u32) -> Result<Vec<Job>, ServiceError> {
+        Ok(self.jobs(&JobFilter::default(), None, limit).await?.items)
+    }
+
+    /// The newest `limit` jobs of one container, deleted or not.
+    pub async fn container_jobs(&self, id: Uuid, limit: u32) -> Result<Vec<Job>, ServiceError> {
+        let filter = JobFilter {
+            entity_id: Some(id),
+            ..JobFilter::default()
+        };
+        Ok(self.jobs(&filter, None, limit).await?.items)
+    }
+
     /// The job as soon as it has finished, or as it is when `timeout` passes.
     /// A waiter costs nothing until an event about a job arrives.
     pub async fn wait_for_job(&self, id: Uuid, timeout: Duration) -> Result<Job, ServiceError> {

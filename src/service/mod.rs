@@ -183,7 +183,8 @@ impl Service {
         Ok(self.db.pool().acquire().await.map_err(DbError::from)?)
     }
 
-    async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
+    /// The container with this id, even when deleted (its jobs still name it).
+    pub async fn container_any(&self, id: Uuid) -> Result<Container, ServiceError> {
         crate::db::containers::get_any(&mut *self.connection().await?, id)
             .await?
             .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))

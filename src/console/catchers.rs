@@ -1,0 +1,85 @@
+//! Failures outside the API's prefixes. A browser (which asks for HTML)
+//! gets an error page in the console's frame; any other client gets the
+//! API's JSON error shape, so `curl` never has to parse HTML.
+
+use askama::Template;
+use rocket::http::Status;
+use rocket::response::{self, Responder};
+use rocket::{Catcher, Request};
+
+use super::{Layout, Page, Section};
+
+pub fn catchers() -> Vec<Catcher> {
+    rocket::catchers![not_found, fallback]
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    layout: Layout,
+    code: u16,
+    reason: String,
+    message: String,
+}
+
+pub fn error_page(status: Status, message: String) -> Page<ErrorPage> {
+    let reason = status.reason_lossy().to_owned();
+    Page::with_status(
+        status,
+        ErrorPage {
+            layout: Layout::new(reason.clone(), Section::None, None),
+            code: status.code,
+            reason,
+            message,
+        },
+    )
+}
+
+/// Whether the client named HTML among what it accepts (browsers do;
+/// `curl` and API clients send `*/*` or JSON).
+fn wants_html(req: &Request<'_>) -> bool {
+    req.accept()
+        .is_some_and(|accept| accept.media_types().any(|media| media.is_html()))
+}
+
+/// Either an HTML page or the API's JSON error.
+enum Failure {
+    Html(Page<ErrorPage>),
+    Json(crate::error::ApiError),
+}
+
+impl<'r> Responder<'r, 'static> for Failure {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Failure::Html(page) => page.respond_to(request),
+            Failure::Json(error) => error.respond_to(request),
+        }
+    }
+}
+
+#[rocket::catch(404)]
+fn not_found(req: &Request<'_>) -> Failure {
+    if wants_html(req) {
+        Failure::Html(error_page(
+            Status::NotFound,
+            "There is no such page. It may have been deleted, or the address is mistyped.".into(),
+        ))
+    } else {
+        Failure::Json(crate::api::json_not_found(req))
+    }
+}
+
+#[rocket::catch(default)]
+fn fallback(status: Status, req: &Request<'_>) -> Failure {
+    if !wants_html(req) {
+        return Failure::Json(crate::api::json_fallback(status, req));
+    }
+    let message = match status.code {
+        413 => "The form was larger than berth accepts.",
+        422 | 400 => "The request could not be understood. Go back and submit the form again.",
+        503 => "berth is shutting down; try again shortly.",
+        500..=599 => "Something went wrong on the server; its log has the details.",
+        _ => "The request could not be answered.",
+    };
+    Failure::Html(error_page(status, message.into()))
+}

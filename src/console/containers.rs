@@ -1,0 +1,354 @@
+//! Container pages: the overview (home), the new-container form, a
+//! container with its parameters, actions and jobs, and the delete
+//! confirmation. Changes go through the service and answer with a redirect
+//! and a flash message (Post/Redirect/Get); a refused form is shown again
+//! with its values and the reasons beside the fields.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use rocket::form::Form;
+use rocket::http::Status;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{Either, Route, State};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::forms::{ContainerForm, FormState};
+use super::views::{self, ContainerView, JobView};
+use super::LISTED_CONTAINERS;
+use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
+use crate::db::jobs::Job;
+use crate::domain::job::JobAction;
+use crate::domain::parameters::HostLimits;
+use crate::service::{Requester, Service, ServiceError};
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![
+        home,
+        containers,
+        new_form,
+        create,
+        show,
+        update,
+        start,
+        stop,
+        restart,
+        confirm_delete,
+        delete
+    ]
+}
+
+/// How many jobs the overview and a container page list.
+const RECENT_JOBS: u32 = 10;
+const CONTAINER_JOBS: u32 = 50;
+
+/// The CPU field's hint names this host's limit, which the service checks.
+fn cpus_hint() -> String {
+    format!(
+        "Whole number, 1 to {} on this host.",
+        HostLimits::of_this_host().cpus
+    )
+}
+
+/// A path id that is not a UUID names no container: the page is not found.
+pub(super) fn parse_id(raw: &str) -> ConsoleResult<Uuid> {
+    Uuid::try_parse(raw).map_err(|_| ConsoleError::NotFound("There is no such page.".into()))
+}
+
+pub(super) fn container_url(id: Uuid) -> String {
+    format!("/containers/{id}")
+}
+
+/// The names of the containers `jobs` act on, including deleted ones.
+pub(super) async fn container_names(
+    service: &Service,
+    jobs: &[Job],
+    known: &[crate::db::containers::Container],
+) -> ConsoleResult<HashMap<Uuid, String>> {
+    let mut names: HashMap<Uuid, String> = known.iter().map(|c| (c.id, c.name.clone())).collect();
+    for job in jobs {
+        if !names.contains_key(&job.entity_id) {
+            match service.container_any(job.entity_id).await {
+                Ok(container) => {
+                    names.insert(container.id, container.name);
+                }
+                Err(ServiceError::ContainerNotFound(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    containers: Vec<ContainerView>,
+    jobs: Vec<JobView>,
+}
+
+#[rocket::get("/")]
+async fn home(
+    service: &State<Service>,
+    flash: Option<FlashMessage<'_>>,
+) -> ConsoleResult<Page<HomePage>> {
+    let containers = service.first_containers(LISTED_CONTAINERS).await?;
+    let jobs = service.recent_jobs(RECENT_JOBS).await?;
+    let names = container_names(service, &jobs, &containers).await?;
+    Ok(Page::ok(HomePage {
+        layout: Layout::new("Containers", Section::Containers, flash),
+        containers: containers.iter().map(ContainerView::of).collect(),
+        jobs: JobView::list(&jobs, &names),
+    }))
+}
+
+/// The overview is the container list.
+#[rocket::get("/containers")]
+fn containers() -> Redirect {
+    Redirect::to("/")
+}
+
+#[derive(Template)]
+#[template(path = "container_new.html")]
+struct NewContainerPage {
+    layout: Layout,
+    form: FormState,
+    templates: Vec<String>,
+    templates_error: Option<String>,
+    cpus_hint: String,
+}
+
+impl NewContainerPage {
+    fn build(form: FormState, service: &Service) -> Self {
+        let (templates, templates_error) = match service.templates().list() {
+            Ok(list) => (list.into_iter().map(|t| t.name).collect(), None),
+            Err(error) => (
+                Vec::new(),
+                Some(format!(
+                    "The template directory {} cannot be read: {error}.",
+                    service.templates().dir().display()
+                )),
+            ),
+        };
+        NewContainerPage {
+            layout: Layout::new("New container", Section::Containers, None),
+            form,
+            templates,
+            templates_error,
+            cpus_hint: cpus_hint(),
+        }
+    }
+}
+
+#[rocket::get("/containers/new")]
+fn new_form(service: &State<Service>) -> Page<NewContainerPage> {
+    Page::ok(NewContainerPage::build(FormState::default(), service))
+}
+
+#[rocket::post("/containers", data = "<form>")]
+async fn create(
+    service: &State<Service>,
+    form: Form<ContainerForm>,
+) -> ConsoleResult<Either<Flash<Redirect>, Page<NewContainerPage>>> {
+    match service
+        .create_container(form.new_container(), None, &Requester::anonymous())
+        .await
+    {
+        Ok(accepted) => Ok(Either::Left(Flash::success(
+            Redirect::to(container_url(accepted.container_id)),
+            format!(
+                "Creating {}: the job is queued.",
+                form.name.as_deref().unwrap_or_default()
+            ),
+        ))),
+        Err(error) => {
+            let mut state = FormState::submitted(&form);
+            state.absorb(error).map_err(ConsoleError::from)?;
+            Ok(Either::Right(Page::with_status(
+                Status::UnprocessableEntity,
+                NewContainerPage::build(state, service),
+            )))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "container.html")]
+struct ContainerPage {
+    layout: Layout,
+    container: ContainerView,
+    form: FormState,
+    jobs: Vec<JobView>,
+    cpus_hint: String,
+}
+
+impl ContainerPage {
+    async fn build(
+        service: &Service,
+        id: Uuid,
+        form: Option<FormState>,
+        flash: Option<FlashMessage<'_>>,
+    ) -> ConsoleResult<Self> {
+        let container = service.container(id).await?;
+        let jobs = service.container_jobs(id, CONTAINER_JOBS).await?;
+        let names = HashMap::from([(container.id, container.name.clone())]);
+        Ok(ContainerPage {
+            layout: Layout::new(container.name.clone(), Section::Containers, flash),
+            form: form.unwrap_or_else(|| FormState::of_container(&container)),
+            container: ContainerView::of(&container),
+            jobs: JobView::list(&jobs, &names),
+            cpus_hint: cpus_hint(),
+        })
+    }
+
+    fn start_when(&self) -> &'static str {
+        views::START_WHEN
+    }
+    fn stop_when(&self) -> &'static str {
+        views::STOP_WHEN
+    }
+    fn restart_when(&self) -> &'static str {
+        views::RESTART_WHEN
+    }
+    fn delete_when(&self) -> &'static str {
+        views::DELETE_WHEN
+    }
+    fn configure_when(&self) -> &'static str {
+        views::CONFIGURE_WHEN
+    }
+}
+
+#[rocket::get("/containers/<id>")]
+async fn show(
+    service: &State<Service>,
+    id: &str,
+    flash: Option<FlashMessage<'_>>,
+) -> ConsoleResult<Page<ContainerPage>> {
+    Ok(Page::ok(
+        ContainerPage::build(service, parse_id(id)?, None, flash).await?,
+    ))
+}
+
+#[rocket::post("/containers/<id>/parameters", data = "<form>")]
+async fn update(
+    service: &State<Service>,
+    id: &str,
+    form: Form<ContainerForm>,
+) -> ConsoleResult<Either<Flash<Redirect>, Page<ContainerPage>>> {
+    let id = parse_id(id)?;
+    let container = service.container(id).await?;
+    let back = Redirect::to(container_url(id));
+    let patch = form.parameter_patch(container.parameters.as_ref());
+    if patch.is_empty() {
+        return Ok(Either::Left(Flash::new(
+            back,
+            "info",
+            "No parameter changed; nothing to apply.",
+        )));
+    }
+    match service
+        .update_parameters(id, &Value::Object(patch), &Requester::anonymous())
+        .await
+    {
+        Ok(_job) => Ok(Either::Left(Flash::success(
+            back,
+            format!("Parameters of {} saved; applying them.", container.name),
+        ))),
+        Err(ServiceError::Conflict(why)) => Ok(Either::Left(Flash::error(back, why))),
+        Err(error) => {
+            let mut state = FormState::submitted(&form);
+            state.absorb(error).map_err(ConsoleError::from)?;
+            let page = ContainerPage::build(service, id, Some(state), None).await?;
+            Ok(Either::Right(Page::with_status(
+                Status::UnprocessableEntity,
+                page,
+            )))
+        }
+    }
+}
+
+/// Queues a lifecycle job and goes back to the container's page.
+async fn act(service: &Service, id: &str, action: JobAction) -> ConsoleResult<Flash<Redirect>> {
+    let id = parse_id(id)?;
+    let back = Redirect::to(container_url(id));
+    let name = service.container(id).await?.name;
+    match service
+        .queue_action(id, action, None, &Requester::anonymous())
+        .await
+    {
+        Ok(_job) => Ok(Flash::success(
+            back,
+            format!("{} of {name} queued.", capitalised_action(action)),
+        )),
+        Err(ServiceError::Conflict(why)) => Ok(Flash::error(back, why)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn capitalised_action(action: JobAction) -> &'static str {
+    match action {
+        JobAction::Create => "Create",
+        JobAction::Configure => "Configure",
+        JobAction::Start => "Start",
+        JobAction::Stop => "Stop",
+        JobAction::Restart => "Restart",
+        JobAction::Delete => "Delete",
+    }
+}
+
+#[rocket::post("/containers/<id>/start")]
+async fn start(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
+    act(service, id, JobAction::Start).await
+}
+
+#[rocket::post("/containers/<id>/stop")]
+async fn stop(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
+    act(service, id, JobAction::Stop).await
+}
+
+#[rocket::post("/containers/<id>/restart")]
+async fn restart(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
+    act(service, id, JobAction::Restart).await
+}
+
+#[derive(Template)]
+#[template(path = "container_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    container: ContainerView,
+}
+
+/// Deleting destroys the root filesystem: it takes a second, deliberate
+/// step on its own page, which works without JavaScript.
+#[rocket::get("/containers/<id>/delete")]
+async fn confirm_delete(service: &State<Service>, id: &str) -> ConsoleResult<Page<DeletePage>> {
+    let container = service.container(parse_id(id)?).await?;
+    Ok(Page::ok(DeletePage {
+        layout: Layout::new(
+            format!("Delete {}", container.name),
+            Section::Containers,
+            None,
+        ),
+        container: ContainerView::of(&container),
+    }))
+}
+
+#[rocket::post("/containers/<id>/delete")]
+async fn delete(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
+    let id = parse_id(id)?;
+    let name = service.container(id).await?.name;
+    match service
+        .queue_action(id, JobAction::Delete, None, &Requester::anonymous())
+        .await
+    {
+        Ok(job) => Ok(Flash::success(
+            Redirect::to(format!("/jobs/{}", job.job.id)),
+            format!("Deleting {name}: the job is queued."),
+        )),
+        Err(ServiceError::Conflict(why)) => Ok(Flash::error(Redirect::to(container_url(id)), why)),
+        Err(other) => Err(other.into()),
+    }
+}

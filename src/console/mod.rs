@@ -1,0 +1,175 @@
+//! The web console: server-rendered HTML pages over the same service layer
+//! as the JSON API. Every page is complete without JavaScript; `app.js`
+//! only keeps open pages current from the event stream.
+
+mod assets;
+mod catchers;
+mod containers;
+mod forms;
+mod jobs;
+mod views;
+
+use askama::Template;
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::FlashMessage;
+use rocket::response::{self, Responder, Response};
+use rocket::{Catcher, Request, Route};
+
+use crate::service::ServiceError;
+
+pub fn routes() -> Vec<Route> {
+    let mut routes = containers::routes();
+    routes.extend(jobs::routes());
+    routes.extend(assets::routes());
+    routes
+}
+
+/// HTML error pages for browsers; other clients get the API's JSON shape.
+pub fn catchers() -> Vec<Catcher> {
+    catchers::catchers()
+}
+
+/// Where the JSON API the pages' script talks to lives.
+const API_BASE: &str = "/v1";
+/// How many containers an overview lists (the API pages through the rest).
+const LISTED_CONTAINERS: u32 = 500;
+
+/// The sections of the console, for the navigation bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Containers,
+    Jobs,
+    /// Error pages and anything else outside the two sections.
+    None,
+}
+
+/// A flash message carried across a redirect (Post/Redirect/Get).
+pub struct Notice {
+    /// `success`, `error` or `info`: also the CSS modifier.
+    pub kind: String,
+    pub message: String,
+}
+
+/// What every page's frame needs: title, navigation, flash, asset URLs.
+pub struct Layout {
+    pub title: String,
+    pub section: Section,
+    pub notice: Option<Notice>,
+    pub css: String,
+    pub js: String,
+    pub icon: String,
+    pub api: &'static str,
+}
+
+impl Layout {
+    pub fn new(
+        title: impl Into<String>,
+        section: Section,
+        flash: Option<FlashMessage<'_>>,
+    ) -> Self {
+        Layout {
+            title: title.into(),
+            section,
+            notice: flash.map(|flash| Notice {
+                kind: match flash.kind() {
+                    "success" | "error" => flash.kind().to_owned(),
+                    _ => "info".to_owned(),
+                },
+                message: flash.message().to_owned(),
+            }),
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+            icon: assets::url("favicon.svg"),
+            api: API_BASE,
+        }
+    }
+
+    pub fn in_containers(&self) -> bool {
+        self.section == Section::Containers
+    }
+
+    pub fn in_jobs(&self) -> bool {
+        self.section == Section::Jobs
+    }
+}
+
+/// A rendered page with its status. Pages are never cached: they show the
+/// state of the host at the moment they were asked for.
+pub struct Page<T: Template> {
+    status: Status,
+    template: T,
+}
+
+impl<T: Template> Page<T> {
+    pub fn ok(template: T) -> Self {
+        Page {
+            status: Status::Ok,
+            template,
+        }
+    }
+
+    pub fn with_status(status: Status, template: T) -> Self {
+        Page { status, template }
+    }
+}
+
+impl<'r, T: Template> Responder<'r, 'static> for Page<T> {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let html = self.template.render().map_err(|error| {
+            log::error!(
+                "{} {}: rendering failed: {error}",
+                request.method(),
+                request.uri()
+            );
+            Status::InternalServerError
+        })?;
+        Response::build()
+            .status(self.status)
+            .header(ContentType::HTML)
+            .header(Header::new("Cache-Control", "no-store"))
+            .sized_body(html.len(), std::io::Cursor::new(html))
+            .ok()
+    }
+}
+
+/// Why a console request could not be answered with its page.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ServiceError> for ConsoleError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::ContainerNotFound(id) => {
+                ConsoleError::NotFound(format!("There is no container {id}."))
+            }
+            ServiceError::JobNotFound(id) => {
+                ConsoleError::NotFound(format!("There is no job {id}."))
+            }
+            other => ConsoleError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ConsoleError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let (status, message) = match self {
+            ConsoleError::NotFound(message) => (Status::NotFound, message),
+            ConsoleError::Internal(detail) => {
+                // The edge: the one place a console failure is logged.
+                log::error!("{} {}: {detail}", request.method(), request.uri());
+                (
+                    Status::InternalServerError,
+                    "Something went wrong on the server; its log has the details.".to_owned(),
+                )
+            }
+        };
+        catchers::error_page(status, message).respond_to(request)
+    }
+}
+
+pub type ConsoleResult<T> = Result<T, ConsoleError>;

@@ -1,0 +1,223 @@
+//! What the templates show of containers and jobs: the stored rows turned
+//! into display text once, here, so templates stay free of logic.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::db::containers::Container;
+use crate::db::jobs::{Job, LogLine};
+use crate::domain::container::ContainerStatus;
+use crate::domain::job::JobStatus;
+use crate::domain::parameters::Parameters;
+use crate::domain::time::{self, Timestamp};
+
+/// A time as an operator reads it (UTC, to the second) and as a machine
+/// reads it (`datetime`). `app.js` formats live updates the same way.
+pub struct TimeView {
+    pub iso: String,
+    pub text: String,
+}
+
+impl TimeView {
+    pub fn of(time: &Timestamp) -> Self {
+        TimeView {
+            iso: time::format(time),
+            text: time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        }
+    }
+
+    pub fn maybe(time: &Option<Timestamp>) -> Option<Self> {
+        time.as_ref().map(TimeView::of)
+    }
+}
+
+/// Which actions make sense in which container status. The same lists go
+/// into `data-enabled-when` so that the script can follow status changes.
+pub const START_WHEN: &str = "stopped creating";
+pub const STOP_WHEN: &str = "running";
+pub const RESTART_WHEN: &str = "running stopped";
+pub const DELETE_WHEN: &str = "creating stopped running failed";
+pub const CONFIGURE_WHEN: &str = "creating stopped running";
+
+pub fn allowed(when: &str, status: ContainerStatus) -> bool {
+    when.split(' ').any(|s| s == status.as_str())
+}
+
+pub struct ContainerView {
+    pub id: Uuid,
+    pub name: String,
+    pub ostemplate: String,
+    pub status: ContainerStatus,
+    pub created: TimeView,
+    pub hostname: String,
+    pub address: String,
+    pub cpus: String,
+    pub memory: String,
+    pub disk: String,
+    pub nameserver: String,
+}
+
+/// `dash` for a parameter that is not set.
+const DASH: &str = "—";
+
+fn amount(value: &Option<String>, units: &Option<String>) -> String {
+    match (value, units) {
+        (Some(value), Some(units)) => format!("{value} {units}iB"),
+        (Some(value), None) => value.clone(),
+        (None, _) => DASH.to_owned(),
+    }
+}
+
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| DASH.to_owned())
+}
+
+impl ContainerView {
+    pub fn of(container: &Container) -> Self {
+        let none = Parameters::default();
+        let p = container.parameters.as_ref().unwrap_or(&none);
+        ContainerView {
+            id: container.id,
+            name: container.name.clone(),
+            ostemplate: container.ostemplate.clone(),
+            status: container.status,
+            created: TimeView::of(&container.created_at),
+            hostname: or_dash(&p.hostname),
+            address: or_dash(&p.ipadd),
+            cpus: or_dash(&p.cpus),
+            memory: amount(&p.memsize, &p.memsize_units),
+            disk: amount(&p.size, &p.size_units),
+            nameserver: or_dash(&p.nameserver),
+        }
+    }
+
+    pub fn status_text(&self) -> &'static str {
+        self.status.as_str()
+    }
+
+    pub fn can(&self, when: &str) -> bool {
+        allowed(when, self.status)
+    }
+}
+
+pub struct JobView {
+    pub id: Uuid,
+    pub short_id: String,
+    pub action: &'static str,
+    pub status: JobStatus,
+    pub progress: Option<u8>,
+    pub error: Option<String>,
+    pub container_id: Uuid,
+    /// `None` when the container is gone from the database entirely.
+    pub container_name: Option<String>,
+    pub created: TimeView,
+    pub started: Option<TimeView>,
+    pub finished: Option<TimeView>,
+    /// How long the job took, once it has finished.
+    pub duration: String,
+}
+
+impl JobView {
+    pub fn of(job: &Job, container_name: Option<String>) -> Self {
+        JobView {
+            id: job.id,
+            short_id: job.id.simple().to_string()[..8].to_owned(),
+            action: job.action.as_str(),
+            status: job.status,
+            progress: job.progress,
+            error: job.error.clone(),
+            container_id: job.entity_id,
+            container_name,
+            created: TimeView::of(&job.created_at),
+            started: TimeView::maybe(&job.started_at),
+            finished: TimeView::maybe(&job.finished_at),
+            duration: match (job.started_at, job.finished_at) {
+                (Some(start), Some(end)) => human_duration((end - start).num_seconds()),
+                _ => DASH.to_owned(),
+            },
+        }
+    }
+
+    /// Jobs named by the containers they act on, looked up once per name.
+    pub fn list(jobs: &[Job], names: &HashMap<Uuid, String>) -> Vec<JobView> {
+        jobs.iter()
+            .map(|job| JobView::of(job, names.get(&job.entity_id).cloned()))
+            .collect()
+    }
+
+    pub fn status_text(&self) -> &'static str {
+        self.status.as_str()
+    }
+
+    /// The value for `<progress>`: `None` shows an indeterminate bar (a job
+    /// running a step that cannot be measured).
+    pub fn progress_value(&self) -> Option<u8> {
+        match self.status {
+            JobStatus::Done => Some(100),
+            JobStatus::Queued => Some(0),
+            JobStatus::Running => self.progress,
+            JobStatus::Failed | JobStatus::Cancelled => Some(self.progress.unwrap_or(0)),
+        }
+    }
+
+    pub fn progress_text(&self) -> String {
+        match self.progress_value() {
+            Some(percent) => format!("{percent}%"),
+            None => "working".to_owned(),
+        }
+    }
+
+    pub fn container_label(&self) -> String {
+        self.container_name.clone().unwrap_or_else(|| {
+            format!("container {}", &self.container_id.simple().to_string()[..8])
+        })
+    }
+}
+
+pub fn human_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0 => "under a second".to_owned(),
+        1..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+pub struct LogLineView {
+    pub time: TimeView,
+    pub text: String,
+}
+
+impl LogLineView {
+    pub fn of(line: &LogLine) -> Self {
+        LogLineView {
+            time: TimeView::of(&line.time),
+            text: line.text.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(0), "under a second");
+        assert_eq!(human_duration(42), "42 s");
+        assert_eq!(human_duration(125), "2 min 5 s");
+        assert_eq!(human_duration(7260), "2 h 1 min");
+    }
+
+    #[test]
+    fn actions_follow_the_status() {
+        assert!(allowed(START_WHEN, ContainerStatus::Stopped));
+        assert!(!allowed(START_WHEN, ContainerStatus::Running));
+        assert!(allowed(STOP_WHEN, ContainerStatus::Running));
+        assert!(allowed(DELETE_WHEN, ContainerStatus::Failed));
+        assert!(!allowed(DELETE_WHEN, ContainerStatus::Deleting));
+        assert!(!allowed(CONFIGURE_WHEN, ContainerStatus::Failed));
+    }
+}

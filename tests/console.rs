@@ -1,0 +1,520 @@
+//! The web console, end to end: a real berth with real LXC containers, and
+//! a real Chromium clicking through the pages. Each test has its own berth
+//! and browser, and checks that the browser console stayed free of errors.
+
+mod browser;
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use browser::{api_get, serial, Browser};
+use common::{unique_name, Berth};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The error shown beside the form field named `name`.
+fn error_beside(name: &str) -> String {
+    format!(
+        "//*[@name='{name}']/ancestor::div[contains(concat(' ', @class, ' '), ' field ')][1]\
+         //p[contains(@class, 'field-error')]"
+    )
+}
+
+/// The `/static/app.*` URL the page links with `attribute` (`href`, `src`).
+fn linked_asset(html: &str, attribute: &str) -> String {
+    let marker = format!("{attribute}=\"/static/app.");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let rest = &html[start + attribute.len() + 2..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn value_of(b: &Browser, name: &str) -> String {
+    b.find(&format!("[name=\"{name}\"]"))
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Create through the form; the create job reaches done on the open page,
+/// and a change made elsewhere (an API start) shows up without a reload.
+#[test]
+fn create_through_the_form_and_watch_the_job_finish_live() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("web");
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/")).await;
+        b.click_to_navigate(".page-head a[href='/containers/new']")
+            .await;
+        b.find("form[action='/containers']").await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.fill("cpus", "1").await;
+        b.fill("memsize", "256").await;
+        b.select("memsize_units", "M").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+
+        let flash = b.text(".flash-success").await;
+        assert!(flash.contains(&name), "{flash}");
+        b.mark_document().await;
+        let job_status = "[data-jobs-of] tr[data-job] [data-job-field=status]";
+        let first_seen = b.text(job_status).await;
+        b.wait_text(job_status, "done").await;
+        b.wait_text("h1 [data-container-field=status]", "stopped")
+            .await;
+        b.assert_same_document().await;
+        eprintln!("create job: first shown as {first_seen:?}, then done without a reload");
+
+        let path = b.current_path().await;
+        let id = path.strip_prefix("/containers/").unwrap().to_owned();
+        let (status, answer) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(status, 200, "{answer}");
+        let container = &answer["container"];
+        assert_eq!(container["name"], name.as_str());
+        assert_eq!(container["ostemplate"], "template1");
+        // Empty fields were not sent: only what was filled in is set.
+        assert_eq!(
+            container["parameters"],
+            json!({ "cpus": "1", "memsize": "256", "memsize_units": "M" })
+        );
+
+        // A job queued by someone else shows on this page as it happens.
+        let started = reqwest::Client::new()
+            .post(berth.url(&format!("/v1/containers/{id}/start")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status().as_u16(), 202);
+        b.wait_text("h1 [data-container-field=status]", "running")
+            .await;
+        assert!(b.find("[data-stale]").await.is_displayed().await.unwrap());
+        let stop_enabled = b
+            .find("form[action$='/stop'] button")
+            .await
+            .is_enabled()
+            .await
+            .unwrap();
+        assert!(stop_enabled, "Stop follows the status to enabled");
+        b.assert_same_document().await;
+        assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+
+        b.assert_no_console_errors().await;
+        b.close().await;
+    });
+}
+
+/// Parameters edited in the form reach the API and the container; start,
+/// stop and delete (after its confirmation page) act on the real container.
+#[test]
+fn edit_parameters_start_stop_and_delete() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("app");
+    let id = berth.create(&name, Some(json!({ "cpus": "1" })));
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url(&format!("/containers/{id}"))).await;
+        assert_eq!(
+            value_of(&b, "cpus").await,
+            "1",
+            "the form shows what is stored"
+        );
+        b.fill("hostname", "app01").await;
+        b.fill("memsize", "128").await;
+        b.select("memsize_units", "M").await;
+        b.click_to_navigate("form[action$='/parameters'] button[type=submit]")
+            .await;
+        let flash = b.text(".flash-success").await;
+        assert!(flash.contains("saved"), "{flash}");
+        let (_, answer) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(
+            answer["container"]["parameters"],
+            json!({ "hostname": "app01", "cpus": "1", "memsize": "128", "memsize_units": "M" })
+        );
+        let newest_job = "[data-jobs-of] tr[data-job]:first-child [data-job-field=status]";
+        b.wait_text(newest_job, "done").await;
+        assert_eq!(b.text("[data-container-field=hostname]").await, "app01");
+
+        b.click_to_navigate("form[action$='/start'] button").await;
+        assert!(b.text(".flash-success").await.contains("Start"));
+        b.mark_document().await;
+        b.wait_text("h1 [data-container-field=status]", "running")
+            .await;
+        b.wait_text(newest_job, "done").await;
+        b.assert_same_document().await;
+        assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+        assert_eq!(berth.attach(&name, "hostname").trim(), "app01");
+
+        b.click_to_navigate("form[action$='/stop'] button").await;
+        assert!(b.text(".flash-success").await.contains("Stop"));
+        b.mark_document().await;
+        b.wait_text("h1 [data-container-field=status]", "stopped")
+            .await;
+        b.assert_same_document().await;
+        assert_eq!(berth.lxc_state(&name).as_deref(), Some("STOPPED"));
+
+        // Delete asks first, on a page of its own; nothing happens yet.
+        b.click_to_navigate("a[href$='/delete']").await;
+        let heading = b.text("h1").await;
+        assert_eq!(heading, format!("Delete {name}?"));
+        let (status, _) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(status, 200, "the confirmation page deletes nothing");
+        b.click_to_navigate(".confirm button[type=submit]").await;
+        assert!(b.current_path().await.starts_with("/jobs/"));
+        b.mark_document().await;
+        b.wait_text("[data-job-field=status]", "done").await;
+        b.assert_same_document().await;
+        let (status, _) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(status, 404);
+        assert_eq!(berth.lxc_state(&name), None);
+        b.goto(&berth.url("/")).await;
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css(&format!(
+                "[data-container='{id}']"
+            )))
+            .await
+            .unwrap();
+        assert!(rows.is_empty(), "a deleted container is no longer listed");
+
+        b.assert_no_console_errors().await;
+        b.close().await;
+    });
+}
+
+/// A refused form comes back with each reason beside its field and the
+/// values as they were typed; nothing is created or changed.
+#[test]
+fn validation_errors_are_shown_beside_their_fields() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("keep");
+    let id = berth.create(&name, None);
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", "bad name!").await;
+        b.fill("hostname", "-bad-").await;
+        b.fill("cpus", "1").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+
+        let name_error = b
+            .find_xpath(&error_beside("name"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(name_error.contains("letters, digits"), "{name_error}");
+        let hostname_error = b
+            .find_xpath(&error_beside("hostname"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(hostname_error.contains("RFC 1123"), "{hostname_error}");
+        assert!(b
+            .client
+            .find(fantoccini::Locator::XPath(&error_beside("cpus")))
+            .await
+            .is_err());
+        assert_eq!(value_of(&b, "name").await, "bad name!");
+        assert_eq!(value_of(&b, "hostname").await, "-bad-");
+        assert_eq!(value_of(&b, "cpus").await, "1");
+        let (_, list) = api_get(&berth.url("/v1/containers")).await;
+        assert_eq!(list["containers"].as_array().unwrap().len(), 1, "{list}");
+
+        // The parameters form on a container page works the same way.
+        b.goto(&berth.url(&format!("/containers/{id}"))).await;
+        b.fill("cpus", "999").await;
+        b.fill("nameserver", "1.1.1.1").await;
+        b.click_to_navigate("form[action$='/parameters'] button[type=submit]")
+            .await;
+        let cpus_error = b
+            .find_xpath(&error_beside("cpus"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(cpus_error.contains("whole number from 1"), "{cpus_error}");
+        assert_eq!(value_of(&b, "cpus").await, "999");
+        assert_eq!(value_of(&b, "nameserver").await, "1.1.1.1");
+        let (_, answer) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(answer["container"]["parameters"], Value::Null);
+
+        let errors: Vec<String> = b
+            .console_errors()
+            .await
+            .into_iter()
+            // The refused form answers 422 on purpose; Chromium logs that.
+            .filter(|line| !line.contains("status of 422"))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "the browser console has errors: {errors:#?}"
+        );
+        b.close().await;
+    });
+}
+
+/// With JavaScript off the console still works: the form creates the
+/// container, and reloading shows the job done and the container stopped.
+#[test]
+fn works_without_javascript() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("nojs");
+    browser::run(async {
+        let b = Browser::start_without_javascript().await;
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        assert!(b.text(".flash-success").await.contains(&name));
+        let page = b.client.current_url().await.unwrap();
+        let deadline = std::time::Instant::now() + browser::PATIENCE;
+        loop {
+            b.client.goto(page.as_str()).await.unwrap();
+            let job = b.text("[data-jobs-of] [data-job-field=status]").await;
+            let container = b.text("h1 [data-container-field=status]").await;
+            if job == "done" && container == "stopped" {
+                break;
+            }
+            assert_ne!(job, "failed");
+            assert!(std::time::Instant::now() < deadline, "{job} / {container}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // Had app.js run, it would have connected and shown this by now.
+        let live = b.find("[data-live]").await.is_displayed().await.unwrap();
+        assert!(!live, "JavaScript was off, so the live mark stays hidden");
+        b.close().await;
+    });
+}
+
+/// The console-error check the other tests rely on does see a script error.
+#[test]
+fn the_console_check_catches_script_errors() {
+    let _serial = serial();
+    let berth = Berth::start();
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/")).await;
+        b.assert_no_console_errors().await;
+        b.client
+            .execute(
+                "setTimeout(function () { throw new Error('berth-probe'); }, 0); return null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let errors = b.console_errors().await;
+        assert!(
+            errors.iter().any(|line| line.contains("berth-probe")),
+            "{errors:?}"
+        );
+        b.close().await;
+    });
+}
+
+/// Without JavaScript, over plain HTTP: assets with types and caching,
+/// HTML errors for browsers and JSON for others, forms that redirect with
+/// a flash message, and pages that show the truth when reloaded.
+#[test]
+fn pages_assets_and_forms_work_over_plain_http() {
+    let berth = Berth::start();
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = http.get(berth.url("/")).send().unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(home.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = home.text().unwrap();
+    assert!(!html.contains("<script>"), "no inline scripts");
+    assert!(!html.contains(" style="), "no inline styles");
+
+    for (attribute, content_type) in [("href", "text/css"), ("src", "text/javascript")] {
+        let url = linked_asset(&html, attribute);
+        let answer = http.get(berth.url(&url)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{url}");
+        let headers = answer.headers().clone();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(content_type),
+            "{url}: {headers:?}"
+        );
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable"),
+            "{url}: {headers:?}"
+        );
+        let etag = headers["etag"].clone();
+        let again = http
+            .get(berth.url(&url))
+            .header("If-None-Match", etag)
+            .send()
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{url}");
+    }
+    let unfingerprinted = http.get(berth.url("/static/app.css")).send().unwrap();
+    assert_eq!(unfingerprinted.headers()["cache-control"], "no-cache");
+    for escape in [
+        "/static/..%2FCargo.toml",
+        "/static/../Cargo.toml",
+        "/static/.hidden",
+    ] {
+        let answer = http.get(berth.url(escape)).send().unwrap();
+        assert!(answer.status().is_client_error(), "{escape}: {answer:?}");
+        assert!(!answer.text().unwrap().contains("[package]"), "{escape}");
+    }
+
+    let page = http
+        .get(berth.url("/no/such/page"))
+        .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().unwrap().contains("<h1>Not Found</h1>"));
+    let json_error: Value = http
+        .get(berth.url("/no/such/page"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(json_error["code"], 2000, "{json_error}");
+    let api_error = http
+        .get(berth.url("/v1/nope"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(api_error.status(), StatusCode::NOT_FOUND);
+    let api_error: Value = api_error.json().unwrap();
+    assert_eq!(api_error["code"], 2000, "API paths keep JSON errors");
+
+    let name = unique_name("plain");
+    let created = http
+        .post(berth.url("/containers"))
+        .form(&[
+            ("name", name.as_str()),
+            ("ostemplate", "template1"),
+            ("hostname", ""),
+            ("cpus", ""),
+            ("memsize", ""),
+            ("memsize_units", ""),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = created.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("_flash="), "{cookie}");
+    let id = location.strip_prefix("/containers/").unwrap().to_owned();
+    assert_eq!(berth.container(&id)["parameters"], Value::Null);
+    let page = http
+        .get(berth.url(&location))
+        .header("Cookie", cookie.split(';').next().unwrap())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("flash-success"), "the flash is shown once");
+    assert!(page.contains(&format!("Creating {name}")));
+
+    let job = berth.get("/v1/jobs").1["jobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    berth.job_done(&job);
+    let page = http
+        .get(berth.url(&location))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("data-container-field=\"status\">stopped<"));
+    assert!(
+        !page.contains("flash-success"),
+        "a flash is shown once only"
+    );
+    let job_page = http
+        .get(berth.url(&format!("/jobs/{job}")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(job_page.contains("data-job-field=\"status\">done<"));
+    assert!(job_page.contains("value=\"100\""));
+}
+
+/// Writes docs/screenshots/home.png, container.png and container-phone.png
+/// from a berth with a
+/// few containers in different states. Run by packaging/screenshots.sh.
+#[test]
+#[ignore = "writes the documentation screenshots; run packaging/screenshots.sh"]
+fn screenshots() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let web = berth.create(
+        "web-01",
+        Some(json!({
+            "hostname": "web-01", "cpus": "2", "memsize": "512", "memsize_units": "M",
+            "ipadd": "10.20.0.11/24", "nameserver": "10.20.0.1"
+        })),
+    );
+    berth.act(&web, "start");
+    let db = berth.create(
+        "db-01",
+        Some(json!({
+            "hostname": "db-01", "cpus": "2", "memsize": "1", "memsize_units": "G",
+            "ipadd": "10.20.0.21/24", "size": "64", "size_units": "M"
+        })),
+    );
+    berth.act(&db, "start");
+    berth.create(
+        "build-runner",
+        Some(json!({ "cpus": "1", "memsize": "256", "memsize_units": "M" })),
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    browser::run(async {
+        let b = Browser::start_sized(1280, 860).await;
+        b.goto(&berth.url("/")).await;
+        b.find("[data-live]:not([hidden])").await;
+        std::fs::write(out.join("home.png"), b.client.screenshot().await.unwrap()).unwrap();
+        b.goto(&berth.url(&format!("/containers/{web}"))).await;
+        b.find("[data-live]:not([hidden])").await;
+        std::fs::write(
+            out.join("container.png"),
+            b.client.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        b.assert_no_console_errors().await;
+        b.close().await;
+        let phone = Browser::start_sized(390, 844).await;
+        phone.goto(&berth.url(&format!("/containers/{web}"))).await;
+        phone.find("[data-live]:not([hidden])").await;
+        std::fs::write(
+            out.join("container-phone.png"),
+            phone.client.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        phone.assert_no_console_errors().await;
+        phone.close().await;
+    });
+}
