@@ -7,6 +7,7 @@ mod containers;
 mod events;
 mod health;
 mod jobs;
+mod openapi;
 mod paging;
 mod templates;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(jobs::routes());
     routes.extend(templates::routes());
     routes.extend(events::routes());
+    routes.extend(openapi::routes());
     routes
 }
 
