@@ -172,6 +172,7 @@ mod tests {
                 path: text(),
                 allowed: text(),
             },
+            ApiError::MethodNotImplemented,
             ApiError::ContainerNotFound(text()),
             ApiError::JobNotFound(text()),
             ApiError::TemplateNotFound(text()),
@@ -197,6 +198,7 @@ mod tests {
                 | ApiError::PayloadTooLarge(_)
                 | ApiError::RouteNotFound { .. }
                 | ApiError::MethodNotAllowed { .. }
+                | ApiError::MethodNotImplemented
                 | ApiError::ContainerNotFound(_)
                 | ApiError::JobNotFound(_)
                 | ApiError::TemplateNotFound(_)
