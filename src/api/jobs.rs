@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
 use super::parse_id;
+use super::query::{at_most_once, Param};
 use crate::db::jobs::Job;
 use crate::db::jobs::JobFilter;
 use crate::domain::job::{JobAction, JobStatus};
@@ -63,23 +64,25 @@ impl<'a> From<&'a Job> for JobView<'a> {
 #[rocket::get("/jobs?<limit>&<cursor>&<status>&<entity_id>&<action>")]
 async fn list(
     service: &State<Service>,
-    limit: Option<&str>,
-    cursor: Option<&str>,
-    status: Option<&str>,
-    entity_id: Option<&str>,
-    action: Option<&str>,
+    limit: Param<'_>,
+    cursor: Param<'_>,
+    status: Param<'_>,
+    entity_id: Param<'_>,
+    action: Param<'_>,
 ) -> ApiResult<Json<Value>> {
+    let limit = at_most_once("limit", limit)?;
+    let cursor = at_most_once("cursor", cursor)?;
     let filter = JobFilter {
-        status: status
+        status: at_most_once("status", status)?
             .map(|raw| parse_choice("status", raw, &JobStatus::ALL, JobStatus::as_str))
             .transpose()?,
-        entity_id: entity_id
+        entity_id: at_most_once("entity_id", entity_id)?
             .map(|raw| {
                 Uuid::try_parse(raw)
                     .map_err(|_| ApiError::Validation("entity_id: must be a UUID".into()))
             })
             .transpose()?,
-        action: action
+        action: at_most_once("action", action)?
             .map(|raw| parse_choice("action", raw, &JobAction::ALL, JobAction::as_str))
             .transpose()?,
     };
@@ -129,9 +132,9 @@ async fn get(service: &State<Service>, id: &str) -> ApiResult<Json<Value>> {
 /// Answers as soon as the job has finished, or with its current state once
 /// `timeout` seconds (default 30, at most 300) have passed.
 #[rocket::get("/jobs/<id>/wait?<timeout>")]
-async fn wait(service: &State<Service>, id: &str, timeout: Option<&str>) -> ApiResult<Json<Value>> {
+async fn wait(service: &State<Service>, id: &str, timeout: Param<'_>) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
-    let seconds = match timeout {
+    let seconds = match at_most_once("timeout", timeout)? {
         None => 30,
         Some(raw) => match raw.parse::<u64>() {
             Ok(seconds) if seconds <= MAX_WAIT.as_secs() => seconds,

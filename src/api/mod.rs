@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod openapi;
 mod paging;
+mod query;
 mod templates;
 
 use rocket::http::{Header, Status};

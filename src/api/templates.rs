@@ -7,6 +7,7 @@ use rocket::serde::json::Json;
 use rocket::{Route, State};
 use serde_json::{json, Value};
 
+use super::query::{at_most_once, Param};
 use crate::domain::template::TemplateFormat;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
@@ -32,19 +33,19 @@ async fn list(service: &State<Service>) -> ApiResult<Json<Value>> {
 #[rocket::post("/templates?<name>&<replace>", data = "<data>")]
 async fn upload(
     service: &State<Service>,
-    name: Option<&str>,
-    replace: Option<&str>,
+    name: Param<'_>,
+    replace: Param<'_>,
     limits: &Limits,
     data: Data<'_>,
 ) -> ApiResult<(Status, Json<Value>)> {
-    let file_name = name.ok_or_else(|| {
+    let file_name = at_most_once("name", name)?.ok_or_else(|| {
         ApiError::Validation(
             "name: the template's file name is required, e.g. ?name=busybox.tar.gz".into(),
         )
     })?;
     // Taken as text: Rocket's `Option<bool>` reads a malformed value as
     // absent, which would quietly refuse to replace.
-    let replace = match replace {
+    let replace = match at_most_once("replace", replace)? {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
