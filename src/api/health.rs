@@ -100,7 +100,7 @@ impl Fairing for RequestCounter {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         if let Some(metrics) = req.rocket().state::<Metrics>() {
             let route = req.route().map_or("unmatched", |r| r.uri.path());
-            metrics.count_request(&route, req.method().as_str(), res.status().code);
+            metrics.count_request(route, req.method().as_str(), res.status().code);
         }
     }
 }
