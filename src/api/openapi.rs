@@ -135,6 +135,58 @@ mod tests {
     }
 
     #[test]
+    fn links_name_operations_and_parameters_that_exist() {
+        let doc = document();
+        let operations = documented(&doc);
+        let ids: Vec<(String, BTreeSet<String>)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(method, _)| *method != "parameters")
+                    .map(|(method, operation)| {
+                        let (_, _, query, in_path) = operations
+                            .iter()
+                            .find(|(m, p, _, _)| *m == method.to_uppercase() && p == path)
+                            .unwrap();
+                        let id = operation["operationId"].as_str().unwrap().to_owned();
+                        (id, query.union(in_path).cloned().collect())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Every link, wherever it is written (components or a response).
+        fn collect<'a>(value: &'a Value, links: &mut Vec<(&'a String, &'a Value)>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::Object(found)) = map.get("links") {
+                        links.extend(found.iter().filter(|(_, l)| l.get("$ref").is_none()));
+                    }
+                    map.values().for_each(|v| collect(v, links));
+                }
+                Value::Array(items) => items.iter().for_each(|v| collect(v, links)),
+                _ => {}
+            }
+        }
+        let mut links = Vec::new();
+        collect(&doc, &mut links);
+        assert!(links.len() > 10, "{links:?}");
+        for (name, link) in links {
+            let target = link["operationId"].as_str().unwrap();
+            let (_, parameters) = ids
+                .iter()
+                .find(|(id, _)| id == target)
+                .unwrap_or_else(|| panic!("link {name}: no operation {target}"));
+            for parameter in link["parameters"].as_object().unwrap().keys() {
+                assert!(parameters.contains(parameter), "link {name}: {parameter}");
+            }
+        }
+    }
+
+    #[test]
     fn every_local_reference_resolves() {
         fn walk(doc: &Value, value: &Value) {
             match value {
