@@ -154,6 +154,13 @@ impl Berth {
         }
     }
 
+    /// Sets an environment variable for the next `launch` (after `kill` or
+    /// `terminate`), replacing an earlier value.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.process.take() {
