@@ -35,6 +35,10 @@ pub enum ApiError {
         path: String,
         allowed: String,
     },
+    #[error(
+        "the request method is not one berth implements (it uses GET, POST, PATCH and DELETE)"
+    )]
+    MethodNotImplemented,
     #[error("container {0} not found")]
     ContainerNotFound(String),
     #[error("job {0} not found")]
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused(_) => 1007,
             ApiError::RouteNotFound { .. } => 2000,
             ApiError::MethodNotAllowed { .. } => 2001,
+            ApiError::MethodNotImplemented => 2006,
             ApiError::ContainerNotFound(_) => 2002,
             ApiError::JobNotFound(_) => 2003,
             ApiError::TemplateNotFound(_) => 2004,
@@ -110,6 +115,7 @@ impl ApiError {
             | ApiError::JobNotFound(_)
             | ApiError::TemplateMissing(_) => Status::NotFound,
             ApiError::MethodNotAllowed { .. } => Status::MethodNotAllowed,
+            ApiError::MethodNotImplemented => Status::NotImplemented,
             ApiError::NameTaken(_) | ApiError::Conflict(_) | ApiError::TemplateExists(_) => {
                 Status::Conflict
             }

@@ -59,6 +59,14 @@ pub fn fallback(status: Status, req: &Request<'_>) -> ApiError {
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
         ),
+        // Rocket answers 400 before routing when it cannot read a request:
+        // an unknown method (QUERY, PROPFIND, …), which it replaces by GET,
+        // or a URI that is not a path, which keeps its own method. So a
+        // routeless 400 "GET" was a method Rocket does not know, and RFC 9110
+        // (9.1) answers that with 501.
+        400 if req.route().is_none() && req.method() == Method::Get => {
+            ApiError::MethodNotImplemented
+        }
         503 => ApiError::Unavailable,
         400..=499 => ApiError::BadRequest(status.reason_lossy().to_lowercase()),
         _ => ApiError::Internal(format!(

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::body::JsonBody;
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
+use super::query::{at_most_once, Param};
 use super::{parse_id, ApiBase, Caller, Idempotency, JobAnswer};
 use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
@@ -67,12 +68,15 @@ async fn create(
 async fn list(
     service: &State<Service>,
     _caller: Caller,
-    limit: Option<&str>,
-    cursor: Option<&str>,
-    status: Option<&str>,
-    name: Option<&str>,
+    limit: Param<'_>,
+    cursor: Param<'_>,
+    status: Param<'_>,
+    name: Param<'_>,
 ) -> ApiResult<Json<Value>> {
-    let status = status
+    let limit = at_most_once("limit", limit)?;
+    let cursor = at_most_once("cursor", cursor)?;
+    let name = at_most_once("name", name)?;
+    let status = at_most_once("status", status)?
         .map(|raw| {
             ContainerStatus::parse(raw).ok_or_else(|| {
                 let known: Vec<_> = ContainerStatus::ALL.iter().map(|s| s.as_str()).collect();

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
+use super::query::{at_most_once, Param};
 use super::{parse_id, Caller};
 use crate::db::jobs::Job;
 use crate::db::jobs::JobFilter;
@@ -68,23 +69,25 @@ impl<'a> From<&'a Job> for JobView<'a> {
 async fn list(
     service: &State<Service>,
     _caller: Caller,
-    limit: Option<&str>,
-    cursor: Option<&str>,
-    status: Option<&str>,
-    entity_id: Option<&str>,
-    action: Option<&str>,
+    limit: Param<'_>,
+    cursor: Param<'_>,
+    status: Param<'_>,
+    entity_id: Param<'_>,
+    action: Param<'_>,
 ) -> ApiResult<Json<Value>> {
+    let limit = at_most_once("limit", limit)?;
+    let cursor = at_most_once("cursor", cursor)?;
     let filter = JobFilter {
-        status: status
+        status: at_most_once("status", status)?
             .map(|raw| parse_choice("status", raw, &JobStatus::ALL, JobStatus::as_str))
             .transpose()?,
-        entity_id: entity_id
+        entity_id: at_most_once("entity_id", entity_id)?
             .map(|raw| {
                 Uuid::try_parse(raw)
                     .map_err(|_| ApiError::Validation("entity_id: must be a UUID".into()))
             })
             .transpose()?,
-        action: action
+        action: at_most_once("action", action)?
             .map(|raw| parse_choice("action", raw, &JobAction::ALL, JobAction::as_str))
             .transpose()?,
     };
@@ -138,10 +141,10 @@ async fn wait(
     service: &State<Service>,
     _caller: Caller,
     id: &str,
-    timeout: Option<&str>,
+    timeout: Param<'_>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
-    let seconds = match timeout {
+    let seconds = match at_most_once("timeout", timeout)? {
         None => 30,
         Some(raw) => match raw.parse::<u64>() {
             Ok(seconds) if seconds <= MAX_WAIT.as_secs() => seconds,

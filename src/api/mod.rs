@@ -8,7 +8,9 @@ mod containers;
 mod events;
 mod health;
 mod jobs;
+mod openapi;
 mod paging;
+mod query;
 mod templates;
 
 use rocket::http::{Header, Status};
@@ -33,6 +35,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(jobs::routes());
     routes.extend(templates::routes());
     routes.extend(events::routes());
+    routes.extend(openapi::routes());
     routes
 }
 

@@ -7,9 +7,12 @@ use rocket::serde::json::Json;
 use rocket::{Route, State};
 use serde_json::{json, Value};
 
+use super::query::{at_most_once, Param};
 use super::Caller;
+use crate::domain::template::TemplateFormat;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
+use crate::templates::TemplateError;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![list, upload, delete]
@@ -32,16 +35,31 @@ async fn list(service: &State<Service>, _caller: Caller) -> ApiResult<Json<Value
 async fn upload(
     service: &State<Service>,
     _caller: Caller,
-    name: Option<&str>,
-    replace: Option<bool>,
+    name: Param<'_>,
+    replace: Param<'_>,
     limits: &Limits,
     data: Data<'_>,
 ) -> ApiResult<(Status, Json<Value>)> {
-    let file_name = name.ok_or_else(|| {
+    let file_name = at_most_once("name", name)?.ok_or_else(|| {
         ApiError::Validation(
             "name: the template's file name is required, e.g. ?name=busybox.tar.gz".into(),
         )
     })?;
+    // Taken as text: Rocket's `Option<bool>` reads a malformed value as
+    // absent, which would quietly refuse to replace.
+    let replace = match at_most_once("replace", replace)? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "replace: must be true or false".into(),
+            ))
+        }
+    };
+    // Refuse a bad name before streaming what may be gigabytes to disk.
+    if TemplateFormat::split_file_name(file_name).is_none() {
+        return Err(TemplateError::BadFileName(file_name.to_owned()).into());
+    }
     let store = service.templates().clone();
     let staging = store.staging_path();
     let limit = limits
@@ -64,11 +82,10 @@ async fn upload(
         return Err(ApiError::PayloadTooLarge(limit.to_string()));
     }
     let file_name = file_name.to_owned();
-    let installed = tokio::task::spawn_blocking(move || {
-        store.install(&staging, &file_name, replace.unwrap_or(false))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let installed =
+        tokio::task::spawn_blocking(move || store.install(&staging, &file_name, replace))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok((
         Status::Created,
         Json(json!({ "message": "success", "template": installed })),

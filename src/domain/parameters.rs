@@ -162,7 +162,10 @@ impl Parameters {
         }
         if let Some(cpus) = &self.cpus {
             match cpus.parse::<u32>() {
-                Ok(n) if (1..=host.cpus).contains(&n) => settings.cpus = Some(n),
+                // A sign is refused here as for memsize and size.
+                Ok(n) if (1..=host.cpus).contains(&n) && !cpus.starts_with('+') => {
+                    settings.cpus = Some(n)
+                }
                 _ => errors.push(
                     "parameters.cpus",
                     format!(
@@ -520,7 +523,7 @@ mod tests {
 
     #[test]
     fn cpus_is_bounded_by_the_host() {
-        for bad in ["0", "5", "-1", "1.5", "two", ""] {
+        for bad in ["0", "5", "-1", "+2", "1.5", "two", ""] {
             let params = Parameters::default().merged(&patch(json!({ "cpus": bad })));
             assert_eq!(errors_of(&params), vec!["parameters.cpus"], "{bad}");
         }

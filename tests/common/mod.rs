@@ -279,6 +279,13 @@ impl Berth {
             .unwrap()
     }
 
+    /// Sets an environment variable for the next `launch` (after `kill` or
+    /// `terminate`), replacing an earlier value.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.process.take() {
@@ -397,12 +404,6 @@ impl Berth {
         let (status, answer) = self.get(&format!("/v1/containers/{id}"));
         assert_eq!(status, StatusCode::OK, "{answer}");
         answer["container"].clone()
-    }
-
-    /// Sets an environment variable for the next `launch`.
-    pub fn set_env(&mut self, key: &str, value: &str) {
-        self.extra_env.retain(|(k, _)| k != key);
-        self.extra_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// The berth process's id, while it runs.
