@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::body::JsonBody;
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
-use super::query::{at_most_once, Param};
+use super::query::{at_most_once, one_of, Param};
 use super::{parse_id, ApiBase, Caller, Idempotency, JobAnswer};
 use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
@@ -78,10 +78,12 @@ async fn list(
     let name = at_most_once("name", name)?;
     let status = at_most_once("status", status)?
         .map(|raw| {
-            ContainerStatus::parse(raw).ok_or_else(|| {
-                let known: Vec<_> = ContainerStatus::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::Validation(format!("status: must be one of {}", known.join(", ")))
-            })
+            one_of(
+                "status",
+                raw,
+                &ContainerStatus::ALL,
+                ContainerStatus::as_str,
+            )
         })
         .transpose()?;
     let filter = ContainerFilter {

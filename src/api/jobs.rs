@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::paging::{decode_cursor, encode_cursor, parse_limit};
-use super::query::{at_most_once, Param};
+use super::query::{at_most_once, one_of, Param};
 use super::{parse_id, Caller};
 use crate::db::jobs::Job;
 use crate::db::jobs::JobFilter;
@@ -79,7 +79,7 @@ async fn list(
     let cursor = at_most_once("cursor", cursor)?;
     let filter = JobFilter {
         status: at_most_once("status", status)?
-            .map(|raw| parse_choice("status", raw, &JobStatus::ALL, JobStatus::as_str))
+            .map(|raw| one_of("status", raw, &JobStatus::ALL, JobStatus::as_str))
             .transpose()?,
         entity_id: at_most_once("entity_id", entity_id)?
             .map(|raw| {
@@ -88,7 +88,7 @@ async fn list(
             })
             .transpose()?,
         action: at_most_once("action", action)?
-            .map(|raw| parse_choice("action", raw, &JobAction::ALL, JobAction::as_str))
+            .map(|raw| one_of("action", raw, &JobAction::ALL, JobAction::as_str))
             .transpose()?,
     };
     let page = service
@@ -100,21 +100,6 @@ async fn list(
         "jobs": views,
         "next_cursor": page.next.map(encode_cursor),
     })))
-}
-
-fn parse_choice<T: Copy>(
-    field: &str,
-    raw: &str,
-    all: &[T],
-    name: fn(T) -> &'static str,
-) -> Result<T, ApiError> {
-    all.iter()
-        .copied()
-        .find(|choice| name(*choice) == raw)
-        .ok_or_else(|| {
-            let known: Vec<_> = all.iter().map(|choice| name(*choice)).collect();
-            ApiError::Validation(format!("{field}: must be one of {}", known.join(", ")))
-        })
 }
 
 /// A single job: the seed puts its fields beside `message`.

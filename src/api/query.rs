@@ -21,6 +21,23 @@ pub fn at_most_once<'r>(name: &str, values: Param<'r>) -> Result<Option<&'r str>
     }
 }
 
+/// The choice among `all` whose name is `raw`; an error listing the
+/// choices otherwise.
+pub fn one_of<T: Copy>(
+    field: &str,
+    raw: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ApiError> {
+    all.iter()
+        .copied()
+        .find(|choice| name(*choice) == raw)
+        .ok_or_else(|| {
+            let known: Vec<_> = all.iter().map(|choice| name(*choice)).collect();
+            ApiError::Validation(format!("{field}: must be one of {}", known.join(", ")))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::at_most_once;
