@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use browser::{api_get, serial, Browser};
-use common::{unique_name, Berth};
+use common::{unique_name, Berth, WebClient};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -407,10 +407,16 @@ fn pages_assets_and_forms_work_over_plain_http() {
     let api_error: Value = api_error.json().unwrap();
     assert_eq!(api_error["code"], 2000, "API paths keep JSON errors");
 
+    // The form's CSRF secret, bound to the `berth_csrf` cookie.
+    let web = WebClient::new(&berth);
+    let csrf = web.csrf("/containers/new");
+    let csrf_cookie = format!("berth_csrf={}", web.cookie("berth_csrf").unwrap());
     let name = unique_name("plain");
     let created = http
         .post(berth.url("/containers"))
+        .header("Cookie", &csrf_cookie)
         .form(&[
+            ("csrf", csrf.as_str()),
             ("name", name.as_str()),
             ("ostemplate", "template1"),
             ("hostname", ""),

@@ -4,13 +4,22 @@
 
 use askama::Template;
 use rocket::http::Status;
-use rocket::response::{self, Responder};
+use rocket::response::{self, Redirect, Responder};
 use rocket::{Catcher, Request};
 
 use super::{Layout, Page, Section};
 
 pub fn catchers() -> Vec<Catcher> {
-    rocket::catchers![not_found, fallback]
+    let mut catchers = rocket::catchers![not_found, fallback];
+    catchers.push(Catcher::new(401, to_login));
+    catchers
+}
+
+/// A console page asked for without logging in: off to the login page
+/// (303). A hand-written handler, because `#[catch]` would force the
+/// response's status to 401.
+fn to_login<'r>(_: Status, req: &'r Request<'_>) -> rocket::catcher::BoxFuture<'r> {
+    Box::pin(async move { Redirect::to("/login").respond_to(req) })
 }
 
 #[derive(Template)]
@@ -75,6 +84,7 @@ fn fallback(status: Status, req: &Request<'_>) -> Failure {
         return Failure::Json(crate::api::json_fallback(status, req));
     }
     let message = match status.code {
+        403 => "The form was refused: it was not sent from a page of this console, or the page was too old. Reload the page and try again.",
         413 => "The form was larger than berth accepts.",
         422 | 400 => "The request could not be understood. Go back and submit the form again.",
         503 => "berth is shutting down; try again shortly.",
