@@ -246,7 +246,8 @@ fn cross_site_form_posts_create_nothing() {
         web.post_with("/containers", &fields, headers)
     };
     let own = berth.url("");
-    let attempts: Vec<(&str, Vec<(String, String)>, Vec<(&str, &str)>)> = vec![
+    type Attempt<'a> = (&'a str, Vec<(String, String)>, Vec<(&'a str, &'a str)>);
+    let attempts: Vec<Attempt> = vec![
         (
             "no CSRF field",
             form("")[1..].to_vec(),

@@ -53,7 +53,8 @@ fn wants_html(req: &Request<'_>) -> bool {
 
 /// Either an HTML page or the API's JSON error.
 enum Failure {
-    Html(Page<ErrorPage>),
+    // Boxed: a page is much larger than an API error.
+    Html(Box<Page<ErrorPage>>),
     Json(crate::error::ApiError),
 }
 
@@ -69,10 +70,10 @@ impl<'r> Responder<'r, 'static> for Failure {
 #[rocket::catch(404)]
 fn not_found(req: &Request<'_>) -> Failure {
     if wants_html(req) {
-        Failure::Html(error_page(
+        Failure::Html(Box::new(error_page(
             Status::NotFound,
             "There is no such page. It may have been deleted, or the address is mistyped.".into(),
-        ))
+        )))
     } else {
         Failure::Json(crate::api::json_not_found(req))
     }
@@ -91,5 +92,5 @@ fn fallback(status: Status, req: &Request<'_>) -> Failure {
         500..=599 => "Something went wrong on the server; its log has the details.",
         _ => "The request could not be answered.",
     };
-    Failure::Html(error_page(status, message.into()))
+    Failure::Html(Box::new(error_page(status, message.into())))
 }
