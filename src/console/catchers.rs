@@ -81,7 +81,9 @@ fn not_found(req: &Request<'_>) -> Failure {
 
 #[rocket::catch(default)]
 fn fallback(status: Status, req: &Request<'_>) -> Failure {
-    if !wants_html(req) {
+    // A refused console form is answered as the console's page whatever
+    // the client accepts: only the console's forms are refused with 403.
+    if !wants_html(req) && status != Status::Forbidden {
         return Failure::Json(crate::api::json_fallback(status, req));
     }
     let message = match status.code {

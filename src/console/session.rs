@@ -101,7 +101,8 @@ fn same_origin(req: &Request<'_>) -> bool {
     else {
         return true;
     };
-    let Some(host) = headers.get_one("Host") else {
+    // `Host`, or HTTP/2's `:authority`.
+    let Some(host) = req.host().map(|host| host.to_string()) else {
         return false;
     };
     let scheme = if req.rocket().config().tls_enabled() {
@@ -111,7 +112,7 @@ fn same_origin(req: &Request<'_>) -> bool {
     };
     match origin_of(claimed) {
         Some((claimed_scheme, authority)) => {
-            claimed_scheme.eq_ignore_ascii_case(scheme) && authority.eq_ignore_ascii_case(host)
+            claimed_scheme.eq_ignore_ascii_case(scheme) && authority.eq_ignore_ascii_case(&host)
         }
         None => false, // "null" and other opaque origins
     }
