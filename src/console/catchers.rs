@@ -36,7 +36,7 @@ pub fn error_page(status: Status, message: String) -> Page<ErrorPage> {
     Page::with_status(
         status,
         ErrorPage {
-            layout: Layout::new(reason.clone(), Section::None, None),
+            layout: Layout::new(reason.clone(), Section::None, None).without_live_updates(),
             code: status.code,
             reason,
             message,

@@ -97,6 +97,14 @@ impl Layout {
         }
     }
 
+    /// A page without live updates: the login page (whose visitor may not
+    /// read the API) and error pages (which may be shown to anyone).
+    /// `app.js` does nothing on a page that names no API.
+    pub fn without_live_updates(mut self) -> Self {
+        self.api = "";
+        self
+    }
+
     /// The frame as this visitor sees it: their name, and their CSRF secret
     /// for the page's forms.
     pub fn visited_by(mut self, visitor: &Visitor) -> Self {

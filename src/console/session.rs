@@ -289,7 +289,9 @@ fn login_form(visitor: &Visitor, status: Status, problem: Option<String>) -> Pag
     Page::with_status(
         status,
         LoginPage {
-            layout: Layout::new("Log in", Section::None, None).visited_by(visitor),
+            layout: Layout::new("Log in", Section::None, None)
+                .visited_by(visitor)
+                .without_live_updates(),
             problem,
         },
     )
