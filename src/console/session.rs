@@ -338,6 +338,10 @@ async fn login(
             Some("That is not a valid API token (revoked or mistyped?).".into()),
         )));
     };
+    // Logging in again replaces the session rather than leaving it open.
+    if let Some(old) = &visitor.session_id {
+        service.close_session(old).await?;
+    }
     let session = service.open_session(&name).await?;
     cookies.add(private_cookie(
         SESSION_COOKIE,

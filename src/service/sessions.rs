@@ -66,3 +66,54 @@ impl Service {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::events::EventBus;
+    use crate::jobs::JobQueue;
+    use crate::templates::TemplateStore;
+
+    #[rocket::async_test]
+    async fn sessions_live_until_closed_expired_or_their_token_is_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let service = Service::new(
+            db.clone(),
+            TemplateStore::new(dir.path().join("templates")),
+            JobQueue::new(),
+            EventBus::new(),
+        );
+        service.create_token("ops").await.unwrap();
+        let id = service.open_session("ops").await.unwrap();
+        let session = service.session(&id).await.unwrap().expect("a live session");
+        assert_eq!(session.token_name, "ops");
+        assert_ne!(session.csrf, id);
+        assert!(service.session("not-a-session").await.unwrap().is_none());
+
+        let long_ago = time::now() - SESSION_LIFETIME - Duration::minutes(1);
+        let mut conn = db.pool().acquire().await.unwrap();
+        sessions::insert(
+            &mut conn,
+            &auth::digest("old"),
+            "ops",
+            "csrf",
+            long_ago,
+            long_ago + SESSION_LIFETIME,
+        )
+        .await
+        .unwrap();
+        assert!(service.session("old").await.unwrap().is_none(), "expired");
+
+        let other = service.open_session("ops").await.unwrap();
+        service.close_session(&other).await.unwrap();
+        assert!(service.session(&other).await.unwrap().is_none(), "closed");
+        assert!(service.session(&id).await.unwrap().is_some());
+
+        service.revoke_token("ops").await.unwrap();
+        assert!(service.session(&id).await.unwrap().is_none(), "revoked");
+    }
+}
