@@ -79,6 +79,7 @@ pub async fn build_with(
         }))
         .attach(systemd)
         .attach(RequestLog)
+        .attach(crate::console::SecurityHeaders)
         .mount("/", crate::api::health_routes())
         // The most specific base wins: API paths keep JSON errors, the
         // rest of the site gets the console's (HTML for browsers).

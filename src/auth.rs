@@ -18,9 +18,22 @@ const TOKEN_PREFIX: &str = "berth_";
 
 /// A new token: 256 random bits from the operating system.
 pub fn new_token() -> Result<String, getrandom::Error> {
+    Ok(format!("{TOKEN_PREFIX}{}", random_secret()?))
+}
+
+/// 256 random bits from the operating system, URL-safe: session ids and
+/// CSRF secrets (without the token prefix, so they are never mistaken for
+/// API tokens).
+pub fn random_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether two secrets are equal, in time that does not depend on where
+/// they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// What is stored of a token.
@@ -120,6 +133,11 @@ mod tests {
         assert_eq!(verify(&token, &stored), Some("ops"));
         assert_eq!(verify("berth_wrong", &stored), None);
         assert!(!digest(&token).contains(&token[6..]));
+        let secret = random_secret().unwrap();
+        assert!(secret.len() == 43 && !secret.starts_with("berth_"));
+        assert!(same_secret(&secret, &secret.clone()));
+        assert!(!same_secret(&secret, &random_secret().unwrap()));
+        assert!(!same_secret(&secret, ""));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use browser::{api_get, serial, Browser};
-use common::{unique_name, Berth};
+use common::{unique_name, Berth, WebClient};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -407,10 +407,16 @@ fn pages_assets_and_forms_work_over_plain_http() {
     let api_error: Value = api_error.json().unwrap();
     assert_eq!(api_error["code"], 2000, "API paths keep JSON errors");
 
+    // The form's CSRF secret, bound to the `berth_csrf` cookie.
+    let web = WebClient::new(&berth);
+    let csrf = web.csrf("/containers/new");
+    let csrf_cookie = format!("berth_csrf={}", web.cookie("berth_csrf").unwrap());
     let name = unique_name("plain");
     let created = http
         .post(berth.url("/containers"))
+        .header("Cookie", &csrf_cookie)
         .form(&[
+            ("csrf", csrf.as_str()),
             ("name", name.as_str()),
             ("ostemplate", "template1"),
             ("hostname", ""),
@@ -460,6 +466,77 @@ fn pages_assets_and_forms_work_over_plain_http() {
         .unwrap();
     assert!(job_page.contains("data-job-field=\"status\">done<"));
     assert!(job_page.contains("value=\"100\""));
+}
+
+/// With `auth = "token"`, in Chromium: the console sends the browser to
+/// the login page, a token logs in, the live updates work on the session
+/// (the event stream reads the API with the session cookie), a form posts
+/// (so the browser's `Origin` passes the check), and logging out ends it.
+/// The console-error check also covers the security headers' CSP.
+#[test]
+fn log_in_with_a_token_work_and_log_out() {
+    let _serial = serial();
+    let mut berth = Berth::start_with(common::Options {
+        env: vec![("BERTH_AUTH".into(), "token".into())],
+        templates: vec!["template1"],
+    });
+    let created = berth.cli(&["token", "create", "alice"]);
+    let token = String::from_utf8(created.stdout)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    let name = unique_name("login");
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/jobs")).await;
+        assert_eq!(b.current_path().await, "/login");
+        b.fill("token", "berth_wrong").await;
+        b.click_to_navigate("form[action='/login'] button[type=submit]")
+            .await;
+        assert!(b
+            .text(".flash-error")
+            .await
+            .contains("not a valid API token"));
+        b.fill("token", &token).await;
+        b.click_to_navigate("form[action='/login'] button[type=submit]")
+            .await;
+        assert_eq!(b.current_path().await, "/");
+        assert_eq!(b.text(".session-user").await, "alice");
+        b.find("[data-live]:not([hidden])").await;
+
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        assert!(b.text(".flash-success").await.contains(&name));
+        b.wait_text(
+            "[data-jobs-of] tr[data-job] [data-job-field=status]",
+            "done",
+        )
+        .await;
+
+        b.click_to_navigate("form[action='/logout'] button[type=submit]")
+            .await;
+        assert_eq!(b.current_path().await, "/login");
+        b.goto(&berth.url("/")).await;
+        assert_eq!(b.current_path().await, "/login");
+        // The wrong token above was answered 401 on purpose; anything
+        // else the browser logged is a failure.
+        let errors: Vec<String> = b
+            .console_errors()
+            .await
+            .into_iter()
+            .filter(|line| !line.contains("/login - Failed to load resource"))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        b.close().await;
+    });
+    berth.authorize(&token);
+    let (_, jobs) = berth.get("/v1/jobs");
+    assert_eq!(jobs["jobs"][0]["requested_by"], "console:alice", "{jobs}");
 }
 
 /// Writes docs/screenshots/home.png, container.png and container-phone.png

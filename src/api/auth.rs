@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use rocket::http::Status;
+use rocket::http::{Method, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::auth::FailureLimiter;
@@ -29,6 +29,16 @@ impl ApiAuth {
             mode,
             failures: FailureLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
         }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// The failure counts, shared with the console's login so that guessing
+    /// tokens there is limited exactly as it is here.
+    pub fn failures(&self) -> &FailureLimiter {
+        &self.failures
     }
 }
 
@@ -64,6 +74,12 @@ impl<'r> FromRequest<'r> for Caller {
             .get_one("Authorization")
             .and_then(|value| value.strip_prefix("Bearer ").map(str::trim));
         let Some(presented) = presented else {
+            // The console's script reads the API with the browser's session
+            // cookie. Only reads: a cookie is sent on cross-site requests
+            // too (SameSite aside), so it must never authorise a change.
+            if let Some(name) = console_reader(req, service).await {
+                return Outcome::Success(Caller(Requester::console(&name)));
+            }
             return refuse(
                 req,
                 ApiError::Unauthorized(
@@ -83,6 +99,25 @@ impl<'r> FromRequest<'r> for Caller {
                 )
             }
             Err(error) => refuse(req, ApiError::Internal(error.to_string())),
+        }
+    }
+}
+
+/// The token name of a live console session, for a GET with its cookie.
+async fn console_reader(req: &Request<'_>, service: &Service) -> Option<String> {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return None;
+    }
+    let id = req
+        .cookies()
+        .get(crate::console::SESSION_COOKIE)?
+        .value()
+        .to_owned();
+    match service.session(&id).await {
+        Ok(session) => session.map(|s| s.token_name),
+        Err(error) => {
+            log::error!("{} {}: {error}", req.method(), req.uri());
+            None
         }
     }
 }

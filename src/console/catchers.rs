@@ -4,13 +4,22 @@
 
 use askama::Template;
 use rocket::http::Status;
-use rocket::response::{self, Responder};
+use rocket::response::{self, Redirect, Responder};
 use rocket::{Catcher, Request};
 
 use super::{Layout, Page, Section};
 
 pub fn catchers() -> Vec<Catcher> {
-    rocket::catchers![not_found, fallback]
+    let mut catchers = rocket::catchers![not_found, fallback];
+    catchers.push(Catcher::new(401, to_login));
+    catchers
+}
+
+/// A console page asked for without logging in: off to the login page
+/// (303). A hand-written handler, because `#[catch]` would force the
+/// response's status to 401.
+fn to_login<'r>(_: Status, req: &'r Request<'_>) -> rocket::catcher::BoxFuture<'r> {
+    Box::pin(async move { Redirect::to("/login").respond_to(req) })
 }
 
 #[derive(Template)]
@@ -27,7 +36,7 @@ pub fn error_page(status: Status, message: String) -> Page<ErrorPage> {
     Page::with_status(
         status,
         ErrorPage {
-            layout: Layout::new(reason.clone(), Section::None, None),
+            layout: Layout::new(reason.clone(), Section::None, None).without_live_updates(),
             code: status.code,
             reason,
             message,
@@ -44,7 +53,8 @@ fn wants_html(req: &Request<'_>) -> bool {
 
 /// Either an HTML page or the API's JSON error.
 enum Failure {
-    Html(Page<ErrorPage>),
+    // Boxed: a page is much larger than an API error.
+    Html(Box<Page<ErrorPage>>),
     Json(crate::error::ApiError),
 }
 
@@ -60,10 +70,10 @@ impl<'r> Responder<'r, 'static> for Failure {
 #[rocket::catch(404)]
 fn not_found(req: &Request<'_>) -> Failure {
     if wants_html(req) {
-        Failure::Html(error_page(
+        Failure::Html(Box::new(error_page(
             Status::NotFound,
             "There is no such page. It may have been deleted, or the address is mistyped.".into(),
-        ))
+        )))
     } else {
         Failure::Json(crate::api::json_not_found(req))
     }
@@ -71,15 +81,18 @@ fn not_found(req: &Request<'_>) -> Failure {
 
 #[rocket::catch(default)]
 fn fallback(status: Status, req: &Request<'_>) -> Failure {
-    if !wants_html(req) {
+    // A refused console form is answered as the console's page whatever
+    // the client accepts: only the console's forms are refused with 403.
+    if !wants_html(req) && status != Status::Forbidden {
         return Failure::Json(crate::api::json_fallback(status, req));
     }
     let message = match status.code {
+        403 => "The form was refused: it was not sent from a page of this console, or the page was too old. Reload the page and try again.",
         413 => "The form was larger than berth accepts.",
         422 | 400 => "The request could not be understood. Go back and submit the form again.",
         503 => "berth is shutting down; try again shortly.",
         500..=599 => "Something went wrong on the server; its log has the details.",
         _ => "The request could not be answered.",
     };
-    Failure::Html(error_page(status, message.into()))
+    Failure::Html(Box::new(error_page(status, message.into())))
 }

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use rocket::form::Form;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
@@ -16,6 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
+use super::session::{ActionForm, Console, Posted, Visitor};
 use super::views::{self, ContainerView, JobView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
@@ -92,6 +92,7 @@ struct HomePage {
 
 #[rocket::get("/")]
 async fn home(
+    console: Console<'_>,
     service: &State<Service>,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<Page<HomePage>> {
@@ -99,7 +100,7 @@ async fn home(
     let jobs = service.recent_jobs(RECENT_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
     Ok(Page::ok(HomePage {
-        layout: Layout::new("Containers", Section::Containers, flash),
+        layout: Layout::new("Containers", Section::Containers, flash).visited_by(console.0),
         containers: containers.iter().map(ContainerView::of).collect(),
         jobs: JobView::list(&jobs, &names),
     }))
@@ -107,7 +108,7 @@ async fn home(
 
 /// The overview is the container list.
 #[rocket::get("/containers")]
-fn containers() -> Redirect {
+fn containers(_console: Console<'_>) -> Redirect {
     Redirect::to("/")
 }
 
@@ -122,7 +123,7 @@ struct NewContainerPage {
 }
 
 impl NewContainerPage {
-    fn build(form: FormState, service: &Service) -> Self {
+    fn build(form: FormState, service: &Service, visitor: &Visitor) -> Self {
         let (templates, templates_error) = match service.templates().list() {
             Ok(list) => (list.into_iter().map(|t| t.name).collect(), None),
             Err(error) => (
@@ -134,7 +135,7 @@ impl NewContainerPage {
             ),
         };
         NewContainerPage {
-            layout: Layout::new("New container", Section::Containers, None),
+            layout: Layout::new("New container", Section::Containers, None).visited_by(visitor),
             form,
             templates,
             templates_error,
@@ -144,17 +145,22 @@ impl NewContainerPage {
 }
 
 #[rocket::get("/containers/new")]
-fn new_form(service: &State<Service>) -> Page<NewContainerPage> {
-    Page::ok(NewContainerPage::build(FormState::default(), service))
+fn new_form(console: Console<'_>, service: &State<Service>) -> Page<NewContainerPage> {
+    Page::ok(NewContainerPage::build(
+        FormState::default(),
+        service,
+        console.0,
+    ))
 }
 
 #[rocket::post("/containers", data = "<form>")]
 async fn create(
+    console: Console<'_>,
     service: &State<Service>,
-    form: Form<ContainerForm>,
+    form: Posted<ContainerForm>,
 ) -> ConsoleResult<Either<Flash<Redirect>, Page<NewContainerPage>>> {
     match service
-        .create_container(form.new_container(), None, &Requester::anonymous())
+        .create_container(form.new_container(), None, &console.0.requester())
         .await
     {
         Ok(accepted) => Ok(Either::Left(Flash::success(
@@ -169,7 +175,7 @@ async fn create(
             state.absorb(error).map_err(ConsoleError::from)?;
             Ok(Either::Right(Page::with_status(
                 Status::UnprocessableEntity,
-                NewContainerPage::build(state, service),
+                NewContainerPage::build(state, service, console.0),
             )))
         }
     }
@@ -188,6 +194,7 @@ struct ContainerPage {
 impl ContainerPage {
     async fn build(
         service: &Service,
+        visitor: &Visitor,
         id: Uuid,
         form: Option<FormState>,
         flash: Option<FlashMessage<'_>>,
@@ -196,7 +203,8 @@ impl ContainerPage {
         let jobs = service.container_jobs(id, CONTAINER_JOBS).await?;
         let names = HashMap::from([(container.id, container.name.clone())]);
         Ok(ContainerPage {
-            layout: Layout::new(container.name.clone(), Section::Containers, flash),
+            layout: Layout::new(container.name.clone(), Section::Containers, flash)
+                .visited_by(visitor),
             form: form.unwrap_or_else(|| FormState::of_container(&container)),
             container: ContainerView::of(&container),
             jobs: JobView::list(&jobs, &names),
@@ -223,20 +231,22 @@ impl ContainerPage {
 
 #[rocket::get("/containers/<id>")]
 async fn show(
+    console: Console<'_>,
     service: &State<Service>,
     id: &str,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<Page<ContainerPage>> {
     Ok(Page::ok(
-        ContainerPage::build(service, parse_id(id)?, None, flash).await?,
+        ContainerPage::build(service, console.0, parse_id(id)?, None, flash).await?,
     ))
 }
 
 #[rocket::post("/containers/<id>/parameters", data = "<form>")]
 async fn update(
+    console: Console<'_>,
     service: &State<Service>,
     id: &str,
-    form: Form<ContainerForm>,
+    form: Posted<ContainerForm>,
 ) -> ConsoleResult<Either<Flash<Redirect>, Page<ContainerPage>>> {
     let id = parse_id(id)?;
     let container = service.container(id).await?;
@@ -250,7 +260,7 @@ async fn update(
         )));
     }
     match service
-        .update_parameters(id, &Value::Object(patch), &Requester::anonymous())
+        .update_parameters(id, &Value::Object(patch), &console.0.requester())
         .await
     {
         Ok(_job) => Ok(Either::Left(Flash::success(
@@ -261,7 +271,7 @@ async fn update(
         Err(error) => {
             let mut state = FormState::submitted(&form);
             state.absorb(error).map_err(ConsoleError::from)?;
-            let page = ContainerPage::build(service, id, Some(state), None).await?;
+            let page = ContainerPage::build(service, console.0, id, Some(state), None).await?;
             Ok(Either::Right(Page::with_status(
                 Status::UnprocessableEntity,
                 page,
@@ -271,14 +281,16 @@ async fn update(
 }
 
 /// Queues a lifecycle job and goes back to the container's page.
-async fn act(service: &Service, id: &str, action: JobAction) -> ConsoleResult<Flash<Redirect>> {
+async fn act(
+    service: &Service,
+    by: Requester,
+    id: &str,
+    action: JobAction,
+) -> ConsoleResult<Flash<Redirect>> {
     let id = parse_id(id)?;
     let back = Redirect::to(container_url(id));
     let name = service.container(id).await?.name;
-    match service
-        .queue_action(id, action, None, &Requester::anonymous())
-        .await
-    {
+    match service.queue_action(id, action, None, &by).await {
         Ok(_job) => Ok(Flash::success(
             back,
             format!("{} of {name} queued.", capitalised_action(action)),
@@ -299,19 +311,34 @@ fn capitalised_action(action: JobAction) -> &'static str {
     }
 }
 
-#[rocket::post("/containers/<id>/start")]
-async fn start(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
-    act(service, id, JobAction::Start).await
+#[rocket::post("/containers/<id>/start", data = "<_form>")]
+async fn start(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+    _form: Posted<ActionForm>,
+) -> ConsoleResult<Flash<Redirect>> {
+    act(service, console.0.requester(), id, JobAction::Start).await
 }
 
-#[rocket::post("/containers/<id>/stop")]
-async fn stop(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
-    act(service, id, JobAction::Stop).await
+#[rocket::post("/containers/<id>/stop", data = "<_form>")]
+async fn stop(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+    _form: Posted<ActionForm>,
+) -> ConsoleResult<Flash<Redirect>> {
+    act(service, console.0.requester(), id, JobAction::Stop).await
 }
 
-#[rocket::post("/containers/<id>/restart")]
-async fn restart(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
-    act(service, id, JobAction::Restart).await
+#[rocket::post("/containers/<id>/restart", data = "<_form>")]
+async fn restart(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+    _form: Posted<ActionForm>,
+) -> ConsoleResult<Flash<Redirect>> {
+    act(service, console.0.requester(), id, JobAction::Restart).await
 }
 
 #[derive(Template)]
@@ -324,24 +351,34 @@ struct DeletePage {
 /// Deleting destroys the root filesystem: it takes a second, deliberate
 /// step on its own page, which works without JavaScript.
 #[rocket::get("/containers/<id>/delete")]
-async fn confirm_delete(service: &State<Service>, id: &str) -> ConsoleResult<Page<DeletePage>> {
+async fn confirm_delete(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+) -> ConsoleResult<Page<DeletePage>> {
     let container = service.container(parse_id(id)?).await?;
     Ok(Page::ok(DeletePage {
         layout: Layout::new(
             format!("Delete {}", container.name),
             Section::Containers,
             None,
-        ),
+        )
+        .visited_by(console.0),
         container: ContainerView::of(&container),
     }))
 }
 
-#[rocket::post("/containers/<id>/delete")]
-async fn delete(service: &State<Service>, id: &str) -> ConsoleResult<Flash<Redirect>> {
+#[rocket::post("/containers/<id>/delete", data = "<_form>")]
+async fn delete(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+    _form: Posted<ActionForm>,
+) -> ConsoleResult<Flash<Redirect>> {
     let id = parse_id(id)?;
     let name = service.container(id).await?.name;
     match service
-        .queue_action(id, JobAction::Delete, None, &Requester::anonymous())
+        .queue_action(id, JobAction::Delete, None, &console.0.requester())
         .await
     {
         Ok(job) => Ok(Flash::success(

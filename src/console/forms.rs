@@ -23,6 +23,14 @@ pub struct ContainerForm {
     pub size: Option<String>,
     pub size_units: Option<String>,
     pub nameserver: Option<String>,
+    /// The visitor's CSRF secret (see `session`).
+    pub csrf: Option<String>,
+}
+
+impl super::session::CsrfField for ContainerForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 /// An empty or blank field means "not set".

@@ -8,6 +8,7 @@ use rocket::request::FlashMessage;
 use rocket::{Route, State};
 
 use super::containers::{container_names, parse_id};
+use super::session::Console;
 use super::views::{JobView, LogLineView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleResult, Layout, Page, Section};
@@ -31,6 +32,7 @@ struct JobsPage {
 
 #[rocket::get("/jobs")]
 async fn list(
+    console: Console<'_>,
     service: &State<Service>,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<Page<JobsPage>> {
@@ -38,7 +40,7 @@ async fn list(
     let jobs = service.recent_jobs(LISTED_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
     Ok(Page::ok(JobsPage {
-        layout: Layout::new("Jobs", Section::Jobs, flash),
+        layout: Layout::new("Jobs", Section::Jobs, flash).visited_by(console.0),
         jobs: JobView::list(&jobs, &names),
         limit: LISTED_JOBS,
     }))
@@ -56,6 +58,7 @@ struct JobPage {
 
 #[rocket::get("/jobs/<id>")]
 async fn show(
+    console: Console<'_>,
     service: &State<Service>,
     id: &str,
     flash: Option<FlashMessage<'_>>,
@@ -77,7 +80,8 @@ async fn show(
             format!("{} {}", capitalise(view.action), view.container_label()),
             Section::Jobs,
             flash,
-        ),
+        )
+        .visited_by(console.0),
         job: view,
         container_exists: exists,
         log: log.iter().map(LogLineView::of).collect(),

@@ -6,7 +6,9 @@ mod assets;
 mod catchers;
 mod containers;
 mod forms;
+mod headers;
 mod jobs;
+mod session;
 mod views;
 
 use askama::Template;
@@ -17,10 +19,15 @@ use rocket::{Catcher, Request, Route};
 
 use crate::service::ServiceError;
 
+pub use headers::SecurityHeaders;
+use session::Visitor;
+pub use session::SESSION_COOKIE;
+
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
     routes.extend(assets::routes());
+    routes.extend(session::routes());
     routes
 }
 
@@ -59,6 +66,10 @@ pub struct Layout {
     pub js: String,
     pub icon: String,
     pub api: &'static str,
+    /// The name of the token the visitor logged in with.
+    pub user: Option<String>,
+    /// The secret every form on the page must carry back.
+    pub csrf: String,
 }
 
 impl Layout {
@@ -81,7 +92,25 @@ impl Layout {
             js: assets::url("app.js"),
             icon: assets::url("favicon.svg"),
             api: API_BASE,
+            user: None,
+            csrf: String::new(),
         }
+    }
+
+    /// A page without live updates: the login page (whose visitor may not
+    /// read the API) and error pages (which may be shown to anyone).
+    /// `app.js` does nothing on a page that names no API.
+    pub fn without_live_updates(mut self) -> Self {
+        self.api = "";
+        self
+    }
+
+    /// The frame as this visitor sees it: their name, and their CSRF secret
+    /// for the page's forms.
+    pub fn visited_by(mut self, visitor: &Visitor) -> Self {
+        self.user = visitor.user().map(str::to_owned);
+        self.csrf = visitor.csrf().to_owned();
+        self
     }
 
     pub fn in_containers(&self) -> bool {

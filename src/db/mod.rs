@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod idempotency;
 pub mod jobs;
+pub mod sessions;
 pub mod summary;
 pub mod tokens;
 

@@ -4,6 +4,7 @@
 
 mod containers;
 mod jobs;
+mod sessions;
 mod templates;
 mod tokens;
 
@@ -116,6 +117,11 @@ impl Requester {
     /// An API token, by its name.
     pub fn token(name: &str) -> Self {
         Requester(Some(format!("token:{name}")))
+    }
+
+    /// Someone logged in to the console with the API token of this name.
+    pub fn console(name: &str) -> Self {
+        Requester(Some(format!("console:{name}")))
     }
 
     pub fn as_deref(&self) -> Option<&str> {

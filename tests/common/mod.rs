@@ -695,3 +695,121 @@ pub fn unique_name(prefix: &str) -> String {
     let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     format!("{prefix}-{suffix}")
 }
+
+/// A browser-like client for the console over plain HTTP: keeps cookies,
+/// sends this site's `Origin` with POSTs, follows no redirects (tests look
+/// at them).
+pub struct WebClient {
+    http: Client,
+    base: String,
+    cookies: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
+}
+
+impl WebClient {
+    pub fn new(berth: &Berth) -> WebClient {
+        WebClient {
+            http: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            base: berth.url(""),
+            cookies: Default::default(),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.borrow().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    pub fn forget_cookies(&self) {
+        self.cookies.borrow_mut().clear();
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .borrow()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Remembers the response's cookies; an emptied or expired one is gone.
+    fn keep_cookies(&self, response: &Response) {
+        for header in response.headers().get_all("set-cookie") {
+            let header = header.to_str().unwrap();
+            let (pair, attributes) = header.split_once(';').unwrap_or((header, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            let mut cookies = self.cookies.borrow_mut();
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                cookies.remove(name.trim());
+            } else {
+                cookies.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "text/html")
+            .header("Cookie", self.cookie_header())
+            .send()
+            .unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// POSTs a form as a page of this site would (with its `Origin`).
+    pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.post_with(path, fields, &[("Origin", self.base.as_str())])
+    }
+
+    pub fn post_with(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Accept", "text/html")
+            .header("Cookie", self.cookie_header())
+            .form(fields);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// The hidden CSRF field of the first form on the page at `path`.
+    pub fn csrf(&self, path: &str) -> String {
+        let response = self.get(path);
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let html = response.text().unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = html
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF field on {path}: {html}"))
+            + marker.len();
+        let value = html[start..][..html[start..].find('"').unwrap()].to_owned();
+        assert!(value.len() >= 43, "a 256-bit secret: {value:?}");
+        value
+    }
+}
+
+/// Where a redirect points.
+pub fn location(response: &Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
