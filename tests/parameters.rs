@@ -34,8 +34,10 @@ impl TestNet {
         format!("{}.{host}", self.v4)
     }
 
+    /// In the canonical form `ip` prints (no leading zeros in a group).
     fn v6(&self, host: u8) -> String {
-        format!("{}:{host:x}", self.v6)
+        let address: std::net::Ipv6Addr = format!("{}:{host:x}", self.v6).parse().unwrap();
+        address.to_string()
     }
 }
 
