@@ -48,6 +48,7 @@ pub async fn build_with(
         settings.lxc_path.clone(),
         settings.bridge.clone(),
         settings.stop_timeout_secs,
+        settings.template_cache,
     ));
     let runner = Runner::new(
         db.clone(),

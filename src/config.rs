@@ -40,6 +40,10 @@ pub struct Settings {
     pub stop_timeout_secs: u64,
     /// How long finished jobs (and their logs) stay readable.
     pub job_retention_days: u64,
+    /// Keep each template unpacked once under `<lxc_path>/.template-cache`
+    /// and copy later containers from there (costs the disk space of one
+    /// unpacked copy per template).
+    pub template_cache: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 30,
             stop_timeout_secs: 30,
             job_retention_days: 30,
+            template_cache: true,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct ResolvedSettings {
     pub shutdown_timeout_secs: u64,
     pub stop_timeout_secs: u64,
     pub job_retention_days: u64,
+    pub template_cache: bool,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -174,6 +180,7 @@ impl Settings {
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             stop_timeout_secs: self.stop_timeout_secs,
             job_retention_days: self.job_retention_days,
+            template_cache: self.template_cache,
         })
     }
 }

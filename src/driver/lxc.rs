@@ -1,35 +1,52 @@
-//! The LXC driver: root filesystems unpacked from templates (a directory, or
-//! an ext4 image on a loop device when a disk size is set), configs written
-//! by berth, and the `lxc-*` tools run with `-P <lxc_path>`.
+//! The LXC driver: root filesystems made from templates (a directory, or
+//! an ext4 image on a loop device when a disk size is set) through the
+//! template cache, configs written by berth, and the `lxc-*` tools run with
+//! `-P <lxc_path>`.
 
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-
-use super::command::{self, failure, require, run, run_unchecked, spawn_error};
+use super::command::{self, failure, require, run, run_unchecked};
+use super::files::{create_dir, remove_path, rename};
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
-use super::{ContainerSpec, Driver, DriverError, RunState, StepLog, TemplateSource};
+use super::template_cache::TemplateCache;
+use super::{
+    unpack, ContainerSpec, Driver, DriverError, ProgressRange, RunState, StepLog, TemplateSource,
+};
 use crate::args;
-use crate::domain::template::TemplateFormat;
 
 /// How long `lxc-start` may take to report the container running.
 const START_TIMEOUT_SECS: u64 = 30;
+
+/// Where the template cache lives under the LXC path. Container names
+/// start with a letter or digit, so no container can take this name.
+const TEMPLATE_CACHE_DIR: &str = ".template-cache";
+
+/// Share of a first create's progress that unpacking into the cache takes;
+/// copying out of it takes the rest.
+const FILL_SHARE: u8 = 80;
 
 pub struct LxcDriver {
     lxc_path: PathBuf,
     bridge: String,
     cgroup: CgroupVersion,
     stop_timeout_secs: u64,
+    /// `None` when turned off: every create unpacks its template.
+    template_cache: Option<TemplateCache>,
 }
 
 impl LxcDriver {
-    pub fn new(lxc_path: PathBuf, bridge: String, stop_timeout_secs: u64) -> Self {
+    pub fn new(
+        lxc_path: PathBuf,
+        bridge: String,
+        stop_timeout_secs: u64,
+        template_cache: bool,
+    ) -> Self {
         LxcDriver {
+            template_cache: template_cache
+                .then(|| TemplateCache::new(lxc_path.join(TEMPLATE_CACHE_DIR))),
             lxc_path,
             bridge,
             cgroup: CgroupVersion::detect(),
@@ -110,9 +127,40 @@ impl LxcDriver {
     ) -> Result<(), DriverError> {
         let staging = paths.staging_dir();
         remove_path(&staging).await?;
+        let Some(cache) = &self.template_cache else {
+            return self.unpack_rootfs(spec, template, paths, log).await;
+        };
+        let tree = cache
+            .prepare(template, &ProgressRange::new(log, 0, FILL_SHARE))
+            .await?;
+        let rest = ProgressRange::new(log, if tree.filled() { FILL_SHARE } else { 0 }, 100);
+        match spec.settings.disk_bytes {
+            // mkfs.ext4 -d reads the prepared tree directly: no copy at all.
+            Some(size) => {
+                make_disk_image(tree.path(), &paths.staging_image(), size, &rest).await?;
+                rename(&paths.staging_image(), &paths.rootfs_image())
+            }
+            None => {
+                tree.copy_to(&staging, &rest).await?;
+                rename(&staging, &paths.rootfs_dir())
+            }
+        }
+    }
+
+    /// Builds the root filesystem straight from the archive, as every create
+    /// does when the template cache is off.
+    async fn unpack_rootfs(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let staging = paths.staging_dir();
         create_dir(&staging, 0o755)?;
         log.step(format!("unpacking {}", template.path.display()));
-        unpack(template, &staging, log).await?;
+        let file = unpack::open(template)?;
+        unpack::unpack(template, file, &staging, log).await?;
         match spec.settings.disk_bytes {
             Some(size) => {
                 make_disk_image(&staging, &paths.staging_image(), size, log).await?;
@@ -553,108 +601,6 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
     }
 }
 
-/// Unpacks a template into `dest`, feeding tar ourselves so that progress
-/// follows the bytes read.
-async fn unpack(
-    template: &TemplateSource,
-    dest: &Path,
-    log: &dyn StepLog,
-) -> Result<(), DriverError> {
-    let decompressor = match template.format {
-        TemplateFormat::TarGz => Some(("-z", "gzip")),
-        TemplateFormat::TarXz => Some(("-J", "xz")),
-        TemplateFormat::TarZst => Some(("--zstd", "zstd")),
-        TemplateFormat::Tar => None,
-    };
-    require("tar")?;
-    let mut args: Vec<&OsStr> = args![
-        "-x",
-        "-p",
-        "--numeric-owner",
-        "--xattrs",
-        "--xattrs-include=*",
-        "-f",
-        "-",
-        "-C",
-        dest
-    ]
-    .to_vec();
-    if let Some((flag, program)) = decompressor {
-        require(program)?;
-        args.push(OsStr::new(flag));
-    }
-    let mut file = tokio::fs::File::open(&template.path).await.map_err(|e| {
-        DriverError::io(
-            format!("cannot open template {}", template.path.display()),
-            e,
-        )
-    })?;
-    let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
-
-    let mut child = Command::new("tar")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| spawn_error("tar", e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_reader = tokio::spawn(async move {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text).await;
-        text
-    });
-
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut read = 0u64;
-    let mut reported = 0u8;
-    // Unpacking only writes into the staging directory, which the caller
-    // removes: it can stop at any chunk.
-    log.enter_cancellable();
-    let feed: Result<bool, std::io::Error> = async {
-        loop {
-            if log.cancel_requested() {
-                return Ok(false);
-            }
-            let n = file.read(&mut buffer).await?;
-            if n == 0 {
-                break;
-            }
-            stdin.write_all(&buffer[..n]).await?;
-            read += n as u64;
-            let percent = (read * 100 / total).min(100) as u8;
-            if percent != reported {
-                reported = percent;
-                log.progress(percent);
-            }
-        }
-        stdin.shutdown().await.map(|()| true)
-    }
-    .await;
-    drop(stdin);
-    if log.leave_cancellable() || matches!(feed, Ok(false)) {
-        let _ = child.kill().await;
-        return Err(DriverError::Cancelled);
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| DriverError::io("waiting for tar", e))?;
-    let stderr = stderr_reader.await.unwrap_or_default();
-    if !status.success() {
-        let output = std::process::Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        };
-        return Err(failure("tar", &args, &output));
-    }
-    feed.map(drop)
-        .map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
-}
-
 /// Space a tree takes on disk, counting allocated blocks.
 fn disk_usage(path: &Path) -> std::io::Result<u64> {
     let meta = std::fs::symlink_metadata(path)?;
@@ -758,37 +704,6 @@ fn set_file_size(path: &Path, size: u64) -> Result<(), DriverError> {
         .open(path)
         .and_then(|f| f.set_len(size))
         .map_err(|e| DriverError::io(format!("cannot resize {}", path.display()), e))
-}
-
-fn create_dir(path: &Path, mode: u32) -> Result<(), DriverError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(mode)
-        .create(path)
-        .map_err(|e| DriverError::io(format!("cannot create {}", path.display()), e))
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), DriverError> {
-    std::fs::rename(from, to).map_err(|e| {
-        DriverError::io(
-            format!("cannot move {} to {}", from.display(), to.display()),
-            e,
-        )
-    })
-}
-
-/// Removes a file or a whole tree; a path that is already gone is fine.
-async fn remove_path(path: &Path) -> Result<(), DriverError> {
-    let owned = path.to_owned();
-    let removed = tokio::task::spawn_blocking(move || match std::fs::symlink_metadata(&owned) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&owned),
-        Ok(_) => std::fs::remove_file(&owned),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    removed.map_err(|e| DriverError::io(format!("cannot remove {}", path.display()), e))
 }
 
 /// Replaces a file's contents without replacing the file, so a bind mount of

@@ -2,8 +2,11 @@
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
 mod command;
+mod files;
 pub mod lxc;
 mod lxc_config;
+mod template_cache;
+mod unpack;
 
 use std::path::PathBuf;
 
@@ -52,6 +55,44 @@ pub trait StepLog: Send + Sync {
     fn cancel_requested(&self) -> bool;
 }
 
+/// One stretch of a job's progress: a step reporting 0–100 moves the job
+/// from `from` to `to`, so a create made of several steps never goes back.
+pub(crate) struct ProgressRange<'a> {
+    inner: &'a dyn StepLog,
+    from: u8,
+    to: u8,
+}
+
+impl<'a> ProgressRange<'a> {
+    pub fn new(inner: &'a dyn StepLog, from: u8, to: u8) -> Self {
+        ProgressRange {
+            inner,
+            from: from.min(100),
+            to: to.clamp(from.min(100), 100),
+        }
+    }
+}
+
+impl StepLog for ProgressRange<'_> {
+    fn step(&self, text: String) {
+        self.inner.step(text);
+    }
+    fn progress(&self, percent: u8) {
+        let span = u32::from(self.to - self.from);
+        let scaled = u32::from(self.from) + span * u32::from(percent.min(100)) / 100;
+        self.inner.progress(scaled as u8);
+    }
+    fn enter_cancellable(&self) {
+        self.inner.enter_cancellable();
+    }
+    fn leave_cancellable(&self) -> bool {
+        self.inner.leave_cancellable()
+    }
+    fn cancel_requested(&self) -> bool {
+        self.inner.cancel_requested()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("`{tool}` is not installed; install the Debian package '{package}' (apt-get install {package})")]
@@ -88,6 +129,8 @@ pub enum DriverError {
         seconds: u64,
         detail: String,
     },
+    #[error("template {path} changed while it was being unpacked; create the container again")]
+    TemplateChanged { path: PathBuf },
     #[error("invalid LXC configuration value for {key}: {value:?}")]
     UnsafeConfigValue { key: String, value: String },
 }

@@ -1,0 +1,124 @@
+//! Unpacking a template archive with tar. berth feeds tar itself so that
+//! progress follows the bytes read and a granted cancel stops it at the
+//! next chunk.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::command::{failure, require, spawn_error};
+use super::{DriverError, StepLog, TemplateSource};
+use crate::args;
+use crate::domain::template::TemplateFormat;
+
+/// Opens the template file for `unpack`.
+pub fn open(template: &TemplateSource) -> Result<std::fs::File, DriverError> {
+    std::fs::File::open(&template.path).map_err(|e| {
+        DriverError::io(
+            format!("cannot open template {}", template.path.display()),
+            e,
+        )
+    })
+}
+
+/// Unpacks the template archive `file` (opened from `template.path`, which
+/// names it in messages) into `dest`. Taking the open file lets the caller
+/// know exactly which version of the file was unpacked.
+pub async fn unpack(
+    template: &TemplateSource,
+    file: std::fs::File,
+    dest: &Path,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    let decompressor = match template.format {
+        TemplateFormat::TarGz => Some(("-z", "gzip")),
+        TemplateFormat::TarXz => Some(("-J", "xz")),
+        TemplateFormat::TarZst => Some(("--zstd", "zstd")),
+        TemplateFormat::Tar => None,
+    };
+    require("tar")?;
+    let mut args: Vec<&OsStr> = args![
+        "-x",
+        "-p",
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "-f",
+        "-",
+        "-C",
+        dest
+    ]
+    .to_vec();
+    if let Some((flag, program)) = decompressor {
+        require(program)?;
+        args.push(OsStr::new(flag));
+    }
+    let mut file = tokio::fs::File::from_std(file);
+    let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
+
+    let mut child = Command::new("tar")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| spawn_error("tar", e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text).await;
+        text
+    });
+
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    let mut reported = 0u8;
+    // Unpacking only writes into `dest`, which the caller removes on
+    // failure: it can stop at any chunk.
+    log.enter_cancellable();
+    let feed: Result<bool, std::io::Error> = async {
+        loop {
+            if log.cancel_requested() {
+                return Ok(false);
+            }
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            stdin.write_all(&buffer[..n]).await?;
+            read += n as u64;
+            let percent = (read * 100 / total).min(100) as u8;
+            if percent != reported {
+                reported = percent;
+                log.progress(percent);
+            }
+        }
+        stdin.shutdown().await.map(|()| true)
+    }
+    .await;
+    drop(stdin);
+    if log.leave_cancellable() || matches!(feed, Ok(false)) {
+        let _ = child.kill().await;
+        return Err(DriverError::Cancelled);
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| DriverError::io("waiting for tar", e))?;
+    let stderr = stderr_reader.await.unwrap_or_default();
+    if !status.success() {
+        let output = std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        };
+        return Err(failure("tar", &args, &output));
+    }
+    feed.map(drop)
+        .map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
+}
