@@ -325,7 +325,7 @@ mod tests {
             .await
             .unwrap();
         let queue = JobQueue::new();
-        let driver = LxcDriver::new(dir.path().join("lxc"), "berthtest0".into(), 5);
+        let driver = LxcDriver::new(dir.path().join("lxc"), "berthtest0".into(), 5, false);
         let runner = Runner::new(
             db.clone(),
             Arc::new(driver),
