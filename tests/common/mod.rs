@@ -559,11 +559,13 @@ impl Berth {
         std::fs::read_to_string(self.lxc_path().join(name).join("config")).unwrap()
     }
 
-    /// The names in the LXC path, sorted.
+    /// The containers in the LXC path, by name, sorted.
     pub fn lxc_entries(&self) -> Vec<String> {
+        // Dot entries are berth's own (the template cache), never containers.
         let mut names: Vec<String> = std::fs::read_dir(self.lxc_path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
             .collect();
         names.sort();
         names
