@@ -394,6 +394,30 @@ fn replacing_the_template_file_invalidates_its_cache() {
 }
 
 #[test]
+fn a_new_link_or_mode_on_the_template_keeps_its_cache() {
+    // Both change the file's ctime and not one byte of it: backup tools and
+    // test harnesses hard-link templates, operators chmod them.
+    let berth = Berth::start_with(Options {
+        templates: vec!["template1"],
+        ..Options::default()
+    });
+    let template = berth.template_dir().join("template1.tar.gz");
+    let first = unique_name("keep-a");
+    assert!(logged(
+        &create(&berth, &first, "template1"),
+        "template cache: unpacking"
+    ));
+    let entries = cache_entries(&berth, "template1");
+
+    std::fs::hard_link(&template, berth.root.path().join("a-second-name.tar.gz")).unwrap();
+    std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let second = unique_name("keep-b");
+    let log = create(&berth, &second, "template1");
+    assert!(logged(&log, "template cache: using"), "{log:#?}");
+    assert_eq!(cache_entries(&berth, "template1"), entries);
+}
+
+#[test]
 fn concurrent_creates_fill_the_cache_once() {
     let berth = Berth::start_with(Options {
         templates: vec!["template1"],

@@ -12,8 +12,8 @@
 //!     .partial-<key>/              a fill in progress, or left by a crash
 //! ```
 //!
-//! The key is a digest of the template file's device, inode, size, mtime and
-//! ctime, so replacing or rewriting the file gives a new key; filling a new
+//! The key is a digest of the template file's device, inode, size and mtime,
+//! so replacing or rewriting the file gives a new key; filling a new
 //! key removes every other entry of that template. Within one berth (one
 //! per LXC path) a lock per template lets copies share an entry while a
 //! fill or removal has it alone.
@@ -343,17 +343,17 @@ fn metadata(
 }
 
 /// Names one version of a template file: a replaced file (new inode) or a
-/// rewritten one (new size, mtime or ctime) gets a new key.
+/// rewritten one (new size or mtime) gets a new key. Not the ctime: a new
+/// hard link, chmod or chown changes it without changing a byte, and a
+/// create must not fail because a backup tool touched the file's inode.
 fn key_of(meta: &std::fs::Metadata) -> String {
     let facts = format!(
-        "{LAYOUT_VERSION} {} {} {} {}.{:09} {}.{:09}",
+        "{LAYOUT_VERSION} {} {} {} {}.{:09}",
         meta.dev(),
         meta.ino(),
         meta.size(),
         meta.mtime(),
         meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec()
     );
     hex::encode(&Sha256::digest(facts.as_bytes())[..8])
 }
