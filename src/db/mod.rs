@@ -11,8 +11,11 @@ pub mod tokens;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -35,25 +38,39 @@ pub type Tx<'a> = Transaction<'a, Sqlite>;
 /// The database handle every layer above shares (Rocket-managed state).
 #[derive(Clone)]
 pub struct Db {
+    /// Connections for reads: in WAL mode they never wait for a writer.
     pool: SqlitePool,
+    /// The one connection every write goes through. SQLite lets one writer
+    /// in at a time; queueing writers here (fairly, without holding a read
+    /// connection) instead of in SQLite's busy handler (sleeps of up to
+    /// 100 ms between tries) keeps a burst of writes from taking every
+    /// connection away from the reads.
+    writer: SqlitePool,
 }
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and brings its schema
     /// up to date.
     pub async fn open(url: &str) -> Result<Db, DbError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        let base = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        if !base.clone().get_filename().exists() {
+            create_with_incremental_vacuum(base.clone()).await?;
+        }
+        let options = base
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Db { pool })
+        Ok(Db { pool, writer })
     }
 
     /// Begins a write transaction that holds SQLite's write lock from its
@@ -62,17 +79,25 @@ impl Db {
     /// writes fails at once with "database is locked" (SQLITE_BUSY, no
     /// busy timeout) whenever another connection writes in between, which
     /// the job runner and concurrent requests do all the time. Taking the
-    /// lock first makes it wait for the busy timeout like any other writer.
+    /// lock first makes it wait for the busy timeout like any other writer
+    /// (within berth writers queue for `writer`; the CLI is another process).
     pub async fn begin(&self) -> Result<Tx<'_>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE containers SET seq = seq WHERE 0")
             .execute(&mut *tx)
             .await?;
         Ok(tx)
     }
 
+    /// Connections for reads.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The connection for writes outside `begin`'s transactions. Never
+    /// acquire it while holding it or a transaction: there is only one.
+    pub async fn writer(&self) -> Result<PoolConnection<Sqlite>, DbError> {
+        Ok(self.writer.acquire().await?)
     }
 
     /// Proves the database answers (for health checks and the watchdog).
@@ -82,8 +107,80 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
+
+    /// How the file's pages are used, for deciding whether to give some back.
+    pub async fn space(&self) -> Result<Space, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let page_size = pragma_value(&mut conn, "page_size").await?;
+        let pages = pragma_value(&mut conn, "page_count").await?;
+        let free_pages = pragma_value(&mut conn, "freelist_count").await?;
+        let auto_vacuum = pragma_value(&mut conn, "auto_vacuum").await?;
+        Ok(Space {
+            page_size: page_size as u64,
+            pages: pages as u64,
+            free_pages: free_pages as u64,
+            incremental: auto_vacuum == 2,
+        })
+    }
+
+    /// Returns up to `pages` free pages to the file system (a database made
+    /// with incremental auto-vacuum; a no-op on others). One short write
+    /// transaction; returns how many pages were freed.
+    pub async fn release_free_pages(&self, pages: u32) -> Result<u64, DbError> {
+        let mut conn = self.writer().await?;
+        let before = pragma_value(&mut conn, "freelist_count").await?;
+        sqlx::query(&format!("PRAGMA incremental_vacuum({pages})"))
+            .execute(&mut *conn)
+            .await?;
+        let after = pragma_value(&mut conn, "freelist_count").await?;
+        Ok(before.saturating_sub(after) as u64)
+    }
+
+    /// Copies the write-ahead log into the database and truncates it, so a
+    /// large prune does not leave a large `-wal` file behind. Best effort:
+    /// readers in the middle of a query make it stop early.
+    pub async fn checkpoint(&self) -> Result<(), DbError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn pragma_value(conn: &mut sqlx::SqliteConnection, pragma: &str) -> Result<i64, DbError> {
+    Ok(sqlx::query(&format!("PRAGMA {pragma}"))
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?)
+}
+
+/// Page use of the database file.
+#[derive(Debug, Clone, Copy)]
+pub struct Space {
+    pub page_size: u64,
+    pub pages: u64,
+    pub free_pages: u64,
+    /// Whether free pages can be given back without a full VACUUM.
+    pub incremental: bool,
+}
+
+/// Creates a new database file with incremental auto-vacuum, so pages that
+/// retention frees can be given back to the file system. The mode is fixed
+/// when the file is first written, and it must be set before WAL is (which
+/// sqlx's own pragma order would not do).
+async fn create_with_incremental_vacuum(options: SqliteConnectOptions) -> Result<(), DbError> {
+    let mut conn = options
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        .connect()
+        .await?;
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
 }
 
 fn parse_uuid(text: &str) -> Result<uuid::Uuid, DbError> {

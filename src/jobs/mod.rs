@@ -132,7 +132,7 @@ impl Runner {
         while !*stop.borrow() {
             self.queue.inner.heartbeat.beat();
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                match job_rows::claim_next(&mut *self.connection().await, time::now()).await {
+                match job_rows::claim_next(&mut *self.writer().await, time::now()).await {
                     Ok(Some(job)) => {
                         self.events.publish(Event::Job(job.clone()));
                         let runner = self.clone();
@@ -164,9 +164,10 @@ impl Runner {
         while in_flight.join_next().await.is_some() {}
     }
 
-    async fn connection(&self) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    /// The write connection (claiming a job writes), waiting out failures.
+    async fn writer(&self) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
         loop {
-            match self.db.pool().acquire().await {
+            match self.db.writer().await {
                 Ok(conn) => return conn,
                 Err(error) => {
                     log::error!("job runner: no database connection: {error}");
@@ -191,7 +192,7 @@ impl Runner {
                     job.id,
                     job.action.as_str()
                 );
-                let mut conn = self.db.pool().acquire().await?;
+                let mut conn = self.db.writer().await?;
                 job_rows::append_log(
                     &mut conn,
                     job.seq,

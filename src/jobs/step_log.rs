@@ -44,7 +44,7 @@ impl JobStepLog {
         let writer = tokio::spawn(async move {
             while let Some(event) = receiver.recv().await {
                 let stored = async {
-                    let mut conn = db.pool().acquire().await?;
+                    let mut conn = db.writer().await?;
                     match event {
                         Event::Line(time, text) => {
                             job_rows::append_log(&mut conn, seq, time, &text).await
