@@ -42,13 +42,28 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<TokenRecord>, DbErr
         .collect()
 }
 
-/// (name, digest) of every token, for verification.
-pub async fn digests(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>, DbError> {
-    let rows = sqlx::query("SELECT name, digest FROM tokens")
+/// A token as verification needs it.
+#[derive(Debug, Clone)]
+pub struct StoredDigest {
+    pub name: String,
+    pub digest: String,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// Every token's name, digest and last use, for verification (one query:
+/// it runs on every authenticated request).
+pub async fn digests(conn: &mut SqliteConnection) -> Result<Vec<StoredDigest>, DbError> {
+    let rows = sqlx::query("SELECT name, digest, last_used_at FROM tokens")
         .fetch_all(conn)
         .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get("name")?, row.try_get("digest")?)))
+        .map(|row| {
+            Ok(StoredDigest {
+                name: row.try_get("name")?,
+                digest: row.try_get("digest")?,
+                last_used_at: parse_optional_time(row.try_get("last_used_at")?)?,
+            })
+        })
         .collect()
 }
 
