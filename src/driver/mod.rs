@@ -6,6 +6,7 @@ mod files;
 pub mod lxc;
 mod lxc_config;
 mod template_cache;
+mod tree_copy;
 mod unpack;
 
 use std::path::PathBuf;

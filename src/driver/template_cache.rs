@@ -1,6 +1,7 @@
 //! Unpacked templates kept under `<lxc_path>/.template-cache/`, so that the
 //! second and later containers from a template are copied from a prepared
-//! tree (reflinked where the file system can) instead of unpacked again.
+//! tree (by several threads, reflinked where the file system can) instead
+//! of unpacked again.
 //!
 //! Layout, one directory per template file:
 //!
@@ -22,19 +23,15 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
-use super::command::{failure, require, spawn_error};
 use super::files::{create_dir, remove_path, rename};
-use super::{unpack, DriverError, StepLog, TemplateSource};
-use crate::args;
+use super::{tree_copy, unpack, DriverError, StepLog, TemplateSource};
 
 /// Part of every key: bump it when the way trees are unpacked changes, so
 /// entries made the old way are not used.
@@ -43,6 +40,10 @@ const LAYOUT_VERSION: &str = "1";
 /// How often a waiting or copying step looks for a cancel and reports
 /// progress.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Threads copying a tree out of the cache (at most one per CPU). Creating
+/// files dominates a copy, and parallel creates scale on ext4.
+const MAX_COPY_THREADS: usize = 4;
 
 pub struct TemplateCache {
     root: PathBuf,
@@ -232,52 +233,36 @@ impl PreparedTree {
     }
 
     /// Copies the tree to `dest`, which must not exist, keeping everything
-    /// tar restored: owners, modes, times, hard and symbolic links, special
-    /// files, extended attributes. Zero runs become holes. A granted cancel
-    /// stops the copy; the caller removes what it left.
+    /// tar restored (see `tree_copy`). A granted cancel stops the copy; the
+    /// caller removes what it left.
     pub async fn copy_to(&self, dest: &Path, log: &dyn StepLog) -> Result<(), DriverError> {
-        require("cp")?;
-        let args: &[&OsStr] = args![
-            "-a",
-            "--reflink=auto",
-            "--sparse=always",
-            "--no-target-directory",
-            self.path,
-            dest
-        ];
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_COPY_THREADS);
         log.step(format!(
-            "copying the prepared tree to {} (cp -a --reflink=auto --sparse=always)",
+            "copying the prepared tree to {} ({threads} threads)",
             dest.display()
         ));
-        let mut child = Command::new("cp")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| spawn_error("cp", e))?;
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_reader = tokio::spawn(async move {
-            let mut text = Vec::new();
-            let _ = stderr.read_to_end(&mut text).await;
-            text
-        });
-        let pid = child.id();
+        let progress = Arc::new(tree_copy::Progress::default());
+        let copy = {
+            let (source, dest, progress) = (self.path.clone(), dest.to_owned(), progress.clone());
+            tokio::task::spawn_blocking(move || {
+                tree_copy::copy_tree(&source, &dest, threads, &progress)
+            })
+        };
+        tokio::pin!(copy);
         let mut reported = 0u8;
         log.enter_cancellable();
-        let waited = loop {
+        let copied = loop {
             tokio::select! {
-                status = child.wait() => break Some(status),
+                copied = &mut copy => break copied,
                 () = tokio::time::sleep(POLL) => {
                     if log.cancel_requested() {
-                        break None;
+                        progress.cancel.store(true, Ordering::Relaxed);
                     }
-                    // cp reads every byte of file data once: what it has
-                    // read so far says how far it is.
-                    let read = pid.and_then(bytes_read_by);
-                    if let (Some(read), Some(total)) = (read, self.bytes) {
-                        let percent = (read.saturating_mul(100) / total.max(1)).min(99) as u8;
+                    if let Some(total) = self.bytes {
+                        let done = progress.bytes.load(Ordering::Relaxed);
+                        let percent = (done.saturating_mul(100) / total.max(1)).min(99) as u8;
                         if percent > reported {
                             reported = percent;
                             log.progress(percent);
@@ -286,20 +271,12 @@ impl PreparedTree {
                 }
             }
         };
-        if log.leave_cancellable() || waited.is_none() {
-            let _ = child.kill().await;
+        let cancelled = log.leave_cancellable();
+        let completed = copied
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| DriverError::io("copying the prepared tree", e))?;
+        if cancelled || !completed {
             return Err(DriverError::Cancelled);
-        }
-        let status = waited
-            .expect("not cancelled")
-            .map_err(|e| DriverError::io("waiting for cp", e))?;
-        if !status.success() {
-            let output = std::process::Output {
-                status,
-                stdout: Vec::new(),
-                stderr: stderr_reader.await.unwrap_or_default(),
-            };
-            return Err(failure("cp", args, &output));
         }
         log.progress(100);
         Ok(())
@@ -416,16 +393,6 @@ async fn sync_file_system(path: &Path) -> Result<(), DriverError> {
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     .map_err(|e| DriverError::io(format!("cannot sync {}", path.display()), e))
-}
-
-/// What a process has read so far (`rchar` in /proc/PID/io), if readable.
-fn bytes_read_by(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|line| line.strip_prefix("rchar:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]
