@@ -67,5 +67,7 @@ async fn rocket() -> _ {
     .execute(&pool)
     .await
     .expect("the row is stored");
-    rocket::build().manage(pool).mount("/", rocket::routes![get])
+    rocket::build()
+        .manage(pool)
+        .mount("/", rocket::routes![get])
 }
