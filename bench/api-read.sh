@@ -22,8 +22,7 @@ command -v wrk >/dev/null || { log "wrk is missing: apt-get install wrk"; exit 1
 command -v sqlite3 >/dev/null || { log "sqlite3 is missing: apt-get install sqlite3"; exit 1; }
 
 build_berth
-log "building bench/baseline (release)…"
-(cd "$BENCH_DIR/baseline" && cargo build --release --quiet --locked)
+build_bench_tools
 BASELINE=$TARGET/release/berth-bench-baseline
 
 ID=$(cat /proc/sys/kernel/random/uuid)

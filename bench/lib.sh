@@ -115,7 +115,11 @@ stop_pid() {
 
 rss_kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 
-now_ns() { date +%s%N; }
+# Wall clock in nanoseconds (microsecond resolution), without a process.
+now_ns() {
+    local t=$EPOCHREALTIME
+    echo $((10#${t//[^0-9]/} * 1000))
+}
 
 # Reads numbers on stdin, prints their median.
 median() {
@@ -139,6 +143,26 @@ verdict() {
 
 # The JSON string field NAME of a one-line JSON document on stdin.
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -1; }
+
+build_bench_tools() {
+    log "building bench/baseline (release)…"
+    (cd "$BENCH_DIR/baseline" && cargo build --release --quiet --locked)
+}
+
+# A keep-alive HTTP client (bench/baseline/src/bin/bench-http.rs) as a
+# coprocess: a timed sequence of API calls then measures berth, not one
+# curl process starting per request. http_start once (after
+# build_bench_tools); http PORT METHOD PATH [JSON] sets HTTP_STATUS and
+# HTTP_BODY. Not usable from subshells: call it in the script's own shell.
+http_start() {
+    coproc HTTP_CLIENT { "$TARGET/release/bench-http"; }
+    BENCH_PIDS+=("$HTTP_CLIENT_PID")
+}
+
+http() {
+    printf '%s %s %s %s\n' "$2" "$1" "$3" "${4:-}" >&"${HTTP_CLIENT[1]}"
+    read -r HTTP_STATUS HTTP_BODY <&"${HTTP_CLIENT[0]}"
+}
 
 # wrk output → "rps p99_ms non2xx errors"
 parse_wrk() {

@@ -13,6 +13,8 @@ source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-10}
 build_berth
+build_bench_tools
+http_start
 
 mkdir -p "$WORK/templates" "$WORK/raw-lxc"
 sh "$REPO/packaging/make-busybox-template.sh" "$WORK/templates/busybox.tar.gz" >/dev/null
@@ -22,41 +24,43 @@ CACHED_PORT=$PORT
 start_berth "$WORK/uncached" BERTH_TEMPLATE_DIR="$WORK/templates" BERTH_TEMPLATE_CACHE=false
 UNCACHED_PORT=$PORT
 RAW=$WORK/raw-lxc
+ARCH=$(uname -m)
 
-# POST, then wait on the job; fails unless it is done. Parsed with bash's
-# own regular expressions: the client should cost no more than curl itself.
-api_job() { # method path [body]
-    local answer job waited
-    answer=$(curl -sf -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} "$API$2")
-    [[ $answer =~ \"job_id\":\"([^\"]+)\" ]] && job=${BASH_REMATCH[1]}
-    waited=$(curl -sf "$API/jobs/$job/wait?timeout=60")
-    [[ $waited == *'"status":"done"'* ]] ||
-        { log "job $job ($1 $2) did not finish: $(curl -s "$API/jobs/$job/log")"; return 1; }
-    CONTAINER_ID=
-    [[ $answer =~ \"container_id\":\"([^\"]+)\" ]] && CONTAINER_ID=${BASH_REMATCH[1]}
-    return 0
+# POST, then wait on the job; fails unless it is done. The client keeps
+# its connection (lib.sh `http`): four curl processes per run would time
+# process start-up on a busy machine more than berth.
+api_job() { # port method path [body]
+    local job created
+    http "$1" "$2" "$3" "${4:-}"
+    [[ $HTTP_BODY =~ \"job_id\":\"([^\"]+)\" ]] && job=${BASH_REMATCH[1]}
+    created=
+    [[ $HTTP_BODY =~ \"container_id\":\"([^\"]+)\" ]] && created=${BASH_REMATCH[1]}
+    http "$1" GET "/v1/jobs/$job/wait?timeout=60"
+    CONTAINER_ID=$created
+    [[ $HTTP_BODY == *'"status":"done"'* ]] ||
+        { log "job $job ($2 $3) did not finish: $HTTP_BODY"; return 1; }
 }
 
-berth_side() { # cached|uncached name → prints nanoseconds
-    local t0 t1 id API LXC
-    if [ "$1" = cached ]; then API=http://127.0.0.1:$CACHED_PORT/v1; else API=http://127.0.0.1:$UNCACHED_PORT/v1; fi
-    LXC=$WORK/$1/data/lxc
-    shift
+# Each side sets ELAPSED (nanoseconds) and runs in this shell (no $(…)),
+# where the HTTP client lives.
+berth_side() { # cached|uncached name
+    local t0 t1 id port lxc=$WORK/$1/data/lxc
+    if [ "$1" = cached ]; then port=$CACHED_PORT; else port=$UNCACHED_PORT; fi
     t0=$(now_ns)
-    api_job POST /containers "{\"name\":\"$1\",\"ostemplate\":\"busybox\"}"
+    api_job "$port" POST /v1/containers "{\"name\":\"$2\",\"ostemplate\":\"busybox\"}"
     id=$CONTAINER_ID
-    api_job POST "/containers/$id/start"
+    api_job "$port" POST "/v1/containers/$id/start"
     t1=$(now_ns)
-    [ "$(lxc-info -P "$LXC" -n "$1" -s -H)" = RUNNING ] || { log "berth: $1 is not running"; return 1; }
-    echo $((t1 - t0))
+    [ "$(lxc-info -P "$lxc" -n "$2" -s -H)" = RUNNING ] || { log "berth: $2 is not running"; return 1; }
+    ELAPSED=$((t1 - t0))
     # Not timed: remove it.
-    lxc-stop -P "$LXC" -n "$1" -k >/dev/null
-    api_job DELETE "/containers/$id"
+    lxc-stop -P "$lxc" -n "$2" -k >/dev/null
+    api_job "$port" DELETE "/v1/containers/$id"
 }
 
 # The same work as berth's create and start, by hand: berth's unpack flags,
 # a config like berth's, lxc-start with a log file, lxc-wait.
-raw_side() { # name → prints nanoseconds
+raw_side() { # name
     local t0 t1 dir=$RAW/$1
     t0=$(now_ns)
     mkdir -p "$dir/rootfs" "$dir/berth"
@@ -64,7 +68,7 @@ raw_side() { # name → prints nanoseconds
     echo "$1" >"$dir/berth/hostname"
     cat >"$dir/config" <<EOF
 lxc.include = /usr/share/lxc/config/common.conf
-lxc.arch = $(uname -m)
+lxc.arch = $ARCH
 lxc.uts.name = $1
 lxc.rootfs.path = dir:$dir/rootfs
 lxc.tty.max = 0
@@ -78,29 +82,29 @@ EOF
     lxc-start -P "$RAW" -n "$1" -o "$dir/lxc.log" -l ERROR
     lxc-wait -P "$RAW" -n "$1" -s RUNNING -t 30
     t1=$(now_ns)
-    echo $((t1 - t0))
+    ELAPSED=$((t1 - t0))
     lxc-stop -P "$RAW" -n "$1" -k >/dev/null
     lxc-destroy -P "$RAW" -n "$1" >/dev/null
     rm -rf "$dir"
 }
 
 # Warm-up: fills berth's template cache and creates the bridge.
-berth_side cached warm-cached >/dev/null
-berth_side uncached warm-uncached >/dev/null
-raw_side warm-raw >/dev/null
+berth_side cached warm-cached
+berth_side uncached warm-uncached
+raw_side warm-raw
 
 machine
 echo "berth: POST /v1/containers, GET /v1/jobs/ID/wait, POST start, wait; raw: tar -x, config, lxc-start, lxc-wait RUNNING; $ROUNDS rounds, interleaved"
 CACHED_TIMES=() UNCACHED_TIMES=() RAW_TIMES=() CACHED_RATIOS=() UNCACHED_RATIOS=()
 for round in $(seq "$ROUNDS"); do
     if ((round % 2)); then
-        raw=$(raw_side "raw$round")
-        cached=$(berth_side cached "cached$round")
-        uncached=$(berth_side uncached "uncached$round")
+        raw_side "raw$round" && raw=$ELAPSED
+        berth_side cached "cached$round" && cached=$ELAPSED
+        berth_side uncached "uncached$round" && uncached=$ELAPSED
     else
-        uncached=$(berth_side uncached "uncached$round")
-        cached=$(berth_side cached "cached$round")
-        raw=$(raw_side "raw$round")
+        berth_side uncached "uncached$round" && uncached=$ELAPSED
+        berth_side cached "cached$round" && cached=$ELAPSED
+        raw_side "raw$round" && raw=$ELAPSED
     fi
     CACHED_TIMES+=("$cached") UNCACHED_TIMES+=("$uncached") RAW_TIMES+=("$raw")
     CACHED_RATIOS+=("$(ratio "$cached" "$raw")") UNCACHED_RATIOS+=("$(ratio "$uncached" "$raw")")
