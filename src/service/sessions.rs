@@ -61,7 +61,7 @@ impl Service {
     }
 
     pub async fn close_session(&self, presented: &str) -> Result<(), ServiceError> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.db.writer().await?;
         sessions::delete(&mut conn, &auth::digest(presented)).await?;
         Ok(())
     }
