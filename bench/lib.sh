@@ -146,7 +146,7 @@ json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -1; }
 
 build_bench_tools() {
     log "building bench/baseline (release)…"
-    (cd "$BENCH_DIR/baseline" && cargo build --release --quiet --locked)
+    (cd "$BENCH_DIR/baseline" && cargo build --release --quiet --locked --target-dir "$TARGET")
 }
 
 # A keep-alive HTTP client (bench/baseline/src/bin/bench-http.rs) as a

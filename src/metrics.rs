@@ -21,8 +21,9 @@ struct Histogram {
 
 #[derive(Default)]
 struct Counters {
-    /// (route, method, status) → requests.
-    http: BTreeMap<(String, String, u16), u64>,
+    /// route → (method, status) → requests. Keyed by route first so that
+    /// counting a request allocates nothing once its route has been seen.
+    http: BTreeMap<String, BTreeMap<(&'static str, u16), u64>>,
     /// (action, outcome) → durations.
     jobs: BTreeMap<(String, String), Histogram>,
 }
@@ -35,12 +36,13 @@ impl Metrics {
         Metrics::default()
     }
 
-    pub fn count_request(&self, route: &str, method: &str, status: u16) {
+    pub fn count_request(&self, route: &str, method: &'static str, status: u16) {
         let mut counters = self.0.lock().expect("metrics");
-        *counters
-            .http
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default() += 1;
+        let by_route = match counters.http.get_mut(route) {
+            Some(by_route) => by_route,
+            None => counters.http.entry(route.to_owned()).or_default(),
+        };
+        *by_route.entry((method, status)).or_default() += 1;
     }
 
     pub fn observe_job(&self, action: &str, outcome: &str, took: Duration) {
@@ -66,12 +68,14 @@ impl Metrics {
             "# HELP berth_http_requests_total HTTP requests answered, by route and status.\n",
         );
         out.push_str("# TYPE berth_http_requests_total counter\n");
-        for ((route, method, status), count) in &counters.http {
-            let _ = writeln!(
-                out,
-                "berth_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
+        for (route, by_route) in &counters.http {
+            for ((method, status), count) in by_route {
+                let _ = writeln!(
+                    out,
+                    "berth_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                    escape(route)
+                );
+            }
         }
         out.push_str("# HELP berth_job_duration_seconds Time from a job's start to its end, by action and outcome.\n");
         out.push_str("# TYPE berth_job_duration_seconds histogram\n");

@@ -23,9 +23,11 @@ impl Fairing for SecurityHeaders {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let path = req.uri().path();
-        let in_api = crate::api::BASES
-            .iter()
-            .any(|base| path.as_str() == *base || path.as_str().starts_with(&format!("{base}/")));
+        let in_api = crate::api::BASES.iter().any(|base| {
+            path.as_str()
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
         if in_api {
             return;
         }
