@@ -14,6 +14,8 @@ use std::sync::Mutex;
 
 use rustix::fs::{AtFlags, Timespec, Timestamps, XattrFlags, CWD};
 
+use super::command::lower_thread_priority;
+
 /// Bytes of file data copied per call, between looks at `cancel`.
 const CHUNK: usize = 8 << 20;
 
@@ -75,19 +77,11 @@ pub fn copy_tree(
     let failure: Mutex<Option<io::Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
-                if progress.cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Some(entry) = work.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    return;
-                };
-                if let Err(error) = copy_entry(source, dest, entry, progress) {
-                    failure.lock().expect("copy failure").get_or_insert(error);
-                    // Stops the other threads too.
-                    progress.cancel.store(true, Ordering::Relaxed);
-                    return;
-                }
+            scope.spawn(|| {
+                // These threads are the copy's alone: the API's threads keep
+                // their priority.
+                let _ = lower_thread_priority();
+                copy_entries(source, dest, &work, &next, &failure, progress);
             });
         }
     });
@@ -111,6 +105,29 @@ pub fn copy_tree(
         )?;
     }
     Ok(true)
+}
+
+/// One copy thread: takes entries off `work` until there are none, or the
+/// copy is cancelled or has failed.
+fn copy_entries(
+    source: &Path,
+    dest: &Path,
+    work: &[&Entry],
+    next: &AtomicUsize,
+    failure: &Mutex<Option<io::Error>>,
+    progress: &Progress,
+) {
+    while !progress.cancel.load(Ordering::Relaxed) {
+        let Some(entry) = work.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return;
+        };
+        if let Err(error) = copy_entry(source, dest, entry, progress) {
+            failure.lock().expect("copy failure").get_or_insert(error);
+            // Stops the other threads too.
+            progress.cancel.store(true, Ordering::Relaxed);
+            return;
+        }
+    }
 }
 
 /// Every entry under `source` (itself included, as ""): directories in

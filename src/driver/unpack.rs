@@ -9,7 +9,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::command::{failure, require, spawn_error};
+use super::command::{at_background_priority, failure, require, spawn_error};
 use super::{DriverError, StepLog, TemplateSource};
 use crate::args;
 use crate::domain::template::TemplateFormat;
@@ -59,7 +59,8 @@ pub async fn unpack(
     let mut file = tokio::fs::File::from_std(file);
     let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
 
-    let mut child = Command::new("tar")
+    let mut command = Command::new("tar");
+    let mut child = at_background_priority(&mut command)
         .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
