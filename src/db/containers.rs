@@ -96,14 +96,6 @@ pub async fn get_any(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Con
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn name_taken(conn: &mut SqliteConnection, name: &str) -> Result<bool, DbError> {
-    let row = sqlx::query("SELECT 1 FROM containers WHERE name = ? AND status <> 'deleted'")
-        .bind(name)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// Which containers a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFilter {

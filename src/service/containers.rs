@@ -60,9 +60,6 @@ impl Service {
         if self.templates.find(&request.ostemplate)?.is_none() {
             return Err(ServiceError::TemplateNotFound(request.ostemplate));
         }
-        if containers::name_taken(&mut tx, name.as_str()).await? {
-            return Err(ServiceError::NameTaken(name.as_str().to_owned()));
-        }
         let now = time::now();
         let container = Container {
             seq: 0,
@@ -74,6 +71,8 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
+        // The unique index on live names answers "is the name taken" in the
+        // insert itself: one statement less while the write lock is held.
         let stored = match containers::insert(&mut tx, &container).await {
             Ok(stored) => stored,
             Err(e) if e.is_unique_violation() => {
