@@ -93,7 +93,9 @@ wait_http() {
 
 # start_berth DIR [VAR=VALUE…]: berth serve with its data in DIR/data, on a
 # free 127.0.0.1 port, configured by the repository's Rocket.toml (as a
-# developer runs it) plus the variables given. Sets PORT and PID.
+# developer runs it) plus the variables given, then those in
+# BENCH_BERTH_ENV (space-separated VAR=VALUE, for trying a setting with any
+# script). Sets PORT and PID.
 start_berth() {
     local dir=$1
     shift
@@ -101,7 +103,7 @@ start_berth() {
     PORT=$(free_port)
     (cd "$dir" && exec env ROCKET_CONFIG="$REPO/Rocket.toml" ROCKET_ADDRESS=127.0.0.1 \
         ROCKET_PORT="$PORT" BERTH_DATA_DIR="$dir/data" BERTH_BRIDGE="$BRIDGE" \
-        BERTH_STOP_TIMEOUT_SECS=2 "$@" "$BERTH" serve >"$dir/berth.log" 2>&1) &
+        BERTH_STOP_TIMEOUT_SECS=2 "$@" ${BENCH_BERTH_ENV:-} "$BERTH" serve >"$dir/berth.log" 2>&1) &
     PID=$!
     BENCH_PIDS+=("$PID")
     wait_http "http://127.0.0.1:$PORT/healthz" || { tail -20 "$dir/berth.log" >&2; return 1; }
