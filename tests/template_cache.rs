@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 /// The busybox root filesystem plus what real templates carry and a copy
 /// must keep: hard links, owners other than root, setuid and sticky modes,
-/// device nodes, a fifo, extended attributes, old mtimes, a file of zeros
-/// (which the copy makes sparse), odd names, dangling and directory links.
+/// device nodes, a fifo, extended attributes, old mtimes, a file of zeros,
+/// odd names, dangling and directory links.
 fn rich_template(dir: &Path, marker: &str) -> PathBuf {
     let tree = dir.join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&tree).unwrap();
