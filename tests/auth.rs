@@ -17,22 +17,10 @@ fn berth_with(env: &[(&str, &str)]) -> Berth {
     })
 }
 
-/// `berth token create NAME`: the token is the last word on stdout.
-fn create_token(berth: &Berth, name: &str) -> String {
-    let output = berth.cli(&["token", "create", name]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout.split_whitespace().last().unwrap().to_owned()
-}
-
 #[test]
 fn token_mode_refuses_requests_without_a_valid_token() {
     let berth = berth_with(&[("BERTH_AUTH", "token")]);
-    let token = create_token(&berth, "ops");
+    let token = berth.create_token("ops");
     assert!(token.starts_with("berth_") && token.len() > 40, "{token}");
 
     let response = berth
@@ -83,7 +71,7 @@ fn token_mode_refuses_requests_without_a_valid_token() {
 #[test]
 fn jobs_record_which_token_asked_and_revoked_tokens_stop_working() {
     let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
-    let token = create_token(&berth, "billing");
+    let token = berth.create_token("billing");
     berth.authorize(&token);
     let (status, answer) = berth.post(
         "/v1/containers",
@@ -110,7 +98,7 @@ fn jobs_record_which_token_asked_and_revoked_tokens_stop_working() {
 #[test]
 fn failed_attempts_are_limited_per_address() {
     let berth = berth_with(&[("BERTH_AUTH", "token")]);
-    let token = create_token(&berth, "ops");
+    let token = berth.create_token("ops");
     let mut limited = None;
     for _ in 0..20 {
         let response = berth
@@ -151,7 +139,7 @@ fn no_file_berth_writes_holds_a_token_in_clear() {
     let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
     let tokens: Vec<String> = ["a", "b"]
         .iter()
-        .map(|name| create_token(&berth, name))
+        .map(|name| berth.create_token(name))
         .collect();
     berth.authorize(&tokens[0]);
     let (status, _) = berth.get("/v1/containers");

@@ -14,18 +14,6 @@ fn berth_with(auth: &str) -> Berth {
     })
 }
 
-/// `berth token create NAME`: the token is the last word on stdout.
-fn create_token(berth: &Berth, name: &str) -> String {
-    let output = berth.cli(&["token", "create", name]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout.split_whitespace().last().unwrap().to_owned()
-}
-
 /// The `Set-Cookie` header that sets `name`.
 fn set_cookie(response: &reqwest::blocking::Response, name: &str) -> Option<String> {
     response
@@ -79,7 +67,7 @@ fn token_mode_console_needs_a_login_with_a_valid_token() {
     assert!(html.contains("name=\"token\""), "{html}");
     assert!(!html.contains("Log out"), "nobody is logged in yet");
 
-    let token = create_token(&berth, "ops");
+    let token = berth.create_token("ops");
     // Login CSRF: a login form posted without the visitor's secret (or
     // from another site) opens no session, even with a valid token.
     let csrf = web.csrf("/login");
@@ -198,7 +186,7 @@ fn token_mode_console_needs_a_login_with_a_valid_token() {
 #[test]
 fn failed_logins_are_limited_per_address() {
     let berth = berth_with("token");
-    let token = create_token(&berth, "ops");
+    let token = berth.create_token("ops");
     let web = WebClient::new(&berth);
     let csrf = web.csrf("/login");
     let mut statuses = Vec::new();

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{busybox_template, unique_name, Berth, Options};
+use common::{busybox_template, run_ok, unique_name, Berth, Options};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -34,35 +34,32 @@ fn big_template() -> &'static Path {
         let work = tmp.join(format!("operations-big-template-{}", std::process::id()));
         let rootfs = work.join("rootfs");
         std::fs::create_dir_all(rootfs.join("var")).unwrap();
-        run(Command::new("tar")
-            .arg("-xzf")
-            .arg(busybox_template())
-            .arg("-C")
-            .arg(&rootfs));
-        run(Command::new("dd")
-            .arg("if=/dev/urandom")
-            .arg(format!("of={}", rootfs.join("var/filler").display()))
-            .args(["bs=1M", "count=150", "status=none"]));
+        run_ok(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(busybox_template())
+                .arg("-C")
+                .arg(&rootfs),
+        );
+        run_ok(
+            Command::new("dd")
+                .arg("if=/dev/urandom")
+                .arg(format!("of={}", rootfs.join("var/filler").display()))
+                .args(["bs=1M", "count=150", "status=none"]),
+        );
         let partial = work.join("big.tar");
-        run(Command::new("tar")
-            .args(["--numeric-owner", "-C"])
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&partial)
-            .arg("."));
+        run_ok(
+            Command::new("tar")
+                .args(["--numeric-owner", "-C"])
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&partial)
+                .arg("."),
+        );
         std::fs::rename(&partial, &out).unwrap();
         std::fs::remove_dir_all(&work).unwrap();
         out
     })
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Installs the big template in this berth's template directory as
@@ -679,12 +676,14 @@ fn tiny_archive(dir: &Path, content: &str) -> Vec<u8> {
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/content"), content).unwrap();
     let out = dir.join(format!("tiny-{content}.tar.gz"));
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-czf")
-        .arg(&out)
-        .arg("."));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-czf")
+            .arg(&out)
+            .arg("."),
+    );
     std::fs::read(out).unwrap()
 }
 
@@ -932,18 +931,22 @@ fn berth_template_import_copies_files_and_directories_in() {
 fn plain_tar(dir: &Path) -> PathBuf {
     let rootfs = dir.join("plain-rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
-    run(Command::new("tar")
-        .arg("-xzf")
-        .arg(busybox_template())
-        .arg("-C")
-        .arg(&rootfs));
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(busybox_template())
+            .arg("-C")
+            .arg(&rootfs),
+    );
     let out = dir.join("plain.tar");
-    run(Command::new("tar")
-        .args(["--numeric-owner", "-C"])
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&out)
-        .arg("."));
+    run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&out)
+            .arg("."),
+    );
     out
 }
 

@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{unique_name, Berth, Options};
+use common::{run_ok, unique_name, Berth, Options};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -22,11 +22,13 @@ use sha2::{Digest, Sha256};
 fn rich_template(dir: &Path, marker: &str) -> PathBuf {
     let tree = dir.join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&tree).unwrap();
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&tree)
-        .args(["--numeric-owner", "-xpzf"])
-        .arg(common::busybox_template()));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&tree)
+            .args(["--numeric-owner", "-xpzf"])
+            .arg(common::busybox_template()),
+    );
     let at = |p: &str| tree.join(p);
     std::fs::create_dir_all(at("opt/app/data")).unwrap();
     std::fs::write(at("opt/app/config file.txt"), format!("marker={marker}\n")).unwrap();
@@ -40,13 +42,17 @@ fn rich_template(dir: &Path, marker: &str) -> PathBuf {
     std::fs::set_permissions(at("opt/app/data"), std::fs::Permissions::from_mode(0o2770)).unwrap();
     std::os::unix::fs::symlink("../nowhere", at("opt/app/dangling")).unwrap();
     std::os::unix::fs::symlink("/opt/app/data", at("opt/data-link")).unwrap();
-    run(Command::new("mknod")
-        .arg(at("opt/app/null"))
-        .args(["c", "1", "3"]));
-    run(Command::new("mknod").arg(at("opt/app/fifo")).arg("p"));
-    run(Command::new("truncate")
-        .args(["-s", "3M"])
-        .arg(at("opt/app/zeros")));
+    run_ok(
+        Command::new("mknod")
+            .arg(at("opt/app/null"))
+            .args(["c", "1", "3"]),
+    );
+    run_ok(Command::new("mknod").arg(at("opt/app/fifo")).arg("p"));
+    run_ok(
+        Command::new("truncate")
+            .args(["-s", "3M"])
+            .arg(at("opt/app/zeros")),
+    );
     std::fs::write(at("opt/app/random"), random_bytes(300_000)).unwrap();
     rustix::fs::lsetxattr(
         at("opt/app/tool"),
@@ -55,18 +61,22 @@ fn rich_template(dir: &Path, marker: &str) -> PathBuf {
         rustix::fs::XattrFlags::empty(),
     )
     .unwrap();
-    run(Command::new("touch")
-        .args(["-h", "-d", "2001-02-03 04:05:06"])
-        .arg(at("opt/app/config file.txt"))
-        .arg(at("opt/app/dangling")));
+    run_ok(
+        Command::new("touch")
+            .args(["-h", "-d", "2001-02-03 04:05:06"])
+            .arg(at("opt/app/config file.txt"))
+            .arg(at("opt/app/dangling")),
+    );
 
     let archive = dir.join(format!("rich-{}.tar.gz", uuid::Uuid::new_v4().simple()));
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&tree)
-        .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-czf"])
-        .arg(&archive)
-        .arg("."));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&tree)
+            .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-czf"])
+            .arg(&archive)
+            .arg("."),
+    );
     std::fs::remove_dir_all(&tree).unwrap();
     archive
 }
@@ -80,15 +90,6 @@ fn random_bytes(len: usize) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Puts `archive` in place as template `name`, atomically, as an operator
@@ -162,19 +163,21 @@ fn xattrs(path: &Path) -> String {
 /// What `tar` itself unpacks from the archive, with berth's flags.
 fn fresh_unpack(archive: &Path, dest: &Path) -> BTreeMap<String, String> {
     std::fs::create_dir_all(dest).unwrap();
-    run(Command::new("tar")
-        .args([
-            "-x",
-            "-p",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-z",
-            "-f",
-        ])
-        .arg(archive)
-        .arg("-C")
-        .arg(dest));
+    run_ok(
+        Command::new("tar")
+            .args([
+                "-x",
+                "-p",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-z",
+                "-f",
+            ])
+            .arg(archive)
+            .arg("-C")
+            .arg(dest),
+    );
     snapshot(dest)
 }
 
@@ -337,10 +340,12 @@ struct LoopMount(PathBuf);
 impl LoopMount {
     fn new(image: &Path, at: &Path) -> Self {
         std::fs::create_dir_all(at).unwrap();
-        run(Command::new("mount")
-            .args(["-o", "loop,ro"])
-            .arg(image)
-            .arg(at));
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop,ro"])
+                .arg(image)
+                .arg(at),
+        );
         LoopMount(at.to_owned())
     }
 }

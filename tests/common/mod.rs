@@ -112,7 +112,8 @@ pub fn big_template() -> &'static Path {
     })
 }
 
-fn run_ok(command: &mut Command) {
+/// Runs a host command the test needs, failing the test with its stderr.
+pub fn run_ok(command: &mut Command) {
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
@@ -277,6 +278,18 @@ impl Berth {
             .env("BERTH_DATA_DIR", self.data_dir())
             .output()
             .unwrap()
+    }
+
+    /// `berth token create NAME`: the token is the last word on stdout.
+    pub fn create_token(&self, name: &str) -> String {
+        let output = self.cli(&["token", "create", name]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        stdout.split_whitespace().last().unwrap().to_owned()
     }
 
     /// Sets an environment variable for the next `launch` (after `kill` or
