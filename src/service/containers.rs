@@ -16,7 +16,7 @@ use crate::domain::container::{ContainerName, ContainerStatus};
 use crate::domain::job::JobAction;
 use crate::domain::parameters::{ParameterPatch, Parameters};
 use crate::domain::template::check_name;
-use crate::domain::time;
+use crate::domain::time::{self, Timestamp};
 use crate::domain::ValidationErrors;
 
 /// A request to create a container, as read from JSON or a form.
@@ -86,10 +86,9 @@ impl Service {
             payload: None,
             requested_by: by.as_deref(),
         };
-        let job = jobs::insert(&mut tx, &new_job, now).await?;
-        remember(&mut tx, key, request_print, &job).await?;
-        tx.commit().await.map_err(DbError::from)?;
-        self.announce(&job).await;
+        let job = self
+            .commit_with_job(tx, new_job, now, key.map(|key| (key, request_print)))
+            .await?;
         Ok(Accepted {
             container_id: job.entity_id,
             job,
@@ -206,10 +205,7 @@ impl Service {
             payload: Some(payload),
             requested_by: by.as_deref(),
         };
-        let job = jobs::insert(&mut tx, &new_job, now).await?;
-        tx.commit().await.map_err(DbError::from)?;
-        self.announce(&job).await;
-        Ok(job)
+        self.commit_with_job(tx, new_job, now, None).await
     }
 
     /// Queues start, stop, restart or delete.
@@ -253,14 +249,32 @@ impl Service {
             payload,
             requested_by: by.as_deref(),
         };
-        let job = jobs::insert(&mut tx, &new_job, now).await?;
-        remember(&mut tx, key, request_print, &job).await?;
-        tx.commit().await.map_err(DbError::from)?;
-        self.announce(&job).await;
+        let job = self
+            .commit_with_job(tx, new_job, now, key.map(|key| (key, request_print)))
+            .await?;
         Ok(Accepted {
             container_id: id,
             job,
         })
+    }
+
+    /// Ends a change: stores its job in the same transaction, with the
+    /// Idempotency-Key that asked for it (so a retry finds the job or
+    /// nothing), commits, and tells the runner and subscribers.
+    async fn commit_with_job(
+        &self,
+        mut tx: Tx<'_>,
+        new_job: NewJob<'_>,
+        now: Timestamp,
+        key: Option<(&IdempotencyKey, String)>,
+    ) -> Result<Job, ServiceError> {
+        let job = jobs::insert(&mut tx, &new_job, now).await?;
+        if let Some((key, request_print)) = key {
+            remember(&mut tx, key, request_print, &job).await?;
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        self.announce(&job).await;
+        Ok(job)
     }
 }
 
@@ -293,11 +307,10 @@ async fn replayed(
 
 async fn remember(
     tx: &mut Tx<'_>,
-    key: Option<&IdempotencyKey>,
+    key: &IdempotencyKey,
     request_print: String,
     job: &Job,
 ) -> Result<(), DbError> {
-    let Some(key) = key else { return Ok(()) };
     let used = KeyUse {
         fingerprint: request_print,
         job_id: job.id,
