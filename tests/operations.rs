@@ -13,52 +13,26 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{busybox_template, run_ok, unique_name, Berth, Options};
+use common::{busybox_template, derived_template, run_ok, unique_name, Berth, Options};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// A template big enough that unpacking it takes a while: the busybox root
 /// filesystem plus 150 MB of incompressible data, as an uncompressed tar so
-/// progress follows the bytes read. Built once and kept in the target
-/// directory (built under a temporary name, then renamed, so a half-built
-/// file is never used).
+/// progress follows the bytes read. Built once (see `derived_template`).
 fn big_template() -> &'static Path {
     static BIG: OnceLock<PathBuf> = OnceLock::new();
     BIG.get_or_init(|| {
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let out = tmp.join("operations-big-template.tar");
-        if out.exists() {
-            return out;
-        }
-        let work = tmp.join(format!("operations-big-template-{}", std::process::id()));
-        let rootfs = work.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("var")).unwrap();
-        run_ok(
-            Command::new("tar")
-                .arg("-xzf")
-                .arg(busybox_template())
-                .arg("-C")
-                .arg(&rootfs),
-        );
-        run_ok(
-            Command::new("dd")
-                .arg("if=/dev/urandom")
-                .arg(format!("of={}", rootfs.join("var/filler").display()))
-                .args(["bs=1M", "count=150", "status=none"]),
-        );
-        let partial = work.join("big.tar");
-        run_ok(
-            Command::new("tar")
-                .args(["--numeric-owner", "-C"])
-                .arg(&rootfs)
-                .arg("-cf")
-                .arg(&partial)
-                .arg("."),
-        );
-        std::fs::rename(&partial, &out).unwrap();
-        std::fs::remove_dir_all(&work).unwrap();
-        out
+        derived_template("operations-big-v1", |rootfs| {
+            std::fs::create_dir_all(rootfs.join("var")).unwrap();
+            run_ok(
+                Command::new("dd")
+                    .arg("if=/dev/urandom")
+                    .arg(format!("of={}", rootfs.join("var/filler").display()))
+                    .args(["bs=1M", "count=150", "status=none"]),
+            );
+        })
     })
 }
 

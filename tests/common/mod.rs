@@ -44,7 +44,7 @@ pub fn busybox_template() -> &'static Path {
 /// A template derived from the busybox one: its root filesystem unpacked,
 /// changed by `change`, and packed again as an uncompressed `.tar`. Built
 /// once per test binary (or reused from an earlier run) under the target dir.
-fn derived_template(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
+pub fn derived_template(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("derived-templates");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{name}.tar"));
