@@ -13,6 +13,7 @@ use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
+use crate::gate::Gate;
 use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
@@ -64,6 +65,10 @@ pub async fn build_with(
     );
     let service = Service::new(db.clone(), templates, queue.clone(), events.clone());
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
+    let gate = Gate::new(
+        settings.auth == AuthMode::None,
+        settings.allowed_hosts.clone(),
+    );
     let systemd = SystemdFairing::new(db.clone(), queue.clone());
 
     let mut rocket = rocket::custom(figment)
@@ -73,6 +78,7 @@ pub async fn build_with(
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
+        .attach(gate)
         .attach(RunnerFairing::new(runner, db, grace))
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {

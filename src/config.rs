@@ -44,6 +44,10 @@ pub struct Settings {
     /// and copy later containers from there (costs the disk space of one
     /// unpacked copy per template).
     pub template_cache: bool,
+    /// Host names (or addresses) besides the loopback ones that berth
+    /// answers to while `auth = "none"`: every other `Host` is refused, so a
+    /// web page cannot reach berth by rebinding its own name to 127.0.0.1.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +64,7 @@ impl Default for Settings {
             stop_timeout_secs: 30,
             job_retention_days: 30,
             template_cache: true,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct ResolvedSettings {
     pub stop_timeout_secs: u64,
     pub job_retention_days: u64,
     pub template_cache: bool,
+    /// Lower case; IPv6 addresses in brackets, as they appear in `Host`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -97,15 +104,11 @@ pub const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
 
 /// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
 ///
-/// Built as `rocket::Config::figment()` is, from Rocket's defaults with one
-/// change (the JSON limit), then Rocket.toml (or `ROCKET_CONFIG`) and
+/// Built as `rocket::Config::figment()` is, from Rocket's defaults with two
+/// changes (the JSON limit, no client-address header), then Rocket.toml (or `ROCKET_CONFIG`) and
 /// `ROCKET_*`, which may still set any limit.
 pub fn figment() -> Figment {
-    let defaults = rocket::Config {
-        limits: Limits::default().limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes()),
-        ..rocket::Config::default()
-    };
-    Figment::from(defaults)
+    Figment::from(rocket_defaults())
         .merge(Toml::file(config_file()).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or(
@@ -117,6 +120,18 @@ pub fn figment() -> Figment {
                 .map(|key| format!("berth.{key}").into())
                 .profile(Profile::Global),
         )
+}
+
+/// Rocket's defaults, as berth changes them.
+fn rocket_defaults() -> rocket::Config {
+    rocket::Config {
+        limits: Limits::default().limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes()),
+        // Rocket believes `X-Real-IP` by default: anyone could then pick the
+        // address their failed logins count against. Only a proxy the
+        // operator names (`ip_header = "X-Real-IP"`) is believed.
+        ip_header: None,
+        ..rocket::Config::default()
+    }
 }
 
 /// Where the package installs berth's configuration.
@@ -161,6 +176,11 @@ impl Settings {
                 self.bridge
             )));
         }
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|host| allowed_host(host))
+            .collect::<Result<Vec<_>, _>>()?;
         let data_dir = usable_dir("data directory", &self.data_dir)?;
         let template_dir = usable_dir(
             "template directory",
@@ -181,8 +201,37 @@ impl Settings {
             stop_timeout_secs: self.stop_timeout_secs,
             job_retention_days: self.job_retention_days,
             template_cache: self.template_cache,
+            allowed_hosts,
         })
     }
+}
+
+/// An `allowed_hosts` entry as the `Host` header shows it: a DNS name or an
+/// address, without port.
+fn allowed_host(entry: &str) -> Result<String, ConfigError> {
+    let entry = entry.trim().to_ascii_lowercase();
+    let bare = entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(&entry);
+    if let Ok(std::net::IpAddr::V6(address)) = bare.parse() {
+        return Ok(format!("[{address}]"));
+    }
+    let is_name = !entry.is_empty()
+        && entry.len() <= 253
+        && entry.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        });
+    if !is_name {
+        return Err(ConfigError::Invalid(format!(
+            "allowed_hosts: '{entry}' is not a host name or address (give names without \
+             scheme or port, e.g. \"berth.example.net\" or \"192.0.2.10\")"
+        )));
+    }
+    Ok(entry)
 }
 
 fn is_valid_interface_name(name: &str) -> bool {
@@ -243,6 +292,34 @@ mod tests {
         };
         let error = settings.resolve().unwrap_err().to_string();
         assert!(error.starts_with("data directory"), "{error}");
+    }
+
+    #[test]
+    fn no_client_address_header_is_believed_unless_configured() {
+        let config: rocket::Config = Figment::from(rocket_defaults()).extract().unwrap();
+        assert_eq!(config.ip_header, None);
+        let configured: rocket::Config = Figment::from(rocket_defaults())
+            .merge(("ip_header", "X-Forwarded-For"))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            configured.ip_header.as_deref().map(|h| h.as_str()),
+            Some("X-Forwarded-For")
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_are_names_or_addresses_without_port() {
+        assert_eq!(
+            allowed_host("Berth.Example.NET").unwrap(),
+            "berth.example.net"
+        );
+        assert_eq!(allowed_host("192.0.2.10").unwrap(), "192.0.2.10");
+        assert_eq!(allowed_host("2001:db8::1").unwrap(), "[2001:db8::1]");
+        assert_eq!(allowed_host("[2001:DB8::1]").unwrap(), "[2001:db8::1]");
+        for bad in ["", "berth.example:5000", "http://berth", "a..b", "a b", "*"] {
+            assert!(allowed_host(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub enum ApiError {
         "'{0}' is not a valid id (expected a UUID such as 54e21881-8620-4bb0-95f1-05f143973a6e)"
     )]
     InvalidId(String),
-    #[error("content type must be application/json, got {0}")]
-    UnsupportedMediaType(String),
+    #[error("content type must be {expected}, got {got}")]
+    UnsupportedMediaType { got: String, expected: &'static str },
     #[error("request body is larger than the {0} allowed here")]
     PayloadTooLarge(String),
     #[error("no such route: {method} {path}")]
@@ -61,6 +61,17 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("too many failed authentication attempts from this address; try again in {0} s")]
     TooManyAttempts(u64),
+    #[error(
+        "refused a request that changes state from another site's page (Origin '{0}'); \
+         berth's API takes such requests from its own pages and from clients that send no Origin"
+    )]
+    CrossOrigin(String),
+    #[error(
+        "host '{0}' is not served: with auth = \"none\" berth answers only requests to \
+         localhost, 127.0.0.1 or [::1] and to the names in allowed_hosts (a defence against \
+         DNS rebinding); add the name to allowed_hosts or turn on token authentication"
+    )]
+    HostNotAllowed(String),
     #[error("berth is shutting down; try again shortly")]
     Unavailable,
     #[error("unhealthy: {0}")]
@@ -77,7 +88,7 @@ impl ApiError {
             ApiError::InvalidBody(_) => 1001,
             ApiError::Validation(_) => 1002,
             ApiError::InvalidId(_) => 1003,
-            ApiError::UnsupportedMediaType(_) => 1004,
+            ApiError::UnsupportedMediaType { .. } => 1004,
             ApiError::PayloadTooLarge(_) => 1005,
             ApiError::BadRequest(_) => 1006,
             ApiError::IdempotencyKeyReused(_) => 1007,
@@ -93,6 +104,8 @@ impl ApiError {
             ApiError::TemplateExists(_) => 3002,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
+            ApiError::CrossOrigin(_) => 4002,
+            ApiError::HostNotAllowed(_) => 4003,
             ApiError::Internal(_) => 5000,
             ApiError::Unavailable => 5001,
             ApiError::Unhealthy(_) => 5002,
@@ -108,7 +121,7 @@ impl ApiError {
             ApiError::Validation(_)
             | ApiError::TemplateNotFound(_)
             | ApiError::IdempotencyKeyReused(_) => Status::UnprocessableEntity,
-            ApiError::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
+            ApiError::UnsupportedMediaType { .. } => Status::UnsupportedMediaType,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             ApiError::RouteNotFound { .. }
             | ApiError::ContainerNotFound(_)
@@ -121,6 +134,7 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
+            ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
             ApiError::Internal(_) => Status::InternalServerError,
             ApiError::Unavailable | ApiError::Unhealthy(_) => Status::ServiceUnavailable,
         }
@@ -143,6 +157,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             ServiceError::Database(error) => ApiError::Internal(error.to_string()),
+            ServiceError::ChangeNotPublished(why) => ApiError::Internal(why),
             ServiceError::Templates(error) => error.into(),
         }
     }

@@ -19,6 +19,8 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::Figment;
 use rocket::{Data, Request, Response};
 
+use crate::gate::GateRefusal;
+
 /// Installs berth's logger with the level from Rocket's settings. Call it
 /// before the Rocket is built, or Rocket installs its own.
 pub fn init(figment: &Figment) {
@@ -182,13 +184,23 @@ impl Fairing for RequestLog {
         let client = request
             .client_ip()
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        let seconds = elapsed.as_secs_f64() * 1000.0;
+        let status = response.status();
+        // A request the gate refused was rerouted: log what was asked.
+        if let Some(refused) = &request.local_cache(GateRefusal::default).0 {
+            log::info!(
+                target: "berth::access",
+                "{client} {} {} {status} {seconds:.1} ms",
+                refused.method,
+                refused.uri,
+            );
+            return;
+        }
         log::info!(
             target: "berth::access",
-            "{client} {} {} {} {:.1} ms",
+            "{client} {} {} {status} {seconds:.1} ms",
             request.method(),
             request.uri(),
-            response.status(),
-            elapsed.as_secs_f64() * 1000.0
         );
     }
 }

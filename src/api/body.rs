@@ -10,6 +10,9 @@ use crate::error::ApiError;
 /// The limit for JSON bodies, unless Rocket's `limits.json` says otherwise.
 const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
 
+/// What a JSON body must be sent as.
+pub const JSON_MEDIA_TYPE: &str = "application/json";
+
 /// A JSON body. Take it as `Result<JsonBody<T>, ApiError>` so that every
 /// way a body can be wrong reaches the client in the API's error shape.
 pub struct JsonBody<T>(pub T);
@@ -27,10 +30,17 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
 }
 
 async fn read<T: DeserializeOwned>(req: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
-    if let Some(content_type) = req.content_type() {
-        let is_json = content_type.is_json() || content_type.sub().as_str().ends_with("+json");
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType(content_type.to_string()));
+    // Required, not assumed: a page of another site can send a body
+    // without a type (or as text/plain) without asking the browser's
+    // permission first, but not one that says application/json.
+    match req.content_type() {
+        Some(content_type)
+            if content_type.is_json() || content_type.sub().as_str().ends_with("+json") => {}
+        other => {
+            return Err(ApiError::UnsupportedMediaType {
+                got: other.map_or_else(|| "none".to_owned(), ToString::to_string),
+                expected: JSON_MEDIA_TYPE,
+            })
         }
     }
     let limit = req

@@ -6,6 +6,7 @@ use rocket::{Catcher, Request};
 
 use super::auth::AuthRefusal;
 use crate::error::ApiError;
+use crate::gate::GateRefusal;
 
 pub fn catchers() -> Vec<Catcher> {
     rocket::catchers![not_found, fallback]
@@ -15,6 +16,9 @@ pub fn catchers() -> Vec<Catcher> {
 /// methods that exist; anything else a 404.
 #[rocket::catch(404)]
 pub fn not_found(req: &Request<'_>) -> ApiError {
+    if let Some(refused) = &req.local_cache(GateRefusal::default).0 {
+        return refused.error.clone();
+    }
     let path = req.uri().path().as_str();
     let mut allowed: Vec<Method> = req
         .rocket()
@@ -54,11 +58,12 @@ pub fn fallback(status: Status, req: &Request<'_>) -> ApiError {
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "limit".into()),
         ),
-        415 => ApiError::UnsupportedMediaType(
-            req.content_type()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-        ),
+        415 => ApiError::UnsupportedMediaType {
+            got: req
+                .content_type()
+                .map_or_else(|| "none".to_owned(), ToString::to_string),
+            expected: super::body::JSON_MEDIA_TYPE,
+        },
         // Rocket answers 400 before routing when it cannot read a request:
         // an unknown method (QUERY, PROPFIND, …), which it replaces by GET,
         // or a URI that is not a path, which keeps its own method. So a

@@ -213,7 +213,10 @@ mod tests {
             ApiError::InvalidBody(text()),
             ApiError::Validation(text()),
             ApiError::InvalidId(text()),
-            ApiError::UnsupportedMediaType(text()),
+            ApiError::UnsupportedMediaType {
+                got: text(),
+                expected: "x",
+            },
             ApiError::PayloadTooLarge(text()),
             ApiError::RouteNotFound {
                 method: text(),
@@ -236,6 +239,8 @@ mod tests {
             ApiError::TemplateExists(text()),
             ApiError::Unauthorized(text()),
             ApiError::TooManyAttempts(1),
+            ApiError::CrossOrigin(text()),
+            ApiError::HostNotAllowed(text()),
             ApiError::Unavailable,
             ApiError::Unhealthy(text()),
             ApiError::Internal(text()),
@@ -248,7 +253,7 @@ mod tests {
                 | ApiError::InvalidBody(_)
                 | ApiError::Validation(_)
                 | ApiError::InvalidId(_)
-                | ApiError::UnsupportedMediaType(_)
+                | ApiError::UnsupportedMediaType { .. }
                 | ApiError::PayloadTooLarge(_)
                 | ApiError::RouteNotFound { .. }
                 | ApiError::MethodNotAllowed { .. }
@@ -264,6 +269,8 @@ mod tests {
                 | ApiError::TemplateExists(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::TooManyAttempts(_)
+                | ApiError::CrossOrigin(_)
+                | ApiError::HostNotAllowed(_)
                 | ApiError::Unavailable
                 | ApiError::Unhealthy(_)
                 | ApiError::Internal(_) => {}

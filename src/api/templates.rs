@@ -2,7 +2,7 @@
 //! upload (streamed to disk, installed atomically) and delete.
 
 use rocket::data::{Data, Limits, ToByteUnit};
-use rocket::http::Status;
+use rocket::http::{ContentType, Status};
 use rocket::serde::json::Json;
 use rocket::{Route, State};
 use serde_json::{json, Value};
@@ -38,6 +38,7 @@ async fn upload(
     name: Param<'_>,
     replace: Param<'_>,
     limits: &Limits,
+    content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<(Status, Json<Value>)> {
     let file_name = at_most_once("name", name)?.ok_or_else(|| {
@@ -56,6 +57,15 @@ async fn upload(
             ))
         }
     };
+    // A page of another site may post a body typed text/plain or
+    // form-urlencoded without asking first; an archive type it may not.
+    if !is_archive_type(content_type) {
+        return Err(ApiError::UnsupportedMediaType {
+            got: content_type.map_or_else(|| "none".to_owned(), ToString::to_string),
+            expected: "application/octet-stream (or an archive type such as \
+                       application/gzip, application/x-xz, application/zstd, application/x-tar)",
+        });
+    }
     // Refuse a bad name before streaming what may be gigabytes to disk.
     if TemplateFormat::split_file_name(file_name).is_none() {
         return Err(TemplateError::BadFileName(file_name.to_owned()).into());
@@ -90,6 +100,28 @@ async fn upload(
         Status::Created,
         Json(json!({ "message": "success", "template": installed })),
     ))
+}
+
+/// The media types an uploaded archive may be sent as.
+const ARCHIVE_MEDIA_TYPES: [(&str, &str); 9] = [
+    ("application", "octet-stream"),
+    ("application", "gzip"),
+    ("application", "x-gzip"),
+    ("application", "x-xz"),
+    ("application", "zstd"),
+    ("application", "x-zstd"),
+    ("application", "x-tar"),
+    ("application", "x-gtar"),
+    ("application", "x-compressed-tar"),
+];
+
+fn is_archive_type(content_type: Option<&ContentType>) -> bool {
+    content_type.is_some_and(|content_type| {
+        ARCHIVE_MEDIA_TYPES.iter().any(|(top, sub)| {
+            content_type.top().as_str().eq_ignore_ascii_case(top)
+                && content_type.sub().as_str().eq_ignore_ascii_case(sub)
+        })
+    })
 }
 
 #[rocket::delete("/templates/<name>")]

@@ -82,42 +82,6 @@ fn private_cookie(name: &'static str, value: String, secure: bool) -> Cookie<'st
         .build()
 }
 
-/// `scheme://host[:port]` of an `Origin` or `Referer` value, without path.
-fn origin_of(url: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    Some((scheme, authority))
-}
-
-/// Whether a state-changing request comes from a page of this very host.
-/// A request naming neither `Origin` nor `Referer` is not a browser's
-/// cross-site form (browsers send `Origin` with every POST); the CSRF
-/// secret still has to be right.
-fn same_origin(req: &Request<'_>) -> bool {
-    let headers = req.headers();
-    let Some(claimed) = headers
-        .get_one("Origin")
-        .or_else(|| headers.get_one("Referer"))
-    else {
-        return true;
-    };
-    // `Host`, or HTTP/2's `:authority`.
-    let Some(host) = req.host().map(|host| host.to_string()) else {
-        return false;
-    };
-    let scheme = if req.rocket().config().tls_enabled() {
-        "https"
-    } else {
-        "http"
-    };
-    match origin_of(claimed) {
-        Some((claimed_scheme, authority)) => {
-            claimed_scheme.eq_ignore_ascii_case(scheme) && authority.eq_ignore_ascii_case(&host)
-        }
-        None => false, // "null" and other opaque origins
-    }
-}
-
 async fn visit(req: &Request<'_>) -> Result<Visitor, Status> {
     let (Some(auth), Some(service)) = (
         req.rocket().state::<ApiAuth>(),
@@ -125,7 +89,7 @@ async fn visit(req: &Request<'_>) -> Result<Visitor, Status> {
     ) else {
         return Err(Status::InternalServerError);
     };
-    if !matches!(req.method(), Method::Get | Method::Head) && !same_origin(req) {
+    if !matches!(req.method(), Method::Get | Method::Head) && !crate::gate::same_origin(req) {
         log::warn!(
             "{} {}: refused a cross-site request (Origin {:?}, Referer {:?})",
             req.method(),
@@ -318,19 +282,20 @@ async fn login(
     if visitor.open {
         return Ok(Either::Left(Redirect::to("/")));
     }
-    let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if let Err(wait) = auth.failures().check(client) {
-        return Ok(Either::Right(login_form(
-            visitor,
-            Status::TooManyRequests,
-            Some(format!(
-                "Too many failed attempts from this address; try again in {} s.",
-                wait.as_secs().max(1)
-            )),
-        )));
-    }
     let presented = form.token.as_deref().unwrap_or_default().trim();
     let Some(name) = service.token_owner(presented).await? else {
+        // As in the API: a valid token always gets in; only failures count.
+        let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        if let Err(wait) = auth.failures().check(client) {
+            return Ok(Either::Right(login_form(
+                visitor,
+                Status::TooManyRequests,
+                Some(format!(
+                    "Too many failed attempts from this address; try again in {} s.",
+                    wait.as_secs().max(1)
+                )),
+            )));
+        }
         auth.failures().record_failure(client);
         return Ok(Either::Right(login_form(
             visitor,
@@ -368,22 +333,4 @@ async fn logout(
     }
     cookies.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok(Redirect::to(if visitor.open { "/" } else { "/login" }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_of;
-
-    #[test]
-    fn origins_are_scheme_and_authority() {
-        assert_eq!(
-            origin_of("http://127.0.0.1:5000"),
-            Some(("http", "127.0.0.1:5000"))
-        );
-        assert_eq!(
-            origin_of("https://host.example/containers/x?y#z"),
-            Some(("https", "host.example"))
-        );
-        assert_eq!(origin_of("null"), None);
-    }
 }
