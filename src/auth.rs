@@ -1,7 +1,7 @@
-//! API tokens: how they are made, stored (as digests only) and checked (in
-//! constant time), and the limit on failed attempts per client address.
+//! API tokens: how they are made and stored (as digests only), and the limit
+//! on failed attempts per client address.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -41,19 +41,6 @@ pub fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The name of the stored token `presented` matches, comparing every digest
-/// in constant time so timing tells nothing about how close a guess was.
-pub fn verify<'a>(presented: &str, stored: &'a [(String, String)]) -> Option<&'a str> {
-    let presented = digest(presented);
-    let mut found = None;
-    for (name, stored_digest) in stored {
-        if bool::from(presented.as_bytes().ct_eq(stored_digest.as_bytes())) {
-            found = Some(name.as_str());
-        }
-    }
-    found
-}
-
 /// Token names: what `berth token revoke` and job records use.
 pub fn check_token_name(name: &str) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
@@ -72,11 +59,54 @@ pub fn check_token_name(name: &str) -> Result<(), ValidationErrors> {
 }
 
 /// Failed authentication attempts per client address: after `max` in
-/// `window`, that address is refused until the window has passed.
+/// `window`, that address's failures are answered "too many attempts" until
+/// the window has passed. A valid token is never refused: tokens carry 256
+/// random bits, so the limit is not what stops guessing; it keeps a
+/// misconfigured client from filling the log and the CPU, and it must not
+/// let anyone who can reach the port lock the others out.
+///
+/// The table has a fixed number of slots, and each address may use one of
+/// two (chosen by a hash keyed at random per process, so addresses cannot be
+/// picked to collide): memory is bounded and every call costs the same
+/// however many addresses have failed. When both slots of an address are
+/// taken by live entries of others, the older one is replaced; an attacker
+/// with thousands of addresses can make the limiter forget, which costs
+/// nothing but the limit itself.
 pub struct FailureLimiter {
     max: u32,
     window: Duration,
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    keys: RandomState,
+    slots: Mutex<Vec<Option<Failures>>>,
+}
+
+/// Slots in the table: about 40 bytes each.
+const FAILURE_SLOTS: usize = 4096;
+
+#[derive(Clone, Copy)]
+struct Failures {
+    client: ClientKey,
+    since: Instant,
+    count: u32,
+}
+
+/// An address as the limiter counts it: IPv4 alone; IPv6 by its /64, the
+/// block one host is given (one machine has millions of its addresses).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ClientKey {
+    V4(u32),
+    V6Prefix(u64),
+}
+
+impl From<IpAddr> for ClientKey {
+    fn from(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(v4) => ClientKey::V4(v4.into()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey::V4(v4.into()),
+                None => ClientKey::V6Prefix((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
 }
 
 impl FailureLimiter {
@@ -84,33 +114,73 @@ impl FailureLimiter {
         FailureLimiter {
             max,
             window,
-            seen: Mutex::default(),
+            keys: RandomState::new(),
+            slots: Mutex::new(vec![None; FAILURE_SLOTS]),
         }
     }
 
-    /// Whether `client` may try (again) now; if not, how long until it may.
+    /// The two slots `client` may use.
+    fn slots_of(&self, client: ClientKey) -> [usize; 2] {
+        let hash = self.keys.hash_one(client);
+        [
+            (hash as usize) % FAILURE_SLOTS,
+            ((hash >> 32) as usize) % FAILURE_SLOTS,
+        ]
+    }
+
+    fn live(&self, entry: &Failures) -> bool {
+        entry.since.elapsed() < self.window
+    }
+
+    /// Whether `client`'s failures may be answered as usual now; if not,
+    /// how long until they may.
     pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        let seen = self.seen.lock().expect("failure limiter");
-        match seen.get(&client) {
-            Some((since, count)) if *count >= self.max && since.elapsed() < self.window => {
-                Err(self.window - since.elapsed())
+        let client = ClientKey::from(client);
+        let slots = self.slots.lock().expect("failure limiter");
+        for index in self.slots_of(client) {
+            if let Some(entry) = &slots[index] {
+                if entry.client == client && entry.count >= self.max && self.live(entry) {
+                    return Err(self.window.saturating_sub(entry.since.elapsed()));
+                }
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     pub fn record_failure(&self, client: IpAddr) {
-        let mut seen = self.seen.lock().expect("failure limiter");
-        // Forget old entries now and then so the map cannot grow forever.
-        if seen.len() > 10_000 {
-            let window = self.window;
-            seen.retain(|_, (since, _)| since.elapsed() < window);
+        let client = ClientKey::from(client);
+        let candidates = self.slots_of(client);
+        let mut slots = self.slots.lock().expect("failure limiter");
+        let own = candidates
+            .into_iter()
+            .find(|&i| slots[i].is_some_and(|entry| entry.client == client));
+        if let Some(index) = own {
+            let entry = slots[index].as_mut().expect("found above");
+            if !self.live(entry) {
+                *entry = Failures {
+                    client,
+                    since: Instant::now(),
+                    count: 0,
+                };
+            }
+            entry.count = entry.count.saturating_add(1);
+            return;
         }
-        let entry = seen.entry(client).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= self.window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
+        // A free or expired slot, else the one whose entry is oldest.
+        let index = candidates
+            .into_iter()
+            .find(|&i| slots[i].map_or(true, |entry| !self.live(&entry)))
+            .unwrap_or_else(|| {
+                *candidates
+                    .iter()
+                    .min_by_key(|&&i| slots[i].map(|entry| entry.since))
+                    .expect("two candidates")
+            });
+        slots[index] = Some(Failures {
+            client,
+            since: Instant::now(),
+            count: 1,
+        });
     }
 }
 
@@ -119,19 +189,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_long_random_and_verify_only_against_their_digest() {
+    fn tokens_are_long_random_and_stored_as_digests() {
         let token = new_token().unwrap();
         assert!(
             token.starts_with("berth_") && token.len() == 6 + 43,
             "{token}"
         );
         assert_ne!(token, new_token().unwrap());
-        let stored = vec![
-            ("ci".to_owned(), digest("other")),
-            ("ops".to_owned(), digest(&token)),
-        ];
-        assert_eq!(verify(&token, &stored), Some("ops"));
-        assert_eq!(verify("berth_wrong", &stored), None);
+        assert_eq!(digest(&token), digest(&token.clone()));
+        assert_ne!(digest(&token), digest("berth_wrong"));
         assert!(!digest(&token).contains(&token[6..]));
         let secret = random_secret().unwrap();
         assert!(secret.len() == 43 && !secret.starts_with("berth_"));
@@ -150,10 +216,43 @@ mod tests {
         }
         assert!(limiter.check(a).is_err());
         assert!(limiter.check(b).is_ok());
+        // IPv6 addresses count by their /64.
+        let (c, d): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::9".parse().unwrap(),
+        );
+        for _ in 0..3 {
+            limiter.record_failure(c);
+        }
+        assert!(limiter.check(d).is_err());
+        assert!(limiter.check("2001:db8:1:3::1".parse().unwrap()).is_ok());
         let short = FailureLimiter::new(1, Duration::from_millis(1));
         short.record_failure(a);
         std::thread::sleep(Duration::from_millis(5));
         assert!(short.check(a).is_ok());
+    }
+
+    #[test]
+    fn the_failure_table_stays_bounded_and_keeps_counting_recent_addresses() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let attacked: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            limiter.record_failure(attacked);
+        }
+        // Far more addresses than slots fail once each.
+        for n in 0..(FAILURE_SLOTS as u32 * 4) {
+            limiter.record_failure(IpAddr::V4((0x0a00_0000 + n).into()));
+        }
+        assert_eq!(
+            limiter.slots.lock().unwrap().len(),
+            FAILURE_SLOTS,
+            "the table never grows"
+        );
+        // The newest addresses are still counted.
+        let recent = IpAddr::V4((0x0a00_0000 + FAILURE_SLOTS as u32 * 4 - 1).into());
+        limiter.record_failure(recent);
+        limiter.record_failure(recent);
+        assert!(limiter.check(recent).is_err());
     }
 
     #[test]

@@ -124,14 +124,97 @@ fn failed_attempts_are_limited_per_address() {
     );
     let body: serde_json::Value = limited.json().unwrap();
     assert_eq!(body["code"], 4001);
-    // While limited, even the right token waits: guesses gain nothing.
+    // The limit never keeps a valid token out: whoever shares the address
+    // (every local user shares 127.0.0.1) cannot lock the others out.
     let response = berth
         .client
         .get(berth.url("/v1/jobs"))
         .header("Authorization", format!("Bearer {token}"))
         .send()
         .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = berth
+        .client
+        .get(berth.url("/v1/jobs"))
+        .header("Authorization", "Bearer berth_guess")
+        .send()
+        .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn a_client_cannot_choose_the_address_its_failures_count_against() {
+    let berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let token = berth.create_token("ops");
+    let get = |authorization: &str, real_ip: &str| {
+        berth
+            .client
+            .get(berth.url("/v1/containers/"))
+            .header("Authorization", authorization)
+            .header("X-Real-IP", real_ip)
+            .header("X-Forwarded-For", real_ip)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // Failures sent "from" many made-up addresses all count against the
+    // socket's address: the headers are not believed.
+    let mut limited = false;
+    for n in 0..20 {
+        let status = get("Bearer nope", &format!("10.9.9.{n}"));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(limited, "the failures counted against one address");
+    // And the valid token gets in, whatever address it claims.
+    assert_eq!(get(&format!("Bearer {token}"), "10.9.9.9"), StatusCode::OK);
+    // The access log shows the real peer.
+    let log = berth.log();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(" GET /v1/containers/ ") && line.ends_with(" ms"))
+        .collect();
+    assert!(!access.is_empty(), "{log}");
+    for line in access {
+        assert!(
+            line.contains("127.0.0.1") && !line.contains("10.9.9."),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn tokens_made_and_revoked_by_the_cli_count_at_once() {
+    let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let first = berth.create_token("first");
+    berth.authorize(&first);
+    // berth has read the tokens it knows.
+    assert_eq!(berth.get("/v1/jobs").0, StatusCode::OK);
+    let second = berth.create_token("second");
+    let with = |token: &str| {
+        berth
+            .client
+            .get(berth.url("/v1/jobs"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(with(&second), StatusCode::OK, "a new token works at once");
+    let mut current = second;
+    for _ in 0..3 {
+        assert!(berth.cli(&["token", "revoke", "second"]).status.success());
+        assert_eq!(with(&current), StatusCode::UNAUTHORIZED, "revoked at once");
+        assert_eq!(with(&first), StatusCode::OK);
+        // A new token under the old name is another token.
+        let again = berth.create_token("second");
+        assert_eq!(with(&again), StatusCode::OK);
+        assert_eq!(with(&current), StatusCode::UNAUTHORIZED);
+        current = again;
+    }
 }
 
 #[test]

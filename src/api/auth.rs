@@ -1,6 +1,6 @@
 //! Who is calling the API: with `auth = "token"`, a valid
 //! `Authorization: Bearer <token>`; failed attempts are limited per client
-//! address.
+//! address, and never keep a valid token out.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -65,10 +65,6 @@ impl<'r> FromRequest<'r> for Caller {
         if auth.mode == AuthMode::None {
             return Outcome::Success(Caller(Requester::anonymous()));
         }
-        let client = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        if let Err(wait) = auth.failures.check(client) {
-            return refuse(req, ApiError::TooManyAttempts(wait.as_secs().max(1)));
-        }
         let presented = req
             .headers()
             .get_one("Authorization")
@@ -90,6 +86,14 @@ impl<'r> FromRequest<'r> for Caller {
         match service.token_owner(presented).await {
             Ok(Some(name)) => Outcome::Success(Caller(Requester::token(&name))),
             Ok(None) => {
+                // Counted after the check, so that a valid token is never
+                // refused because of what others sent from the same address.
+                // The address is the socket's, unless the operator named a
+                // trusted proxy's header (Rocket's `ip_header`).
+                let client = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                if let Err(wait) = auth.failures.check(client) {
+                    return refuse(req, ApiError::TooManyAttempts(wait.as_secs().max(1)));
+                }
                 auth.failures.record_failure(client);
                 refuse(
                     req,
