@@ -8,6 +8,7 @@ pub mod sessions;
 pub mod summary;
 pub mod tokens;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct Db {
     /// 100 ms between tries) keeps a burst of writes from taking every
     /// connection away from the reads.
     writer: SqlitePool,
+    /// The database file, for the files kept beside it (none in memory).
+    file: Option<PathBuf>,
 }
 
 impl Db {
@@ -53,6 +56,8 @@ impl Db {
     /// up to date.
     pub async fn open(url: &str) -> Result<Db, DbError> {
         let base = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let file = Some(base.clone().get_filename().to_path_buf())
+            .filter(|file| !file.as_os_str().is_empty() && file.as_os_str() != ":memory:");
         if !base.clone().get_filename().exists() {
             create_with_incremental_vacuum(base.clone()).await?;
         }
@@ -70,7 +75,7 @@ impl Db {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Db { pool, writer })
+        Ok(Db { pool, writer, file })
     }
 
     /// Begins a write transaction that holds SQLite's write lock from its
@@ -87,6 +92,14 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         Ok(tx)
+    }
+
+    /// A file beside the database: `<database file><suffix>`.
+    pub fn beside(&self, suffix: &str) -> Option<PathBuf> {
+        let file = self.file.as_ref()?;
+        let mut name = file.file_name()?.to_owned();
+        name.push(suffix);
+        Some(file.with_file_name(name))
     }
 
     /// Connections for reads.

@@ -1,8 +1,13 @@
-//! Rows of the `tokens` table: API tokens, by name, as digests.
+//! Rows of the `tokens` table: API tokens, by name, as digests; and the
+//! file beside the database that tells every process they changed.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
 
 use sqlx::{Row, SqliteConnection};
 
-use super::{parse_optional_time, parse_time, DbError};
+use super::{parse_optional_time, parse_time, Db, DbError};
 use crate::domain::time::{self, Timestamp};
 
 #[derive(Debug, Clone)]
@@ -83,4 +88,52 @@ pub async fn touch(conn: &mut SqliteConnection, name: &str, now: Timestamp) -> R
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A file beside the database that grows by one byte whenever a token is
+/// created or revoked, by whichever process does it (the `berth token`
+/// commands run apart from the service). Its identity and size are a
+/// version of the token table that a process can read with one `stat`,
+/// instead of a query per request. Appending, rather than rewriting, makes
+/// the version strictly new after every change: a replaced file could get
+/// the old one's inode back, and a time stamp may not tick between two
+/// changes.
+#[derive(Debug, Clone)]
+pub struct ChangeMarker(Option<PathBuf>);
+
+/// What [`ChangeMarker::version`] reads: device, inode and size; `None`
+/// while no token was ever changed through berth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokensVersion(Option<(u64, u64, u64)>);
+
+impl ChangeMarker {
+    pub fn of(db: &Db) -> Self {
+        ChangeMarker(db.beside(".tokens-changed"))
+    }
+
+    /// Whether there is a file to read (not for a database in memory).
+    pub fn is_shared(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn version(&self) -> TokensVersion {
+        TokensVersion(self.0.as_ref().and_then(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.dev(), meta.ino(), meta.len()))
+        }))
+    }
+
+    /// Says "the tokens changed" to every berth process of this database.
+    /// Call after the change is committed.
+    pub fn mark(&self) -> std::io::Result<()> {
+        let Some(path) = &self.0 else {
+            return Ok(());
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(b".")
+    }
 }

@@ -8,6 +8,8 @@ mod sessions;
 mod templates;
 mod tokens;
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -39,6 +41,8 @@ pub enum ServiceError {
     Conflict(String),
     #[error("Idempotency-Key '{0}' was already used with a different request")]
     IdempotencyKeyReused(String),
+    #[error("{0}")]
+    ChangeNotPublished(String),
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -155,11 +159,13 @@ pub struct Service {
     queue: JobQueue,
     events: EventBus,
     host: HostLimits,
+    tokens: Arc<tokens::TokenCache>,
 }
 
 impl Service {
     pub fn new(db: Db, templates: TemplateStore, queue: JobQueue, events: EventBus) -> Self {
         Service {
+            tokens: Arc::new(tokens::TokenCache::new(&db)),
             db,
             templates,
             queue,
