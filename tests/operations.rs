@@ -285,7 +285,6 @@ fn invalid_list_parameters_are_refused_in_the_error_shape() {
         "/v1/containers?limit=",
         "/v1/containers?limit=2&limit=3",
         "/v1/containers?cursor=garbage",
-        "/v1/containers?cursor=",
         "/v1/containers?status=sleeping",
         "/v1/jobs?limit=-1",
         "/v1/jobs?cursor=c2VxOmFiYw",
@@ -297,6 +296,12 @@ fn invalid_list_parameters_are_refused_in_the_error_shape() {
         let (status, body) = berth.get(query);
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
         assert_eq!(error_code(&body), 1002, "{query}: {body}");
+    }
+    // An empty cursor is the first page (a filled-in query template).
+    for query in ["/v1/containers?cursor=", "/v1/jobs?cursor=&limit=5"] {
+        let (status, body) = berth.get(query);
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(body["next_cursor"], Value::Null, "{query}: {body}");
     }
 }
 
@@ -1135,6 +1140,16 @@ fn metrics_count_jobs_containers_durations_and_requests() {
 #[test]
 fn events_stream_job_and_container_changes() {
     let berth = Berth::start();
+    let document: Value = berth
+        .client
+        .get(berth.url("/v1/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let event_schema = document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"]["schema"]
+        .clone();
     let mut events = Events::open(&berth);
     let name = unique_name("evented");
     let (container, job) = queue_create(&berth, &name, "template1");
@@ -1144,6 +1159,10 @@ fn events_stream_job_and_container_changes() {
         && container_statuses.contains(&"stopped".to_owned()))
     {
         let (event, data) = events.next();
+        // Each event as OpenAPI tools read a text/event-stream schema: an
+        // object of its fields, `data` as the text sent.
+        let sent = json!({ "event": event, "data": data.to_string() });
+        assert_matches_event_schema(&sent, &event_schema);
         match event.as_str() {
             "job" if data["id"] == job.as_str() => {
                 assert_eq!(data["entity_id"], container.as_str());
@@ -1171,6 +1190,32 @@ fn events_stream_job_and_container_changes() {
         container_statuses.first().map(String::as_str),
         Some("creating")
     );
+}
+
+/// The parts of JSON Schema the event schema uses: an object, its required
+/// fields, string fields, enums, JSON text.
+fn assert_matches_event_schema(event: &Value, schema: &Value) {
+    assert_eq!(schema["type"], "object", "events are objects: {schema}");
+    for required in schema["required"].as_array().expect("required fields") {
+        let field = required.as_str().unwrap();
+        assert!(event.get(field).is_some(), "{event} lacks {field}");
+    }
+    for (field, rule) in schema["properties"].as_object().expect("properties") {
+        let Some(value) = event.get(field) else {
+            continue;
+        };
+        assert_eq!(rule["type"], "string", "{field}");
+        let text = value.as_str().expect("a string");
+        if let Some(allowed) = rule["enum"].as_array() {
+            assert!(
+                allowed.contains(value),
+                "{field} {value} not in {allowed:?}"
+            );
+        }
+        if rule["contentMediaType"] == "application/json" {
+            serde_json::from_str::<Value>(text).expect("data is JSON");
+        }
+    }
 }
 
 // --------------------------------------------------- OpenAPI and methods

@@ -15,7 +15,9 @@ pub fn encode_cursor(seq: i64) -> String {
 }
 
 pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(cursor) = cursor else {
+    // An empty cursor is the first page: clients fill query templates
+    // (`?cursor={next_cursor}`) before they have a cursor to put there.
+    let Some(cursor) = cursor.filter(|cursor| !cursor.is_empty()) else {
         return Ok(None);
     };
     URL_SAFE_NO_PAD
@@ -52,7 +54,8 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         assert_eq!(decode_cursor(Some(&encode_cursor(42))).unwrap(), Some(42));
         assert_eq!(decode_cursor(None).unwrap(), None);
-        for bad in ["", "42", "c2VxOg", "!!", "c2VxOi0x"] {
+        assert_eq!(decode_cursor(Some("")).unwrap(), None, "the first page");
+        for bad in ["42", "c2VxOg", "!!", "c2VxOi0x"] {
             assert!(decode_cursor(Some(bad)).is_err(), "{bad}");
         }
     }
