@@ -44,6 +44,9 @@ pub struct Settings {
     /// and copy later containers from there (costs the disk space of one
     /// unpacked copy per template).
     pub template_cache: bool,
+    /// Accept a disk `size` larger than the file system that holds the
+    /// containers (thin provisioning); off, such a size is refused.
+    pub allow_disk_overcommit: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             stop_timeout_secs: 30,
             job_retention_days: 30,
             template_cache: true,
+            allow_disk_overcommit: false,
         }
     }
 }
@@ -89,6 +93,7 @@ pub struct ResolvedSettings {
     pub stop_timeout_secs: u64,
     pub job_retention_days: u64,
     pub template_cache: bool,
+    pub allow_disk_overcommit: bool,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -181,6 +186,7 @@ impl Settings {
             stop_timeout_secs: self.stop_timeout_secs,
             job_retention_days: self.job_retention_days,
             template_cache: self.template_cache,
+            allow_disk_overcommit: self.allow_disk_overcommit,
         })
     }
 }

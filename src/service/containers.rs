@@ -112,7 +112,7 @@ impl Service {
             Some(value) => match ParameterPatch::from_json(value) {
                 Ok(patch) => {
                     let parameters = Parameters::default().merged(&patch);
-                    if let Err(e) = parameters.validate(&self.host) {
+                    if let Err(e) = parameters.validate(&patch, &self.host.limits()) {
                         errors.0.extend(e.0);
                     }
                     Some(parameters)
@@ -193,7 +193,10 @@ impl Service {
             );
             return Err(errors.into());
         }
-        after.validate(&self.host)?;
+        // Only what this request sets meets the host's limits: a container
+        // stored with more CPUs than the host has today still takes a new
+        // hostname (and is still stopped or deleted: jobs fit it to the host).
+        after.validate(&patch, &self.host.limits())?;
 
         let now = time::now();
         containers::set_parameters(&mut tx, id, &after, now).await?;
