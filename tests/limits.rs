@@ -22,7 +22,9 @@ fn cpu_quota(berth: &Berth, name: &str) -> u64 {
     } else {
         berth.cgroup(name, "cpu.cfs_quota_us")
     };
-    let quota: u64 = quota.parse().unwrap_or_else(|_| panic!("no quota: {quota}"));
+    let quota: u64 = quota
+        .parse()
+        .unwrap_or_else(|_| panic!("no quota: {quota}"));
     quota / 100_000
 }
 
@@ -105,7 +107,11 @@ fn a_host_that_lost_cpus_still_deletes_and_cleans_up() {
 
     relaunch_with_one_cpu(&mut berth);
     berth.job_done(&berth.queue(&stored_id, "delete"));
-    assert_error(&berth.get(&format!("/v1/containers/{stored_id}")), 404, 2002);
+    assert_error(
+        &berth.get(&format!("/v1/containers/{stored_id}")),
+        404,
+        2002,
+    );
 
     let settled = berth.wait_job(&cut_job);
     assert_eq!(settled["status"], "failed", "{settled}");
@@ -132,7 +138,10 @@ fn a_host_that_lost_cpus_clamps_the_quota_and_takes_other_changes() {
     let answer = berth.patch(&path, &json!({ "parameters": { "cpus": "2" } }));
     assert_error(&answer, 422, 1002);
     assert!(
-        answer.1["message"].as_str().unwrap().contains("from 1 to 1"),
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("from 1 to 1"),
         "{}",
         answer.1
     );
@@ -142,8 +151,8 @@ fn a_host_that_lost_cpus_clamps_the_quota_and_takes_other_changes() {
     berth.job_done(&start);
     let log = berth.job_log(&start);
     assert!(
-        log.iter().any(|line| line.contains("cpus: 2 stored")
-            && line.contains("applying 1")),
+        log.iter()
+            .any(|line| line.contains("cpus: 2 stored") && line.contains("applying 1")),
         "{log:?}"
     );
     assert_eq!(cpu_quota(&berth, &name), 1);

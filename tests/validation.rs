@@ -346,12 +346,20 @@ fn each_bad_parameter_is_refused_by_patch_and_the_stored_ones_stay() {
         berth.patch(&path, &json!({ "parameters": { "size": "10" } }))
     });
     // Changing only the units changes the amount: the host's bounds apply.
-    refused(&berth, 422, 1002, "memory beyond the host by its units", || {
-        berth.patch(&path, &json!({ "parameters": { "memsize_units": "T" } }))
-    });
-    refused(&berth, 422, 1002, "disk beyond the file system by its units", || {
-        berth.patch(&path, &json!({ "parameters": { "size_units": "T" } }))
-    });
+    refused(
+        &berth,
+        422,
+        1002,
+        "memory beyond the host by its units",
+        || berth.patch(&path, &json!({ "parameters": { "memsize_units": "T" } })),
+    );
+    refused(
+        &berth,
+        422,
+        1002,
+        "disk beyond the file system by its units",
+        || berth.patch(&path, &json!({ "parameters": { "size_units": "T" } })),
+    );
     assert_eq!(
         berth.container(&id)["parameters"],
         json!({
