@@ -172,6 +172,8 @@ impl Service {
         by: &Requester,
     ) -> Result<Job, ServiceError> {
         let patch = ParameterPatch::from_json(parameters)?;
+        // Read before the transaction: nothing else waits on the host.
+        let host = self.host.limits();
         let mut tx = self.db.begin().await?;
         let container = containers::get(&mut tx, id)
             .await?
@@ -196,7 +198,7 @@ impl Service {
         // Only what this request sets meets the host's limits: a container
         // stored with more CPUs than the host has today still takes a new
         // hostname (and is still stopped or deleted: jobs fit it to the host).
-        after.validate(&patch, &self.host.limits())?;
+        after.validate(&patch, &host)?;
 
         let now = time::now();
         containers::set_parameters(&mut tx, id, &after, now).await?;
