@@ -11,6 +11,7 @@ use rocket::{Build, Orbit, Rocket};
 use crate::api::ApiAuth;
 use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings};
 use crate::db::{Db, DbError};
+use crate::driver::host::HostProbe;
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
 use crate::gate::Gate;
@@ -63,7 +64,8 @@ pub async fn build_with(
             retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
         },
     );
-    let service = Service::new(db.clone(), templates, queue.clone(), events.clone());
+    let host = HostProbe::new(settings.lxc_path.clone(), settings.allow_disk_overcommit);
+    let service = Service::new(db.clone(), templates, queue.clone(), events.clone(), host);
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
     let gate = Gate::new(
         settings.auth == AuthMode::None,

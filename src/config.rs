@@ -48,6 +48,9 @@ pub struct Settings {
     /// answers to while `auth = "none"`: every other `Host` is refused, so a
     /// web page cannot reach berth by rebinding its own name to 127.0.0.1.
     pub allowed_hosts: Vec<String>,
+    /// Accept a disk `size` larger than the file system that holds the
+    /// containers (thin provisioning); off, such a size is refused.
+    pub allow_disk_overcommit: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             job_retention_days: 30,
             template_cache: true,
             allowed_hosts: Vec::new(),
+            allow_disk_overcommit: false,
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct ResolvedSettings {
     pub template_cache: bool,
     /// Lower case; IPv6 addresses in brackets, as they appear in `Host`.
     pub allowed_hosts: Vec<String>,
+    pub allow_disk_overcommit: bool,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -202,6 +207,7 @@ impl Settings {
             job_retention_days: self.job_retention_days,
             template_cache: self.template_cache,
             allowed_hosts,
+            allow_disk_overcommit: self.allow_disk_overcommit,
         })
     }
 }

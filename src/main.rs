@@ -159,6 +159,7 @@ async fn offline_service() -> Result<service::Service, app::StartupError> {
         TemplateStore::new(settings.template_dir),
         jobs::JobQueue::new(),
         events::EventBus::new(),
+        driver::host::HostProbe::new(settings.lxc_path, settings.allow_disk_overcommit),
     ))
 }
 

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{assert_error, host_cpus, stubborn_template, unique_name, Berth, Options};
+use common::{
+    assert_error, file_system_bytes, host_cpus, host_memory_bytes, stubborn_template, unique_name,
+    Berth, Options,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -160,8 +163,12 @@ fn unknown_templates_and_template_paths_are_refused() {
 }
 
 /// Each bad value of each parameter, with the field the message names.
-fn bad_parameters() -> Vec<(Value, &'static str)> {
+fn bad_parameters(berth: &Berth) -> Vec<(Value, &'static str)> {
     let too_many_cpus = host_cpus() + 1;
+    // One KiB more than the host has: a limit above the memory limits nothing.
+    let too_much_memory_kib = host_memory_bytes() / 1024 + 1;
+    // One MiB more than the whole file system that would hold the disk.
+    let too_large_disk_mib = file_system_bytes(&berth.lxc_path()) / (1 << 20) + 1;
     vec![
         (json!({ "hostname": "" }), "hostname"),
         (json!({ "hostname": "-web" }), "hostname"),
@@ -201,6 +208,10 @@ fn bad_parameters() -> Vec<(Value, &'static str)> {
             json!({ "memsize": "9999999999", "memsize_units": "T" }),
             "memsize",
         ),
+        (
+            json!({ "memsize": too_much_memory_kib.to_string(), "memsize_units": "K" }),
+            "memsize",
+        ),
         (json!({ "ipadd": "10.0.0.1/33" }), "ipadd"),
         (json!({ "ipadd": "10.0.0.1/0" }), "ipadd"),
         (json!({ "ipadd": "300.1.1.1" }), "ipadd"),
@@ -221,6 +232,11 @@ fn bad_parameters() -> Vec<(Value, &'static str)> {
         (json!({ "size": "10" }), "size_units"),
         (json!({ "size": "10", "size_units": "X" }), "size_units"),
         (json!({ "size": "99999999", "size_units": "T" }), "size"),
+        (json!({ "size": "16777215", "size_units": "T" }), "size"),
+        (
+            json!({ "size": too_large_disk_mib.to_string(), "size_units": "M" }),
+            "size",
+        ),
         (
             json!({ "nameserver": "1.1.1.1,1.0.0.1,8.8.8.8,8.8.4.4" }),
             "nameserver",
@@ -245,7 +261,7 @@ fn bad_parameters() -> Vec<(Value, &'static str)> {
 fn each_bad_parameter_is_refused_at_create() {
     let berth = Berth::start();
     let name = unique_name("bad");
-    for (parameters, field) in bad_parameters() {
+    for (parameters, field) in bad_parameters(&berth) {
         let what = format!("create with {parameters}");
         let answer = refused(&berth, 422, 1002, &what, || {
             berth.post(
@@ -297,7 +313,7 @@ fn each_bad_parameter_is_refused_by_patch_and_the_stored_ones_stay() {
     let id = berth.create(&name, Some(json!({ "hostname": "kept" })));
     let config = berth.lxc_config(&name);
     let path = format!("/v1/containers/{id}");
-    for (parameters, field) in bad_parameters() {
+    for (parameters, field) in bad_parameters(&berth) {
         let what = format!("PATCH {parameters}");
         let answer = refused(&berth, 422, 1002, &what, || {
             berth.patch(&path, &json!({ "parameters": parameters }))
@@ -329,6 +345,21 @@ fn each_bad_parameter_is_refused_by_patch_and_the_stored_ones_stay() {
     refused(&berth, 422, 1002, "size too small for its units", || {
         berth.patch(&path, &json!({ "parameters": { "size": "10" } }))
     });
+    // Changing only the units changes the amount: the host's bounds apply.
+    refused(
+        &berth,
+        422,
+        1002,
+        "memory beyond the host by its units",
+        || berth.patch(&path, &json!({ "parameters": { "memsize_units": "T" } })),
+    );
+    refused(
+        &berth,
+        422,
+        1002,
+        "disk beyond the file system by its units",
+        || berth.patch(&path, &json!({ "parameters": { "size_units": "T" } })),
+    );
     assert_eq!(
         berth.container(&id)["parameters"],
         json!({

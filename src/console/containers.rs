@@ -21,7 +21,6 @@ use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
 use crate::db::jobs::Job;
 use crate::domain::job::JobAction;
-use crate::domain::parameters::HostLimits;
 use crate::service::{Requester, Service, ServiceError};
 
 pub fn routes() -> Vec<Route> {
@@ -45,10 +44,10 @@ const RECENT_JOBS: u32 = 10;
 const CONTAINER_JOBS: u32 = 50;
 
 /// The CPU field's hint names this host's limit, which the service checks.
-fn cpus_hint() -> String {
+fn cpus_hint(service: &Service) -> String {
     format!(
         "Whole number, 1 to {} on this host.",
-        HostLimits::of_this_host().cpus
+        service.host_limits().cpus
     )
 }
 
@@ -139,7 +138,7 @@ impl NewContainerPage {
             form,
             templates,
             templates_error,
-            cpus_hint: cpus_hint(),
+            cpus_hint: cpus_hint(service),
         }
     }
 }
@@ -208,7 +207,7 @@ impl ContainerPage {
             form: form.unwrap_or_else(|| FormState::of_container(&container)),
             container: ContainerView::of(&container),
             jobs: JobView::list(&jobs, &names),
-            cpus_hint: cpus_hint(),
+            cpus_hint: cpus_hint(service),
         })
     }
 

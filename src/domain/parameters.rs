@@ -95,6 +95,12 @@ impl ParameterPatch {
         }
         errors.into_result(ParameterPatch(changes))
     }
+
+    /// Whether this change gives `name` a value (rather than leaving it
+    /// alone or removing it).
+    pub fn sets(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, v)| n == name && v.is_some())
+    }
 }
 
 impl Parameters {
@@ -136,9 +142,36 @@ impl Parameters {
         restored
     }
 
-    /// Checks every parameter and the ones that only make sense together,
-    /// collecting all problems rather than stopping at the first.
-    pub fn validate(&self, host: &HostLimits) -> Result<ContainerSettings, ValidationErrors> {
+    /// The rules every stored value meets on any host, as settings the
+    /// driver applies. A job reads the stored parameters through this: what
+    /// the host offers today is checked only when a request sets a value.
+    pub fn settings(&self) -> Result<ContainerSettings, ValidationErrors> {
+        self.check(None)
+    }
+
+    /// Checks a request: every parameter and the ones that only make sense
+    /// together, and the values `request` sets against what `host` offers
+    /// (values it leaves alone were checked when they were set; a host that
+    /// since shrank must not block changes to the others). Collects all
+    /// problems rather than stopping at the first.
+    pub fn validate(
+        &self,
+        request: &ParameterPatch,
+        host: &HostLimits,
+    ) -> Result<ContainerSettings, ValidationErrors> {
+        self.check(Some((request, host)))
+    }
+
+    fn check(
+        &self,
+        request: Option<(&ParameterPatch, &HostLimits)>,
+    ) -> Result<ContainerSettings, ValidationErrors> {
+        // The host's bound on each value, where the request sets it.
+        let bound = |names: &[&str], limit: fn(&HostLimits) -> Option<u64>| {
+            request
+                .filter(|(patch, _)| names.iter().any(|name| patch.sets(name)))
+                .and_then(|(_, host)| limit(host))
+        };
         let mut errors = ValidationErrors::default();
         let mut settings = ContainerSettings::default();
 
@@ -161,17 +194,24 @@ impl Parameters {
             }
         }
         if let Some(cpus) = &self.cpus {
+            let most = bound(&["cpus"], |host| Some(u64::from(host.cpus)));
             match cpus.parse::<u32>() {
                 // A sign is refused here as for memsize and size.
-                Ok(n) if (1..=host.cpus).contains(&n) && !cpus.starts_with('+') => {
+                Ok(n)
+                    if n >= 1
+                        && most.map_or(true, |most| u64::from(n) <= most)
+                        && !cpus.starts_with('+') =>
+                {
                     settings.cpus = Some(n)
                 }
                 _ => errors.push(
                     "parameters.cpus",
-                    format!(
-                        "must be a whole number from 1 to {} (this host's CPUs)",
-                        host.cpus
-                    ),
+                    match most {
+                        Some(most) => {
+                            format!("must be a whole number from 1 to {most} (this host's CPUs)")
+                        }
+                        None => "must be a whole number, at least 1".into(),
+                    },
                 ),
             }
         }
@@ -182,6 +222,20 @@ impl Parameters {
             &self.memsize_units,
             MIN_MEMORY_BYTES,
         );
+        if let (Some(bytes), Some(memory)) = (
+            settings.memory_bytes,
+            bound(&["memsize", "memsize_units"], |host| host.memory_bytes),
+        ) {
+            if bytes > memory {
+                errors.push(
+                    "parameters.memsize",
+                    format!(
+                        "must be at most this host's memory ({} MiB): a limit above it limits nothing",
+                        memory >> 20
+                    ),
+                );
+            }
+        }
         settings.disk_bytes = sized(
             &mut errors,
             "size",
@@ -189,6 +243,22 @@ impl Parameters {
             &self.size_units,
             MIN_DISK_BYTES,
         );
+        if let (Some(bytes), Some(file_system)) = (
+            settings.disk_bytes,
+            bound(&["size", "size_units"], |host| host.disk_bytes),
+        ) {
+            if bytes > file_system {
+                errors.push(
+                    "parameters.size",
+                    format!(
+                        "is larger than the file system that would hold the disk ({} MiB); \
+                         choose a smaller size, or let the operator allow thin provisioning \
+                         with allow_disk_overcommit = true (BERTH_ALLOW_DISK_OVERCOMMIT)",
+                        file_system >> 20
+                    ),
+                );
+            }
+        }
         if let Some(ipadd) = &self.ipadd {
             match parse_addresses(ipadd) {
                 Ok(addresses) => settings.addresses = addresses,
@@ -222,17 +292,19 @@ impl Parameters {
     }
 }
 
-/// What the host can offer, for the checks that depend on it.
-#[derive(Debug, Clone, Copy)]
+/// What the host offers, for the checks of the values a request sets.
+/// Gathered outside the domain (see `driver::host`), passed in as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostLimits {
+    /// The CPUs berth may use: the bound on `cpus`.
     pub cpus: u32,
-}
-
-impl HostLimits {
-    pub fn of_this_host() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        HostLimits { cpus }
-    }
+    /// The host's memory (MemTotal), the bound on `memsize`; `None` when
+    /// unknown.
+    pub memory_bytes: Option<u64>,
+    /// The size of the file system that holds the containers' disks, the
+    /// bound on `size`; `None` when the operator allows disk overcommit
+    /// (thin provisioning) or it is unknown.
+    pub disk_bytes: Option<u64>,
 }
 
 /// Validated parameters in the units the driver applies them in.
@@ -244,6 +316,19 @@ pub struct ContainerSettings {
     pub disk_bytes: Option<u64>,
     pub addresses: Vec<IpAddress>,
     pub nameservers: Vec<IpAddr>,
+}
+
+impl ContainerSettings {
+    /// Lowers the CPU quota to the `available` CPUs of a host that has fewer
+    /// than the container was given (it lost CPUs since, or berth's share of
+    /// them shrank): a quota of more CPUs than exist limits nothing, and
+    /// refusing it would block every job of the container, its delete
+    /// included. Returns the value asked for when it was lowered.
+    pub fn fit_cpus_to(&mut self, available: u32) -> Option<u32> {
+        let asked = self.cpus.filter(|&asked| asked > available)?;
+        self.cpus = Some(available.max(1));
+        Some(asked)
+    }
 }
 
 /// An interface address with its prefix length.
@@ -401,15 +486,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const HOST: HostLimits = HostLimits { cpus: 4 };
+    const HOST: HostLimits = HostLimits {
+        cpus: 4,
+        memory_bytes: Some(8 << 30),
+        disk_bytes: Some(100 << 30),
+    };
+
+    /// Checks `params` as a create does: the request sets every value.
+    fn as_created(params: &Parameters) -> Result<ContainerSettings, ValidationErrors> {
+        let request = ParameterPatch(
+            params
+                .entries()
+                .map(|(name, value)| (name.to_owned(), Some(value.clone())))
+                .collect(),
+        );
+        params.validate(&request, &HOST)
+    }
 
     fn patch(value: Value) -> ParameterPatch {
         ParameterPatch::from_json(&value).expect("valid patch")
     }
 
     fn errors_of(params: &Parameters) -> Vec<String> {
-        params
-            .validate(&HOST)
+        as_created(params)
             .unwrap_err()
             .0
             .into_iter()
@@ -423,7 +522,7 @@ mod tests {
             "hostname": "hostname1", "cpus": "2", "memsize": "1", "memsize_units": "G",
             "ipadd": "10.0.0.1", "size": "10", "size_units": "G", "nameserver": "1.1.1.1,8.8.8.8"
         })));
-        let settings = params.validate(&HOST).unwrap();
+        let settings = as_created(&params).unwrap();
         assert_eq!(settings.hostname.as_deref(), Some("hostname1"));
         assert_eq!(settings.cpus, Some(2));
         assert_eq!(settings.memory_bytes, Some(1 << 30));
@@ -533,7 +632,7 @@ mod tests {
     fn sizes_need_units_and_are_binary_multiples() {
         let ok =
             Parameters::default().merged(&patch(json!({"memsize": "64", "memsize_units": "M"})));
-        assert_eq!(ok.validate(&HOST).unwrap().memory_bytes, Some(64 << 20));
+        assert_eq!(as_created(&ok).unwrap().memory_bytes, Some(64 << 20));
         let no_units = Parameters::default().merged(&patch(json!({"size": "1"})));
         assert_eq!(errors_of(&no_units), vec!["parameters.size_units"]);
         let bad_units =
@@ -553,11 +652,83 @@ mod tests {
     }
 
     #[test]
+    fn memory_and_disk_are_bounded_by_the_host() {
+        let at_most = Parameters::default().merged(&patch(
+            json!({"memsize": "8", "memsize_units": "G", "size": "100", "size_units": "G"}),
+        ));
+        assert!(as_created(&at_most).is_ok());
+        let beyond = Parameters::default().merged(&patch(
+            json!({"memsize": "9", "memsize_units": "G", "size": "16777215", "size_units": "T"}),
+        ));
+        assert_eq!(
+            errors_of(&beyond),
+            vec!["parameters.memsize", "parameters.size"]
+        );
+        // Thin provisioning: no bound on the disk.
+        let thin = HostLimits {
+            disk_bytes: None,
+            ..HOST
+        };
+        let big = Parameters::default().merged(&patch(json!({"size": "1", "size_units": "T"})));
+        let request = patch(json!({"size": "1", "size_units": "T"}));
+        assert!(big.validate(&request, &HOST).is_err());
+        assert_eq!(
+            big.validate(&request, &thin).unwrap().disk_bytes,
+            Some(1 << 40)
+        );
+    }
+
+    #[test]
+    fn only_the_values_a_request_sets_are_checked_against_the_host() {
+        // Stored when the host had more CPUs, memory and disk.
+        let stored = Parameters::default().merged(&patch(json!({
+            "cpus": "8", "memsize": "16", "memsize_units": "G", "size": "1", "size_units": "T"
+        })));
+        let rename = patch(json!({"hostname": "web"}));
+        let settings = stored.merged(&rename).validate(&rename, &HOST).unwrap();
+        assert_eq!(settings.cpus, Some(8));
+        // Units change the amount: they count as setting it.
+        for (request, field) in [
+            (json!({"cpus": "8"}), "parameters.cpus"),
+            (json!({"memsize_units": "G"}), "parameters.memsize"),
+            (json!({"size": "2"}), "parameters.size"),
+        ] {
+            let request = patch(request);
+            let errors = stored
+                .merged(&request)
+                .validate(&request, &HOST)
+                .unwrap_err();
+            let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, vec![field]);
+        }
+        // What a job applies: any host, the stored values as they are.
+        assert_eq!(stored.settings().unwrap().cpus, Some(8));
+        let zero = Parameters::default().merged(&patch(json!({"cpus": "0"})));
+        assert!(zero.settings().is_err());
+    }
+
+    #[test]
+    fn cpus_beyond_the_host_are_lowered_to_what_it_has() {
+        let mut settings = ContainerSettings {
+            cpus: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(settings.fit_cpus_to(2), Some(8));
+        assert_eq!(settings.cpus, Some(2));
+        assert_eq!(settings.fit_cpus_to(2), None);
+        assert_eq!(settings.fit_cpus_to(4), None);
+        assert_eq!(settings.cpus, Some(2));
+        let mut unlimited = ContainerSettings::default();
+        assert_eq!(unlimited.fit_cpus_to(1), None);
+        assert_eq!(unlimited.cpus, None);
+    }
+
+    #[test]
     fn addresses_take_v4_v6_prefixes_and_lists() {
         let params = Parameters::default().merged(&patch(
             json!({"ipadd": "10.0.0.1/24, fd00::1/64,192.168.1.2"}),
         ));
-        let settings = params.validate(&HOST).unwrap();
+        let settings = as_created(&params).unwrap();
         let shown: Vec<String> = settings.addresses.iter().map(ToString::to_string).collect();
         assert_eq!(shown, vec!["10.0.0.1/24", "fd00::1/64", "192.168.1.2/32"]);
         for bad in [
@@ -580,7 +751,7 @@ mod tests {
         let ok = Parameters::default().merged(&patch(
             json!({"nameserver": "1.1.1.1,2606:4700::1111,8.8.8.8"}),
         ));
-        assert_eq!(ok.validate(&HOST).unwrap().nameservers.len(), 3);
+        assert_eq!(as_created(&ok).unwrap().nameservers.len(), 3);
         for bad in [
             "1.1.1.1,1.0.0.1,8.8.8.8,8.8.4.4",
             "dns.example",

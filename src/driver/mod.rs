@@ -3,6 +3,7 @@
 
 mod command;
 mod files;
+pub mod host;
 pub mod lxc;
 mod lxc_config;
 mod template_cache;

@@ -10,9 +10,8 @@ use crate::db::jobs::{self as job_rows, Job};
 use crate::db::DbError;
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::{JobAction, JobStatus};
-use crate::domain::parameters::HostLimits;
 use crate::domain::time;
-use crate::driver::{ContainerSpec, DriverError, RunState, StepLog, TemplateSource};
+use crate::driver::{host, ContainerSpec, DriverError, RunState, StepLog, TemplateSource};
 use crate::events::Event;
 use crate::service::ConfigureChange;
 
@@ -77,10 +76,11 @@ impl Runner {
             Ok(container) => container,
             Err(why) => return Outcome::Failed(why),
         };
-        let spec = match spec_of(&container) {
+        let mut spec = match spec_of(&container) {
             Ok(spec) => spec,
             Err(why) => return Outcome::Failed(why),
         };
+        fit_to_host(&mut spec, job, log);
         let driver = &self.driver;
         let result = match job.action {
             JobAction::Create => match self.template_of(&container) {
@@ -243,21 +243,47 @@ impl Runner {
     }
 }
 
-/// The driver's view of a stored container.
+/// The driver's view of a stored container. The stored values are taken as
+/// they are: the host's limits were checked when a request set them, and a
+/// host that has less today must not block the container's jobs.
 fn spec_of(container: &Container) -> Result<ContainerSpec, String> {
     let settings = container
         .parameters
         .clone()
         .unwrap_or_default()
-        .validate(&HostLimits::of_this_host())
-        .map_err(|errors| {
-            format!("the stored parameters are no longer valid on this host: {errors}; PATCH them")
-        })?;
+        .settings()
+        .map_err(|errors| format!("the stored parameters are not valid: {errors}; PATCH them"))?;
     Ok(ContainerSpec {
         id: container.id,
         name: container.name.clone(),
         settings,
     })
+}
+
+/// Lowers a CPU quota above the CPUs berth may use now (the host lost some
+/// since it was set) to what there is, and says so where it is applied.
+/// The stored value stays: it applies in full once the CPUs are back.
+fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
+    let available = host::cpus();
+    let Some(asked) = spec.settings.fit_cpus_to(available) else {
+        return;
+    };
+    // Stop and delete apply no limits: nothing to tell.
+    if matches!(
+        job.action,
+        JobAction::Create | JobAction::Configure | JobAction::Start | JobAction::Restart
+    ) {
+        log::warn!(
+            "job {}: container {} has cpus {asked}, but berth may use {available} CPUs now; \
+             applying {available}",
+            job.id,
+            spec.name
+        );
+        log.step(format!(
+            "cpus: {asked} stored, but berth may use only {available} CPUs on this host now; \
+             applying {available} (the stored value applies once the host has the CPUs)"
+        ));
+    }
 }
 
 /// When applying a PATCH failed, puts back the values it changed, unless a

@@ -112,7 +112,7 @@ impl Service {
             Some(value) => match ParameterPatch::from_json(value) {
                 Ok(patch) => {
                     let parameters = Parameters::default().merged(&patch);
-                    if let Err(e) = parameters.validate(&self.host) {
+                    if let Err(e) = parameters.validate(&patch, &self.host.limits()) {
                         errors.0.extend(e.0);
                     }
                     Some(parameters)
@@ -172,6 +172,8 @@ impl Service {
         by: &Requester,
     ) -> Result<Job, ServiceError> {
         let patch = ParameterPatch::from_json(parameters)?;
+        // Read before the transaction: nothing else waits on the host.
+        let host = self.host.limits();
         let mut tx = self.db.begin().await?;
         let container = containers::get(&mut tx, id)
             .await?
@@ -193,7 +195,10 @@ impl Service {
             );
             return Err(errors.into());
         }
-        after.validate(&self.host)?;
+        // Only what this request sets meets the host's limits: a container
+        // stored with more CPUs than the host has today still takes a new
+        // hostname (and is still stopped or deleted: jobs fit it to the host).
+        after.validate(&patch, &host)?;
 
         let now = time::now();
         containers::set_parameters(&mut tx, id, &after, now).await?;

@@ -18,6 +18,7 @@ use crate::db::jobs::Job;
 use crate::db::{Db, DbError};
 use crate::domain::parameters::{HostLimits, Parameters};
 use crate::domain::ValidationErrors;
+use crate::driver::host::HostProbe;
 use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::templates::{TemplateError, TemplateStore};
@@ -158,20 +159,31 @@ pub struct Service {
     templates: TemplateStore,
     queue: JobQueue,
     events: EventBus,
-    host: HostLimits,
+    host: HostProbe,
     tokens: Arc<tokens::TokenCache>,
 }
 
 impl Service {
-    pub fn new(db: Db, templates: TemplateStore, queue: JobQueue, events: EventBus) -> Self {
+    pub fn new(
+        db: Db,
+        templates: TemplateStore,
+        queue: JobQueue,
+        events: EventBus,
+        host: HostProbe,
+    ) -> Self {
         Service {
             tokens: Arc::new(tokens::TokenCache::new(&db)),
             db,
             templates,
             queue,
             events,
-            host: HostLimits::of_this_host(),
+            host,
         }
+    }
+
+    /// What this host offers now, for the values a request sets.
+    pub fn host_limits(&self) -> HostLimits {
+        self.host.limits()
     }
 
     pub fn db(&self) -> &Db {

@@ -86,6 +86,7 @@ mod tests {
             TemplateStore::new(dir.path().join("templates")),
             JobQueue::new(),
             EventBus::new(),
+            crate::driver::host::HostProbe::new(dir.path().into(), false),
         );
         service.create_token("ops").await.unwrap();
         let id = service.open_session("ops").await.unwrap();

@@ -128,6 +128,8 @@ pub struct Berth {
     pub client: Client,
     process: Option<Child>,
     extra_env: Vec<(String, String)>,
+    /// A command berth is started through (`taskset -c 0`), empty for none.
+    launch_prefix: Vec<String>,
 }
 
 /// Options for starting berth.
@@ -169,6 +171,7 @@ impl Berth {
                 .unwrap(),
             process: None,
             extra_env: options.env,
+            launch_prefix: Vec::new(),
         };
         berth.launch();
         berth
@@ -199,7 +202,14 @@ impl Berth {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        let mut command = match self.launch_prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_berth"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_berth")),
+        };
         command
             .arg("serve")
             .current_dir(self.root.path())
@@ -297,6 +307,13 @@ impl Berth {
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.extra_env.retain(|(k, _)| k != key);
         self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Starts berth through `prefix` (a command that then runs berth, such as
+    /// `taskset -c 0`) from the next `launch` on. The prefix must exec berth,
+    /// so that `pid`, `kill` and `terminate` still reach berth itself.
+    pub fn launch_through(&mut self, prefix: &[&str]) {
+        self.launch_prefix = prefix.iter().map(|s| (*s).to_owned()).collect();
     }
 
     /// SIGKILL, as a crash would.
@@ -634,6 +651,31 @@ impl Berth {
 /// The CPUs berth sees on this host (its upper bound for `cpus`).
 pub fn host_cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// The host's memory (MemTotal), the bound berth sets on `memsize`.
+pub fn host_memory_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .expect("/proc/meminfo has MemTotal");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// The size of the file system holding `path`, as `stat -f` reports it
+/// (total blocks times the fundamental block size).
+pub fn file_system_bytes(path: &Path) -> u64 {
+    let output = Command::new("stat")
+        .args(["-f", "-c", "%b %S"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "stat -f {}", path.display());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (blocks, block_size) = text.trim().split_once(' ').unwrap();
+    blocks.parse::<u64>().unwrap() * block_size.parse::<u64>().unwrap()
 }
 
 /// Asserts an API failure: the HTTP status, the documented code, and a body
