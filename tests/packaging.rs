@@ -248,8 +248,10 @@ fn the_deb_runs_berth_under_systemd() {
     ct.ok("test ! -e /lib/systemd/system/berth.service");
     ct.ok("test ! -e /etc/systemd/system/multi-user.target.wants/berth.service");
     ct.ok("test ! -e /etc/berth && test ! -e /usr/bin/berth");
-    ct.ok("test ! -e /var/lib/berth/berth.db && test ! -e /var/lib/berth/berth.db-wal && \
-           test ! -e /var/lib/berth/berth.db-shm");
+    ct.ok(
+        "test ! -e /var/lib/berth/berth.db && test ! -e /var/lib/berth/berth.db-wal && \
+           test ! -e /var/lib/berth/berth.db-shm",
+    );
     // The cache is berth's own; so are the empty default directories.
     ct.ok("test ! -e /var/lib/berth/containers/.template-cache && \
            test ! -e /var/lib/berth/lxc && test ! -e /var/lib/berth/templates");
