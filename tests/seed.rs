@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{unique_name, Berth};
+use common::{assert_error, unique_name, Berth};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -124,4 +124,27 @@ fn failures_have_the_seed_shape() {
     let object = body.as_object().unwrap();
     assert_eq!(object.len(), 2, "{body}");
     assert!(object["code"].is_i64() && object["message"].is_string());
+}
+
+/// An `ostemplate` berth does not have: 2004, and the message says where
+/// templates come from.
+#[test]
+fn an_unknown_template_says_where_templates_come_from() {
+    let berth = Berth::start();
+    let answer = berth.post(
+        "/v1/containers/",
+        &json!({ "name": unique_name("ct"), "ostemplate": "debian-12" }),
+    );
+    assert_error(&answer, 422, 2004);
+    let message = answer.1["message"].as_str().unwrap();
+    for needed in [
+        "template 'debian-12' not found",
+        "berth template import",
+        "Getting an OS template",
+    ] {
+        assert!(
+            message.contains(needed),
+            "{needed:?} missing from: {message}"
+        );
+    }
 }
