@@ -56,7 +56,7 @@ pub async fn provide(store: &TemplateStore) {
                 Ok(_) => {
                     log::info!(
                         "the template directory {dir} held no template: built template \
-                         '{NAME}' from busybox-static ({HOW_TO} for others)"
+                         '{NAME}' from busybox-static; for others, {HOW_TO}"
                     );
                     return;
                 }
