@@ -1,12 +1,15 @@
 #!/bin/sh
-# Installs what berth's test suite needs on Debian 12: LXC and the tools the
-# driver runs, busybox-static for the test template, Chromium with its
-# WebDriver for the console tests, and for the package test
-# (tests/packaging.rs): debootstrap (the Debian rootfs booted with systemd),
-# binutils (strip) and cargo-deb. Idempotent; run as root.
+# Installs what berth's test suite needs on Debian 12: what serving needs
+# (serve-deps.sh: LXC and the tools the driver runs, busybox-static for the
+# test template), Chromium with its WebDriver for the console tests, and
+# for the package test (tests/packaging.rs): debootstrap (the Debian rootfs
+# booted with systemd), binutils (strip) and cargo-deb. Idempotent; run as
+# root.
 set -eu
 
-packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap binutils ca-certificates"
+"$(dirname "$0")/serve-deps.sh"
+
+packages="chromium chromium-driver debootstrap binutils ca-certificates"
 
 missing=""
 for package in $packages; do

@@ -43,6 +43,7 @@ pub async fn build_with(
     settings.auth = effective_auth(&figment, settings.auth)?;
     let db = Db::open(&settings.database_url).await?;
     let templates = TemplateStore::new(settings.template_dir.clone());
+    crate::first_template::provide(&templates).await;
     let queue = JobQueue::new();
     let events = EventBus::new();
     let metrics = Metrics::new();

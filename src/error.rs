@@ -43,7 +43,13 @@ pub enum ApiError {
     ContainerNotFound(String),
     #[error("job {0} not found")]
     JobNotFound(String),
-    #[error("template '{0}' not found in the template directory")]
+    // Says where templates come from: a newcomer's first create may be the
+    // first time they hear that berth needs one.
+    #[error(
+        "template '{0}' not found in the template directory; add one with \
+         `berth template import FILE` or POST /v1/templates/ \
+         (see \"Getting an OS template\" in berth's README)"
+    )]
     TemplateNotFound(String),
     #[error("template '{0}' not found")]
     TemplateMissing(String),

@@ -11,6 +11,7 @@ mod domain;
 mod driver;
 mod error;
 mod events;
+mod first_template;
 mod gate;
 mod jobs;
 mod logging;

@@ -4,7 +4,7 @@
 //! operator relies on: the service is enabled and active, says READY and
 //! keeps the watchdog fed, answers on 127.0.0.1:5000, logs fit the
 //! journal, restart/upgrade/stop end cleanly, and purge removes berth's
-//! files but keeps containers and templates.
+//! files but keeps containers and templates, wherever they are configured.
 //!
 //! The rootfs is made once by debootstrap (about a minute, from the Debian
 //! mirror debootstrap uses, or `BERTH_TEST_DEBIAN_MIRROR`) and cached as a
@@ -23,6 +23,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// Packages debootstrap adds to minbase: systemd to boot, curl to ask the
 /// API, and everything the .deb depends on.
@@ -200,22 +202,63 @@ fn the_deb_runs_berth_under_systemd() {
     ));
     assert_eq!(ct.show(&["ActiveState"])["ActiveState"], "inactive");
 
-    // Purge stops a running berth, removes the unit, the configuration and
-    // the database, and keeps (and names) the containers and templates.
+    // Purge stops a running berth, removes the unit, the configuration,
+    // the database and the template cache, and keeps (and names) the
+    // containers and templates wherever the operator put them: here the
+    // containers live beside the database, in /var/lib/berth/containers
+    // (set in berth.toml), and the templates in /srv/berth-templates (set
+    // in the unit's environment).
+    ct.ok(
+        "sed -i 's|^lxc_path = .*|lxc_path = \"/var/lib/berth/containers\"|' /etc/berth/berth.toml && \
+         mkdir -p /etc/systemd/system/berth.service.d /srv/berth-templates && \
+         printf '[Service]\\nEnvironment=BERTH_TEMPLATE_DIR=/srv/berth-templates\\n' \
+           > /etc/systemd/system/berth.service.d/templates.conf && \
+         systemctl daemon-reload",
+    );
+    std::fs::copy(
+        common::busybox_template(),
+        ct.rootfs().join("srv/berth-templates/template1.tar.gz"),
+    )
+    .unwrap();
     ct.ok("systemctl start berth");
-    ct.ok("echo template > /var/lib/berth/templates/mine.tar && \
-           mkdir -p /var/lib/berth/lxc/web1 && echo config > /var/lib/berth/lxc/web1/config");
+    let queued: serde_json::Value = serde_json::from_str(&ct.ok(&format!(
+        "curl -fsS -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \
+         -d '{{\"name\": \"web1\", \"ostemplate\": \"template1\"}}' {API}"
+    )))
+    .unwrap();
+    let job_id = queued["job_id"].as_str().unwrap();
+    let job: serde_json::Value = serde_json::from_str(&ct.ok(&format!(
+        "curl -fsS -H 'Authorization: Bearer {token}' \
+         'http://127.0.0.1:5000/v1/jobs/{job_id}/wait?timeout=60'"
+    )))
+    .unwrap();
+    assert_eq!(job["status"], "done", "{job}\n{}", ct.journal());
+    let web1 = "/var/lib/berth/containers/web1";
+    ct.ok(&format!(
+        "test -f {web1}/config && test -x {web1}/rootfs/bin/busybox && \
+         test -d /var/lib/berth/containers/.template-cache && test -f /var/lib/berth/berth.db"
+    ));
     let purge = ct.ok("apt-get purge -y berth 2>&1");
     ct.ok("! grep -qx berth /proc/[0-9]*/comm");
     assert!(
-        purge.contains("/var/lib/berth/templates") && purge.contains("/var/lib/berth/lxc"),
+        purge.contains("/srv/berth-templates") && purge.contains("/var/lib/berth/containers"),
         "{purge}"
     );
     assert_eq!(ct.show(&["LoadState"])["LoadState"], "not-found");
     ct.ok("test ! -e /lib/systemd/system/berth.service");
     ct.ok("test ! -e /etc/systemd/system/multi-user.target.wants/berth.service");
-    ct.ok("test ! -e /etc/berth && test ! -e /var/lib/berth/berth.db && test ! -e /usr/bin/berth");
-    ct.ok("test -f /var/lib/berth/templates/mine.tar && test -f /var/lib/berth/lxc/web1/config");
+    ct.ok("test ! -e /etc/berth && test ! -e /usr/bin/berth");
+    ct.ok(
+        "test ! -e /var/lib/berth/berth.db && test ! -e /var/lib/berth/berth.db-wal && \
+           test ! -e /var/lib/berth/berth.db-shm",
+    );
+    // The cache is berth's own; so are the empty default directories.
+    ct.ok("test ! -e /var/lib/berth/containers/.template-cache && \
+           test ! -e /var/lib/berth/lxc && test ! -e /var/lib/berth/templates");
+    ct.ok(&format!(
+        "test -f /srv/berth-templates/template1.tar.gz && \
+         test -f {web1}/config && test -x {web1}/rootfs/bin/busybox"
+    ));
     clock.lap("stop and purge checked");
 }
 

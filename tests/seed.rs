@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{unique_name, Berth};
+use common::{assert_error, unique_name, Berth, Options};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -124,4 +124,84 @@ fn failures_have_the_seed_shape() {
     let object = body.as_object().unwrap();
     assert_eq!(object.len(), 2, "{body}");
     assert!(object["code"].is_i64() && object["message"].is_string());
+}
+
+/// A newcomer's first run: berth started on an empty template directory,
+/// as `cargo run -- serve` is in a fresh checkout, makes `template1` from
+/// busybox-static itself, and every seed example then works as written,
+/// up to a running container.
+#[test]
+fn a_fresh_berth_makes_template1_and_the_seed_examples_work() {
+    let berth = Berth::start_with(Options {
+        templates: vec![],
+        ..Options::default()
+    });
+    assert!(
+        berth.template_dir().join("template1.tar.gz").is_file(),
+        "no template1 in the empty template directory: {}",
+        berth.log()
+    );
+    assert!(
+        berth
+            .log()
+            .contains("built template 'template1' from busybox-static"),
+        "{}",
+        berth.log()
+    );
+
+    let name = unique_name("ct100");
+    let (status, created) = berth.send_raw(
+        "POST",
+        "/v1/containers/",
+        "application/json",
+        format!("{{\n    \"name\": \"{name}\",\n    \"ostemplate\": \"template1\"\n}}")
+            .into_bytes(),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let job = berth.job_done(created["job_id"].as_str().unwrap());
+    let id = job["entity_id"].as_str().unwrap().to_owned();
+    let (status, answer) = berth.get(&format!("/v0.1/containers/{id}"));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["container"]["ostemplate"], "template1");
+
+    let seed_body = "{\n    \"parameters\":\n \t{\n                \"hostname\": \"hostname1\",\n\t\t\"cpus\": \"2\",\n\t\t\"memsize\": \"1\",\n\t\t\"memsize_units\": \"G\",\n\t\t\"ipadd\": \"10.0.0.1\",\n\t\t\"size\": \"10\",\n\t\t\"size_units\": \"G\",\n\t\t\"nameserver\": \"1.1.1.1,8.8.8.8\"\n\t}\n}";
+    let (status, patched) = berth.send_raw(
+        "PATCH",
+        &format!("/v0.1/containers/{id}"),
+        "application/json",
+        seed_body.as_bytes().to_vec(),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let job_id = patched["job_id"].as_str().unwrap();
+    berth.job_done(job_id);
+    let (status, job) = berth.get(&format!("/v0.1/jobs/{job_id}"));
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["status"], "done");
+
+    berth.act(&id, "start");
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+    assert_eq!(berth.attach(&name, "hostname").trim(), "hostname1");
+}
+
+/// An `ostemplate` berth does not have: 2004, and the message says where
+/// templates come from.
+#[test]
+fn an_unknown_template_says_where_templates_come_from() {
+    let berth = Berth::start();
+    let answer = berth.post(
+        "/v1/containers/",
+        &json!({ "name": unique_name("ct"), "ostemplate": "debian-12" }),
+    );
+    assert_error(&answer, 422, 2004);
+    let message = answer.1["message"].as_str().unwrap();
+    for needed in [
+        "template 'debian-12' not found",
+        "berth template import",
+        "Getting an OS template",
+    ] {
+        assert!(
+            message.contains(needed),
+            "{needed:?} missing from: {message}"
+        );
+    }
 }
