@@ -236,7 +236,8 @@ fn the_deb_runs_berth_under_systemd() {
     let web1 = "/var/lib/berth/containers/web1";
     ct.ok(&format!(
         "test -f {web1}/config && test -x {web1}/rootfs/bin/busybox && \
-         test -d /var/lib/berth/containers/.template-cache && test -f /var/lib/berth/berth.db"
+         test -d /var/lib/berth/containers/.template-cache && test -f /var/lib/berth/berth.db && \
+         test -f /var/lib/berth/berth.db.tokens-changed"
     ));
     let purge = ct.ok("apt-get purge -y berth 2>&1");
     ct.ok("! grep -qx berth /proc/[0-9]*/comm");
@@ -250,7 +251,7 @@ fn the_deb_runs_berth_under_systemd() {
     ct.ok("test ! -e /etc/berth && test ! -e /usr/bin/berth");
     ct.ok(
         "test ! -e /var/lib/berth/berth.db && test ! -e /var/lib/berth/berth.db-wal && \
-           test ! -e /var/lib/berth/berth.db-shm",
+           test ! -e /var/lib/berth/berth.db-shm && test ! -e /var/lib/berth/berth.db.tokens-changed",
     );
     // The cache is berth's own; so are the empty default directories.
     ct.ok("test ! -e /var/lib/berth/containers/.template-cache && \
