@@ -73,7 +73,12 @@ pub async fn build_with(
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
-        .attach(RunnerFairing::new(runner, db, grace))
+        .attach(RunnerFairing::new(
+            runner,
+            db,
+            grace,
+            crate::systemd::extend_stop_timeout,
+        ))
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))

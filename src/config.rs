@@ -34,7 +34,8 @@ pub struct Settings {
     /// Jobs of different containers that may run at once.
     pub max_parallel_jobs: usize,
     /// On shutdown, how long running jobs may take to finish before berth
-    /// exits anyway (they are settled at the next start).
+    /// exits anyway (they are settled at the next start). A disk resize in
+    /// progress is let finish, however long it takes.
     pub shutdown_timeout_secs: u64,
     /// How long a container's init gets to shut down before it is killed.
     pub stop_timeout_secs: u64,

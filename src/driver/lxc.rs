@@ -8,12 +8,15 @@ use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::command::{self, failure, require, run, run_unchecked};
+use super::command::{
+    self, failure, require, run, run_to_end, run_unchecked, run_unchecked_to_end,
+};
 use super::files::{create_dir, remove_path, rename};
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
 use super::{
-    unpack, ContainerSpec, Driver, DriverError, ProgressRange, RunState, StepLog, TemplateSource,
+    unpack, ContainerSpec, CriticalSteps, Driver, DriverError, ProgressRange, RunState, StepLog,
+    TemplateSource,
 };
 use crate::args;
 
@@ -35,6 +38,7 @@ pub struct LxcDriver {
     stop_timeout_secs: u64,
     /// `None` when turned off: every create unpacks its template.
     template_cache: Option<TemplateCache>,
+    critical: CriticalSteps,
 }
 
 impl LxcDriver {
@@ -51,6 +55,7 @@ impl LxcDriver {
             bridge,
             cgroup: CgroupVersion::detect(),
             stop_timeout_secs,
+            critical: CriticalSteps::default(),
         }
     }
 
@@ -232,11 +237,29 @@ impl LxcDriver {
                 remove_path(&paths.rootfs_dir()).await
             }
             Some(size) => {
-                let current = file_size(&image)?;
-                if current == size {
+                let file = file_size(&image)?;
+                // A grow cut off by a crash leaves the file at the new size
+                // and the file system at the old one: ask the file system.
+                let current = if file == size {
+                    file_system_size(&image).await.unwrap_or(file)
+                } else {
+                    file
+                };
+                if current == size && file == size {
                     return Ok(());
                 }
-                resize_disk_image(&image, current, size, log).await
+                // Cut off half-way, resize2fs leaves a file system that is
+                // neither the old one nor the new one: it runs to its end
+                // even if this job is aborted, and shutdown waits for it.
+                self.critical
+                    .run_to_end(
+                        format!("resizing the disk of {}", spec.name),
+                        log,
+                        move |log| async move {
+                            resize_disk_image(&image, current, size, &log).await
+                        },
+                    )
+                    .await
             }
         }
     }
@@ -552,6 +575,10 @@ impl Driver for LxcDriver {
         })
     }
 
+    fn critical_steps(&self) -> CriticalSteps {
+        self.critical.clone()
+    }
+
     async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError> {
         let output = run(
             "lxc-ls",
@@ -670,7 +697,7 @@ async fn resize_disk_image(
     require("resize2fs")?;
     // resize2fs insists on a freshly checked file system. e2fsck exits 1
     // when it corrected something, which is still a usable result.
-    let checked = run_unchecked("e2fsck", args!["-f", "-p", image], Some(log)).await?;
+    let checked = run_unchecked_to_end("e2fsck", args!["-f", "-p", image], Some(log)).await?;
     if !matches!(checked.status.code(), Some(0 | 1)) {
         return Err(failure("e2fsck", args!["-f", "-p", image], &checked));
     }
@@ -678,19 +705,104 @@ async fn resize_disk_image(
     if size > current {
         log.step(format!("growing the disk to {} MiB", size >> 20));
         set_file_size(image, size)?;
-        run("resize2fs", args![image, kib], Some(log)).await?;
+        run_to_end("resize2fs", args![image, kib], Some(log)).await?;
     } else {
         log.step(format!("shrinking the disk to {} MiB", size >> 20));
-        let shrunk = run_unchecked("resize2fs", args![image, kib], Some(log)).await?;
+        let shrunk = run_unchecked_to_end("resize2fs", args![image, kib], Some(log)).await?;
         if !shrunk.status.success() {
             return Err(DriverError::ShrinkRefused {
                 size_mib: size >> 20,
-                reason: format!("resize2fs says: {}", command::tail_of(&shrunk.stderr)),
+                reason: shrink_refusal(image, &shrunk.stderr).await,
             });
         }
         set_file_size(image, size)?;
     }
     Ok(())
+}
+
+/// Why resize2fs refused a shrink, in its own words without its version
+/// banner, and the smallest size the disk can take as it is filled now.
+async fn shrink_refusal(image: &Path, stderr: &[u8]) -> String {
+    let said = String::from_utf8_lossy(stderr);
+    let words: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_version_banner(line))
+        .collect();
+    let mut reason = match smallest_size(image).await {
+        Some(bytes) => format!(
+            "the smallest size possible is {} MiB for what is stored on it",
+            bytes.div_ceil(1 << 20)
+        ),
+        None => "it holds more than fits".to_owned(),
+    };
+    if !words.is_empty() {
+        reason.push_str(&format!(" ({})", words.join(" ")));
+    }
+    reason
+}
+
+/// e2fsprogs tools start with a line such as `resize2fs 1.47.0 (5-Feb-2023)`.
+fn is_version_banner(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    matches!(
+        (words.next(), words.next()),
+        (Some(tool), Some(version))
+            if tool.chars().all(|c| c.is_ascii_alphanumeric())
+                && version.starts_with(|c: char| c.is_ascii_digit())
+                && version.contains('.')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_banner_is_told_from_the_reason() {
+        assert!(is_version_banner("resize2fs 1.47.0 (5-Feb-2023)"));
+        assert!(!is_version_banner(
+            "resize2fs: New size smaller than minimum (61404)"
+        ));
+        assert!(!is_version_banner("Please run 'e2fsck -f image' first."));
+    }
+}
+
+/// `resize2fs -P`: the smallest file system the files in `image` fit in.
+async fn smallest_size(image: &Path) -> Option<u64> {
+    let output = run_unchecked("resize2fs", args!["-P", image], None)
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let blocks: u64 = field(&text, "Estimated minimum size of the filesystem:")?;
+    Some(blocks * block_size(image).await?)
+}
+
+/// The value after `name` on its line of a tool's output.
+fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(name))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+async fn superblock(image: &Path) -> Option<String> {
+    let output = run_unchecked("dumpe2fs", args!["-h", image], None)
+        .await
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+async fn block_size(image: &Path) -> Option<u64> {
+    field(&superblock(image).await?, "Block size:")
+}
+
+/// The size of the ext4 file system in `image`, from its superblock.
+async fn file_system_size(image: &Path) -> Option<u64> {
+    let text = superblock(image).await?;
+    Some(field(&text, "Block count:")? * field(&text, "Block size:")?)
 }
 
 fn file_size(path: &Path) -> Result<u64, DriverError> {

@@ -2,6 +2,7 @@
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
 mod command;
+mod critical;
 mod files;
 pub mod lxc;
 mod lxc_config;
@@ -15,6 +16,8 @@ use uuid::Uuid;
 
 use crate::domain::parameters::ContainerSettings;
 use crate::domain::template::TemplateFormat;
+
+pub use critical::CriticalSteps;
 
 /// Everything the driver needs to know about one container.
 #[derive(Debug, Clone)]
@@ -168,4 +171,7 @@ pub trait Driver: Send + Sync {
     async fn state(&self, name: &str) -> Result<RunState, DriverError>;
     /// The names of every running container, in one call.
     async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError>;
+    /// The steps running now that must not be cut off (berth's shutdown
+    /// waits for them).
+    fn critical_steps(&self) -> CriticalSteps;
 }
