@@ -19,6 +19,7 @@ use super::{
     TemplateSource,
 };
 use crate::args;
+use crate::domain::parameters::{ContainerSettings, IpAddress};
 
 /// How long `lxc-start` may take to report the container running.
 const START_TIMEOUT_SECS: u64 = 30;
@@ -179,11 +180,14 @@ impl LxcDriver {
 
     /// Writes the LXC config and the files berth bind-mounts into the
     /// container. Files are rewritten in place so a running container's
-    /// bind mounts see the new contents at once.
+    /// bind mounts see the new contents at once; only those whose setting
+    /// `changed`, so that an edit made inside a running container to a
+    /// file berth did not mean to change stays.
     fn write_config(
         &self,
         spec: &ContainerSpec,
         paths: &ContainerPaths,
+        changed: &Changed,
     ) -> Result<(), DriverError> {
         let disk_image = paths.rootfs_image().exists();
         let config = lxc_config::render(&ConfigInputs {
@@ -201,8 +205,10 @@ impl LxcDriver {
             )
         })?;
         let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
-        write_in_place(&paths.hostname_file(), format!("{hostname}\n").as_bytes())?;
-        if !spec.settings.nameservers.is_empty() {
+        if changed.hostname || !paths.hostname_file().exists() {
+            write_in_place(&paths.hostname_file(), format!("{hostname}\n").as_bytes())?;
+        }
+        if changed.nameservers && !spec.settings.nameservers.is_empty() {
             let mut resolv =
                 String::from("# Written by berth from the container's nameserver parameter.\n");
             for server in &spec.settings.nameservers {
@@ -296,15 +302,26 @@ impl LxcDriver {
         .map(drop)
     }
 
-    /// Applies the settings to a running container where the kernel allows.
+    /// Applies to a running container, where the kernel allows, the
+    /// settings that `changed`; the others are left as they are inside it.
     async fn apply_live(
         &self,
         spec: &ContainerSpec,
         paths: &ContainerPaths,
         resolv_was_mounted: bool,
+        before: Option<&ContainerSettings>,
+        changed: &Changed,
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         for (file, value) in self.cgroup.limits(&spec.settings) {
+            let applies = if file.starts_with("memory.") {
+                changed.memory
+            } else {
+                changed.cpus
+            };
+            if !applies {
+                continue;
+            }
             // `--`: "no limit" is `-1` on cgroup v1, which lxc-cgroup
             // would otherwise take for an option and refuse.
             self.lxc(
@@ -315,44 +332,51 @@ impl LxcDriver {
             )
             .await?;
         }
-        log.step("cpus, memsize: applied live to the running container's cgroup".into());
+        let limits: Vec<&str> = [("cpus", changed.cpus), ("memsize", changed.memory)]
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect();
+        if !limits.is_empty() {
+            log.step(format!(
+                "{}: applied live to the running container's cgroup",
+                limits.join(", ")
+            ));
+        }
 
-        let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
-        // Only the UTS namespace is entered, so the host's `hostname` runs.
-        self.lxc(
-            "lxc-attach",
-            &spec.name,
-            args!["-s", "UTS", "--", "hostname", hostname],
-            Some(log),
-        )
-        .await?;
-        log.step("hostname: applied live (UTS name and /etc/hostname)".into());
-
-        self.lxc(
-            "lxc-attach",
-            &spec.name,
-            args!["-s", "NETWORK", "--", "ip", "addr", "flush", "dev", "eth0", "scope", "global"],
-            Some(log),
-        )
-        .await?;
-        for address in &spec.settings.addresses {
-            let address = address.to_string();
+        if changed.hostname {
+            let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
+            // Only the UTS namespace is entered, so the host's `hostname` runs.
             self.lxc(
                 "lxc-attach",
                 &spec.name,
-                args!["-s", "NETWORK", "--", "ip", "addr", "add", address, "dev", "eth0"],
+                args!["-s", "UTS", "--", "hostname", hostname],
                 Some(log),
             )
             .await?;
+            log.step("hostname: applied live (UTS name and /etc/hostname)".into());
         }
-        log.step("ipadd: applied live to eth0".into());
+
+        if changed.addresses {
+            self.replace_addresses(spec, before, log).await?;
+            log.step("ipadd: applied live to eth0".into());
+        }
 
         // berth's resolv.conf is bind-mounted only while name servers are set,
         // and mounts change only when the container starts.
-        match (spec.settings.nameservers.is_empty(), resolv_was_mounted) {
-            (false, true) => log.step("nameserver: applied live to /etc/resolv.conf".into()),
-            (true, false) => {}
-            _ => log.step("nameserver: applies at the next start".into()),
+        if changed.nameservers {
+            match (spec.settings.nameservers.is_empty(), resolv_was_mounted) {
+                (false, true) => log.step("nameserver: applied live to /etc/resolv.conf".into()),
+                (true, false) => {}
+                _ => log.step("nameserver: applies at the next start".into()),
+            }
+        }
+
+        let unchanged = changed.unchanged_live();
+        if !unchanged.is_empty() {
+            log.step(format!(
+                "{}: unchanged, left as they are inside the container",
+                unchanged.join(", ")
+            ));
         }
 
         let image = paths.rootfs_image();
@@ -362,6 +386,88 @@ impl LxcDriver {
         };
         if disk_changes {
             log.step("size: applies at the next start (the disk is resized while the container is stopped)".into());
+        }
+        Ok(())
+    }
+
+    /// Puts berth's addresses on the running container's eth0: removes those
+    /// `before` had that are no longer asked for and adds the new ones,
+    /// leaving any other address alone. Without `before`, every global
+    /// address is replaced.
+    async fn replace_addresses(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let wanted = &spec.settings.addresses;
+        if before.is_none() {
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args![
+                    "-s", "NETWORK", "--", "ip", "addr", "flush", "dev", "eth0", "scope", "global"
+                ],
+                Some(log),
+            )
+            .await?;
+        }
+        // New addresses first, so the container is never left without one.
+        let kept = |a: &&IpAddress| before.is_some_and(|before| before.addresses.contains(a));
+        for address in wanted.iter().filter(|a| !kept(a)) {
+            let address = address.to_string();
+            // `replace` also succeeds when the address is already there.
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args!["-s", "NETWORK", "--", "ip", "addr", "replace", address, "dev", "eth0"],
+                Some(log),
+            )
+            .await?;
+        }
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let gone: Vec<&IpAddress> = before
+            .addresses
+            .iter()
+            .filter(|a| !wanted.contains(a))
+            .collect();
+        if gone.iter().any(|a| a.addr.is_ipv4()) {
+            // Removing the first IPv4 address of a subnet takes every other
+            // address of that subnet with it (one set inside the container,
+            // or a new one of berth's) unless the kernel promotes them, as
+            // systemd's defaults have hosts do. Written from inside the
+            // container's network namespace, so the host's stays as it is.
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args![
+                    "-s",
+                    "NETWORK",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo 1 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries"
+                ],
+                Some(log),
+            )
+            .await?;
+        }
+        for address in gone {
+            let address = address.to_string();
+            let mut args: Vec<&OsStr> = self.target(&spec.name).to_vec();
+            args.extend_from_slice(args![
+                "-s", "NETWORK", "--", "ip", "addr", "del", address, "dev", "eth0"
+            ]);
+            let removed = run_unchecked("lxc-attach", &args, Some(log)).await?;
+            // Already gone (removed inside the container, or by a run of this
+            // job cut off by a crash): nothing to do.
+            let absent = String::from_utf8_lossy(&removed.stderr)
+                .contains("Cannot assign requested address");
+            if !removed.status.success() && !absent {
+                return Err(failure("lxc-attach", &args, &removed));
+            }
         }
         Ok(())
     }
@@ -421,6 +527,55 @@ enum Ownership {
     Absent,
 }
 
+/// Which settings a configure job changes, and so which it may touch in a
+/// running container.
+#[derive(Debug, PartialEq)]
+struct Changed {
+    hostname: bool,
+    cpus: bool,
+    memory: bool,
+    addresses: bool,
+    nameservers: bool,
+}
+
+impl Changed {
+    /// Everything: a start, a create, or a change from unknown settings.
+    const ALL: Changed = Changed {
+        hostname: true,
+        cpus: true,
+        memory: true,
+        addresses: true,
+        nameservers: true,
+    };
+
+    fn between(before: Option<&ContainerSettings>, after: &ContainerSettings) -> Changed {
+        let Some(before) = before else {
+            return Changed::ALL;
+        };
+        Changed {
+            hostname: before.hostname != after.hostname,
+            cpus: before.cpus != after.cpus,
+            memory: before.memory_bytes != after.memory_bytes,
+            addresses: before.addresses != after.addresses,
+            nameservers: before.nameservers != after.nameservers,
+        }
+    }
+
+    /// The parameters that apply live and are left alone, by API name.
+    fn unchanged_live(&self) -> Vec<&'static str> {
+        [
+            ("hostname", self.hostname),
+            ("cpus", self.cpus),
+            ("memsize", self.memory),
+            ("ipadd", self.addresses),
+            ("nameserver", self.nameservers),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| (!changed).then_some(name))
+        .collect()
+    }
+}
+
 #[async_trait::async_trait]
 impl Driver for LxcDriver {
     async fn create(
@@ -451,7 +606,7 @@ impl Driver for LxcDriver {
                 spec.id.hyphenated().to_string().as_bytes(),
             )?;
             self.build_rootfs(spec, template, &paths, log).await?;
-            self.write_config(spec, &paths)
+            self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
         if let Err(error) = built {
@@ -466,18 +621,25 @@ impl Driver for LxcDriver {
         Ok(())
     }
 
-    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+    async fn configure(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
         let paths = self.paths(&spec.name);
         self.require_ours(spec, &paths)?;
         match self.state(&spec.name).await? {
             RunState::Running => {
                 let resolv_was_mounted = mounts_resolv_conf(&paths);
-                self.write_config(spec, &paths)?;
-                self.apply_live(spec, &paths, resolv_was_mounted, log).await
+                let changed = Changed::between(before, &spec.settings);
+                self.write_config(spec, &paths, &changed)?;
+                self.apply_live(spec, &paths, resolv_was_mounted, before, &changed, log)
+                    .await
             }
             _ => {
                 self.reconcile_disk(spec, &paths, log).await?;
-                self.write_config(spec, &paths)?;
+                self.write_config(spec, &paths, &Changed::ALL)?;
                 log.step(
                     "container is stopped: every parameter takes effect at its next start".into(),
                 );
@@ -494,7 +656,7 @@ impl Driver for LxcDriver {
             return Ok(());
         }
         self.reconcile_disk(spec, &paths, log).await?;
-        self.write_config(spec, &paths)?;
+        self.write_config(spec, &paths, &Changed::ALL)?;
         self.ensure_bridge(log).await?;
         let _ = std::fs::remove_file(paths.lxc_log());
         let logfile = paths.lxc_log();
@@ -757,6 +919,41 @@ fn is_version_banner(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_differs_is_changed() {
+        let before = ContainerSettings {
+            hostname: Some("a".into()),
+            memory_bytes: Some(64 << 20),
+            ..Default::default()
+        };
+        let after = ContainerSettings {
+            memory_bytes: Some(128 << 20),
+            ..before.clone()
+        };
+        assert_eq!(
+            Changed::between(Some(&before), &after),
+            Changed {
+                hostname: false,
+                cpus: false,
+                memory: true,
+                addresses: false,
+                nameservers: false,
+            }
+        );
+        assert_eq!(
+            Changed::between(Some(&before), &after).unchanged_live(),
+            ["hostname", "cpus", "ipadd", "nameserver"]
+        );
+        // Removing the host name is a change: it goes back to the default.
+        let unnamed = ContainerSettings {
+            hostname: None,
+            ..before.clone()
+        };
+        assert!(Changed::between(Some(&before), &unnamed).hostname);
+        // Without the settings before, everything is applied.
+        assert_eq!(Changed::between(None, &after), Changed::ALL);
+    }
 
     #[test]
     fn the_version_banner_is_told_from_the_reason() {

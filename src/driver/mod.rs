@@ -162,7 +162,15 @@ pub trait Driver: Send + Sync {
     ) -> Result<(), DriverError>;
     /// Applies the settings: all of them when stopped; on a running container
     /// what the kernel allows live, the rest at the next start (logged).
-    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    /// With the settings `before` the change, a running container is
+    /// touched only where they differ (what was set inside it by other means
+    /// stays); without them every setting is applied.
+    async fn configure(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError>;
     async fn start(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
     async fn stop(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
     /// Stops the container if needed and removes everything berth made for
