@@ -3,10 +3,11 @@
 # driver runs, busybox-static for the test template, Chromium with its
 # WebDriver for the console tests, and for the package test
 # (tests/packaging.rs): debootstrap (the Debian rootfs booted with systemd),
-# binutils (strip) and cargo-deb. Idempotent; run as root.
+# binutils (strip) and cargo-deb; strace, through which a test sees berth
+# sync the files that say whose a container is. Idempotent; run as root.
 set -eu
 
-packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap binutils ca-certificates"
+packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd chromium chromium-driver debootstrap binutils ca-certificates strace"
 
 missing=""
 for package in $packages; do

@@ -1,6 +1,7 @@
 //! berth's own settings: the `[default.berth]` table of Rocket's figment
 //! (Rocket.toml or `ROCKET_CONFIG`), overridden by `BERTH_*` variables.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rocket::data::{Limits, ToByteUnit};
@@ -90,6 +91,9 @@ pub struct ResolvedSettings {
     pub stop_timeout_secs: u64,
     pub job_retention_days: u64,
     pub template_cache: bool,
+    /// berth's directories (data, templates, LXC path) that other users may
+    /// read or enter, for a warning at start.
+    pub open_dirs: Vec<PathBuf>,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -171,6 +175,11 @@ impl Settings {
         let database_url = self
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
+        let open_dirs = [&data_dir, &template_dir, &lxc_path]
+            .into_iter()
+            .filter(|dir| open_to_others(dir))
+            .cloned()
+            .collect();
         Ok(ResolvedSettings {
             template_dir,
             lxc_path,
@@ -182,6 +191,7 @@ impl Settings {
             stop_timeout_secs: self.stop_timeout_secs,
             job_retention_days: self.job_retention_days,
             template_cache: self.template_cache,
+            open_dirs,
         })
     }
 }
@@ -195,13 +205,24 @@ fn is_valid_interface_name(name: &str) -> bool {
 
 /// Creates `path` if missing and proves berth can write there, so that a
 /// wrong path fails at start-up rather than in the first job.
+/// Whether other users may read or enter `path`.
+fn open_to_others(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o007 != 0)
+}
+
 fn usable_dir(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
     let fail = |source| ConfigError::Directory {
         what,
         path: path.to_owned(),
         source,
     };
-    std::fs::create_dir_all(path).map_err(fail)?;
+    // Closed to other users: the LXC path holds root filesystems (setuid
+    // programs, device nodes), the data directory the database and tokens.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(path)
+        .map_err(fail)?;
     let absolute = path.canonicalize().map_err(fail)?;
     let probe = absolute.join(".berth-write-probe");
     std::fs::write(&probe, b"").map_err(fail)?;

@@ -409,7 +409,16 @@ fn ownership_and_configuration_files_are_synced() {
     let name = unique_name("synced");
     let trace = berth.root.path().join("strace.out");
     let mut strace = Command::new("strace")
-        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .args([
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync",
+            "-e",
+            "signal=none",
+            "-o",
+        ])
         .arg(&trace)
         .args(["-p", &berth.pid().unwrap().to_string()])
         .stdin(Stdio::null())

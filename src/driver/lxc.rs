@@ -4,14 +4,16 @@
 //! `-P <lxc_path>`.
 
 use std::ffi::OsStr;
-use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::command::{
     self, failure, require, run, run_to_end, run_unchecked, run_unchecked_to_end,
 };
-use super::files::{create_dir, remove_path, rename};
+use super::files::{
+    create_dir, create_private_dir, open_to_others, remove_path, rename, write_atomically,
+    write_in_place,
+};
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
 use super::{
@@ -58,6 +60,34 @@ impl LxcDriver {
             stop_timeout_secs,
             critical: CriticalSteps::default(),
         }
+    }
+
+    /// Removes what a crash left in the LXC path (template cache fills cut
+    /// off); one berth per LXC path, so nothing else is filling now.
+    /// Returns what it removed.
+    pub fn remove_crash_leftovers(&self) -> Vec<PathBuf> {
+        self.template_cache
+            .as_ref()
+            .map(TemplateCache::remove_partial_fills)
+            .unwrap_or_default()
+    }
+
+    /// The directories of berth's containers that other users may read or
+    /// enter (made by an older berth, or changed by hand).
+    pub fn open_container_dirs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.lxc_path) else {
+            return Vec::new();
+        };
+        let mut open: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|dir| {
+                let paths = ContainerPaths { dir: dir.clone() };
+                paths.owner_marker().is_file() && open_to_others(dir)
+            })
+            .collect();
+        open.sort();
+        open
     }
 
     fn paths(&self, name: &str) -> ContainerPaths {
@@ -586,7 +616,9 @@ impl Driver for LxcDriver {
     ) -> Result<(), DriverError> {
         require("lxc-start")?;
         let paths = self.paths(&spec.name);
-        match std::fs::create_dir(&paths.dir) {
+        // Closed to other users: the root filesystem inside holds setuid
+        // programs and device nodes.
+        match create_private_dir(&paths.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(DriverError::NotOurs {
@@ -916,55 +948,6 @@ fn is_version_banner(line: &str) -> bool {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_what_differs_is_changed() {
-        let before = ContainerSettings {
-            hostname: Some("a".into()),
-            memory_bytes: Some(64 << 20),
-            ..Default::default()
-        };
-        let after = ContainerSettings {
-            memory_bytes: Some(128 << 20),
-            ..before.clone()
-        };
-        assert_eq!(
-            Changed::between(Some(&before), &after),
-            Changed {
-                hostname: false,
-                cpus: false,
-                memory: true,
-                addresses: false,
-                nameservers: false,
-            }
-        );
-        assert_eq!(
-            Changed::between(Some(&before), &after).unchanged_live(),
-            ["hostname", "cpus", "ipadd", "nameserver"]
-        );
-        // Removing the host name is a change: it goes back to the default.
-        let unnamed = ContainerSettings {
-            hostname: None,
-            ..before.clone()
-        };
-        assert!(Changed::between(Some(&before), &unnamed).hostname);
-        // Without the settings before, everything is applied.
-        assert_eq!(Changed::between(None, &after), Changed::ALL);
-    }
-
-    #[test]
-    fn the_version_banner_is_told_from_the_reason() {
-        assert!(is_version_banner("resize2fs 1.47.0 (5-Feb-2023)"));
-        assert!(!is_version_banner(
-            "resize2fs: New size smaller than minimum (61404)"
-        ));
-        assert!(!is_version_banner("Please run 'e2fsck -f image' first."));
-    }
-}
-
 /// `resize2fs -P`: the smallest file system the files in `image` fit in.
 async fn smallest_size(image: &Path) -> Option<u64> {
     let output = run_unchecked("resize2fs", args!["-P", image], None)
@@ -1016,23 +999,51 @@ fn set_file_size(path: &Path, size: u64) -> Result<(), DriverError> {
         .map_err(|e| DriverError::io(format!("cannot resize {}", path.display()), e))
 }
 
-/// Replaces a file's contents without replacing the file, so a bind mount of
-/// it inside a running container shows the new contents.
-fn write_in_place(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(contents))
-        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Writes a file so that a reader sees the old or the new contents, never
-/// half of them.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, contents)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
+    #[test]
+    fn only_what_differs_is_changed() {
+        let before = ContainerSettings {
+            hostname: Some("a".into()),
+            memory_bytes: Some(64 << 20),
+            ..Default::default()
+        };
+        let after = ContainerSettings {
+            memory_bytes: Some(128 << 20),
+            ..before.clone()
+        };
+        assert_eq!(
+            Changed::between(Some(&before), &after),
+            Changed {
+                hostname: false,
+                cpus: false,
+                memory: true,
+                addresses: false,
+                nameservers: false,
+            }
+        );
+        assert_eq!(
+            Changed::between(Some(&before), &after).unchanged_live(),
+            ["hostname", "cpus", "ipadd", "nameserver"]
+        );
+        // Removing the host name is a change: it goes back to the default.
+        let unnamed = ContainerSettings {
+            hostname: None,
+            ..before.clone()
+        };
+        assert!(Changed::between(Some(&before), &unnamed).hostname);
+        // Without the settings before, everything is applied.
+        assert_eq!(Changed::between(None, &after), Changed::ALL);
+    }
+
+    #[test]
+    fn the_version_banner_is_told_from_the_reason() {
+        assert!(is_version_banner("resize2fs 1.47.0 (5-Feb-2023)"));
+        assert!(!is_version_banner(
+            "resize2fs: New size smaller than minimum (61404)"
+        ));
+        assert!(!is_version_banner("Please run 'e2fsck -f image' first."));
+    }
 }
