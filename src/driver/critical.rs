@@ -19,9 +19,16 @@ pub struct CriticalSteps {
 
 #[derive(Default)]
 struct Inner {
-    running: Mutex<Vec<(u64, String)>>,
+    running: Mutex<Running>,
     next: AtomicU64,
     finished: Notify,
+}
+
+#[derive(Default)]
+struct Running {
+    steps: Vec<(u64, String)>,
+    /// Set at shutdown: no step starts any more.
+    closed: bool,
 }
 
 /// Removes its step from the list when the step's task ends, however.
@@ -33,7 +40,7 @@ struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         let mut running = self.inner.running.lock().expect("critical steps lock");
-        running.retain(|(id, _)| *id != self.id);
+        running.steps.retain(|(id, _)| *id != self.id);
         drop(running);
         self.inner.finished.notify_waiters();
     }
@@ -43,7 +50,18 @@ impl CriticalSteps {
     /// What is running now, in words ("resizing the disk of web1").
     pub fn in_progress(&self) -> Vec<String> {
         let running = self.inner.running.lock().expect("critical steps lock");
-        running.iter().map(|(_, what)| what.clone()).collect()
+        running.steps.iter().map(|(_, what)| what.clone()).collect()
+    }
+
+    /// From now on no critical step starts: a job that reaches one waits
+    /// there until shutdown cuts it off (it runs again at the next start),
+    /// so that what shutdown waits for can only shrink.
+    pub fn close(&self) {
+        self.inner
+            .running
+            .lock()
+            .expect("critical steps lock")
+            .closed = true;
     }
 
     /// Returns once no critical step is running.
@@ -60,29 +78,34 @@ impl CriticalSteps {
         }
     }
 
-    fn enter(&self, what: String) -> Entry {
+    /// `None` once closed.
+    fn enter(&self, what: String) -> Option<Entry> {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .running
-            .lock()
-            .expect("critical steps lock")
-            .push((id, what));
-        Entry {
+        let mut running = self.inner.running.lock().expect("critical steps lock");
+        if running.closed {
+            return None;
+        }
+        running.steps.push((id, what));
+        Some(Entry {
             inner: self.inner.clone(),
             id,
-        }
+        })
     }
 
     /// Runs `work` to its end in a task of its own, even if the caller is
     /// dropped (a job aborted at shutdown) in the meantime. Its steps reach
-    /// `log` while the caller waits.
+    /// `log` while the caller waits. Once shutdown has begun, `work` is not
+    /// started and this never returns: the job is about to be cut off.
     pub async fn run_to_end<T, F, W>(&self, what: String, log: &dyn StepLog, work: W) -> T
     where
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
         W: FnOnce(ForwardedLog) -> F,
     {
-        let entry = self.enter(what);
+        let Some(entry) = self.enter(what) else {
+            log.step("berth is stopping: this step runs at the next start".into());
+            return std::future::pending().await;
+        };
         let (sender, mut lines) = mpsc::unbounded_channel();
         let future = work(ForwardedLog { lines: sender });
         let mut task = tokio::spawn(async move {
@@ -178,6 +201,20 @@ mod tests {
             .await
             .expect("finished once the step ended");
         assert!(finished.try_recv().is_ok(), "the step ran to its end");
+        assert!(steps.in_progress().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_once_closed() {
+        let steps = CriticalSteps::default();
+        steps.close();
+        let lines = Lines(Mutex::new(Vec::new()));
+        let started = tokio::time::timeout(
+            Duration::from_millis(200),
+            steps.run_to_end("x".into(), &lines, |_| async { 1 }),
+        )
+        .await;
+        assert!(started.is_err(), "a closed step ran");
         assert!(steps.in_progress().is_empty());
     }
 

@@ -254,6 +254,8 @@ impl RunnerHandle {
     /// finish, however long it takes, with `keep_alive` called meanwhile.
     pub async fn shutdown(self, grace: Duration, keep_alive: KeepAlive) {
         let _ = self.stop.send(true);
+        // No resize starts from now on; those running are waited for.
+        self.critical.close();
         let abort = self.task.abort_handle();
         let mut task = self.task;
         if tokio::time::timeout(grace, &mut task).await.is_ok() {
