@@ -341,7 +341,7 @@ fn berths_directories_are_closed_to_other_users() {
     )
     .unwrap();
     let lxc_path = root.path().join("new/lxc");
-    let berth = Berth::start_with(Options {
+    let mut berth = Berth::start_with(Options {
         env: vec![
             ("BERTH_TEMPLATE_DIR".into(), templates.display().to_string()),
             ("BERTH_LXC_PATH".into(), lxc_path.display().to_string()),
@@ -367,6 +367,18 @@ fn berths_directories_are_closed_to_other_users() {
             .any(|line| line.contains(&lxc_path.display().to_string())
                 && line.contains("other users")),
         "{log}"
+    );
+
+    // A container directory opened by hand is named at the next start.
+    berth.kill();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    berth.launch();
+    let log = berth.log();
+    let warning = format!("{} is open to other users", dir.display());
+    assert!(
+        log.lines().any(|line| line.contains(&warning)),
+        "no warning about {}: {log}",
+        dir.display()
     );
 }
 

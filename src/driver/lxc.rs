@@ -72,8 +72,9 @@ impl LxcDriver {
             .unwrap_or_default()
     }
 
-    /// The directories of berth's containers that other users may read or
-    /// enter (made by an older berth, or changed by hand).
+    /// The directories of berth's containers, and the template cache, that
+    /// other users may read or enter (made by an older berth, or changed by
+    /// hand).
     pub fn open_container_dirs(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.lxc_path) else {
             return Vec::new();
@@ -83,7 +84,9 @@ impl LxcDriver {
             .map(|entry| entry.path())
             .filter(|dir| {
                 let paths = ContainerPaths { dir: dir.clone() };
-                paths.owner_marker().is_file() && open_to_others(dir)
+                let ours = paths.owner_marker().is_file()
+                    || dir.file_name() == Some(OsStr::new(TEMPLATE_CACHE_DIR));
+                ours && open_to_others(dir)
             })
             .collect();
         open.sort();
