@@ -42,7 +42,7 @@ impl HeldResize {
             .tempdir_in("/tmp")
             .unwrap();
         let script = format!(
-            "#!/bin/sh\ntouch '{dir}/started'\nwhile [ ! -e '{dir}/release' ]; do sleep 0.05; done\nexec '{real}' \"$@\"\n",
+            "#!/bin/sh\necho $$ > '{dir}/started'\nwhile [ ! -e '{dir}/release' ]; do sleep 0.05; done\nexec '{real}' \"$@\"\n",
             dir = bin.path().display(),
             real = host_tool("resize2fs").display()
         );
@@ -62,6 +62,14 @@ impl HeldResize {
 
     fn started(&self) -> bool {
         self.bin.path().join("started").exists()
+    }
+
+    /// The process id of the held resize2fs.
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.bin.path().join("started"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     fn release(&self) {
@@ -177,6 +185,50 @@ fn a_shutdown_lets_a_running_resize_finish() {
         "berth did not ask systemd for more time while resize2fs ran: {}",
         berth.log()
     );
+}
+
+/// kill -9 while resize2fs grows a disk (a crash, or systemd's SIGKILL at
+/// the end of its stop timeout, ends resize2fs too): at the next start the
+/// resumed job finishes the resize, rather than taking the file, already at
+/// its new size, for a finished one.
+#[test]
+fn a_resize_cut_off_by_a_crash_is_finished_at_the_next_start() {
+    let held = HeldResize::new();
+    let mut berth = Berth::start_with(Options {
+        env: vec![("PATH".into(), held.path_env())],
+        templates: vec!["template1"],
+    });
+    let name = unique_name("crash-resize");
+    let id = berth.create(&name, Some(json!({ "size": "48", "size_units": "M" })));
+    berth.act(&id, "start");
+    berth.attach(
+        &name,
+        "dd if=/dev/urandom of=/keep bs=1M count=16 2>/dev/null && sync",
+    );
+    let keep_sum = berth.attach(&name, "md5sum /keep");
+    berth.act(&id, "stop");
+
+    let job = berth.patch_parameters(&id, json!({ "size": "96" }));
+    berth.wait_until("resize2fs to start", Duration::from_secs(60), || {
+        held.started()
+    });
+    berth.kill();
+    let killed = Command::new("kill")
+        .args(["-KILL", &held.pid()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    held.release();
+
+    berth.launch();
+    berth.job_done(&job);
+    let image = berth.lxc_path().join(&name).join("rootfs.img");
+    let (size, clean, said) = file_system(&image);
+    assert!(clean, "e2fsck -fn after the restart: {said}");
+    assert_eq!(size, 96 * MIB, "the file system's size");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 * MIB);
+    berth.act(&id, "start");
+    assert_eq!(berth.attach(&name, "md5sum /keep"), keep_sum);
 }
 
 /// A shrink below what the files need is refused with resize2fs's reason

@@ -277,14 +277,11 @@ impl LxcDriver {
             }
             Some(size) => {
                 let file = file_size(&image)?;
-                // A grow cut off by a crash leaves the file at the new size
-                // and the file system at the old one: ask the file system.
-                let current = if file == size {
-                    file_system_size(&image).await.unwrap_or(file)
-                } else {
-                    file
-                };
-                if current == size && file == size {
+                let marker = paths.resize_marker();
+                // Left by a resize that a crash cut off: its file may be at
+                // the new size while its file system is not.
+                let interrupted = marker.exists();
+                if file == size && !interrupted {
                     return Ok(());
                 }
                 // Cut off half-way, resize2fs leaves a file system that is
@@ -295,7 +292,23 @@ impl LxcDriver {
                         format!("resizing the disk of {}", spec.name),
                         log,
                         move |log| async move {
-                            resize_disk_image(&image, current, size, &log).await
+                            let current = if interrupted {
+                                log.step(
+                                    "finishing a resize that berth was stopped in the middle of"
+                                        .into(),
+                                );
+                                file_system_size(&image).await.unwrap_or(file)
+                            } else {
+                                file
+                            };
+                            write_atomically(&marker, size.to_string().as_bytes())?;
+                            let resized = resize_disk_image(&image, current, size, &log).await;
+                            // A refused shrink changed nothing; any other
+                            // failure is looked at again next time.
+                            if matches!(resized, Ok(()) | Err(DriverError::ShrinkRefused { .. })) {
+                                remove_path(&marker).await?;
+                            }
+                            resized
                         },
                     )
                     .await
