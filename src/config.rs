@@ -203,13 +203,13 @@ fn is_valid_interface_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Creates `path` if missing and proves berth can write there, so that a
-/// wrong path fails at start-up rather than in the first job.
 /// Whether other users may read or enter `path`.
 fn open_to_others(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o007 != 0)
 }
 
+/// Creates `path` if missing and proves berth can write there, so that a
+/// wrong path fails at start-up rather than in the first job.
 fn usable_dir(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
     let fail = |source| ConfigError::Directory {
         what,
