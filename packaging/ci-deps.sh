@@ -3,13 +3,14 @@
 # (serve-deps.sh: LXC and the tools the driver runs, busybox-static for the
 # test template), Chromium with its WebDriver for the console tests, and
 # for the package test (tests/packaging.rs): debootstrap (the Debian rootfs
-# booted with systemd), binutils (strip) and cargo-deb. Idempotent; run as
-# root.
+# booted with systemd), binutils (strip) and cargo-deb; strace, through
+# which a test sees berth sync the files that say whose a container is.
+# Idempotent; run as root.
 set -eu
 
 "$(dirname "$0")/serve-deps.sh"
 
-packages="chromium chromium-driver debootstrap binutils ca-certificates"
+packages="chromium chromium-driver debootstrap binutils ca-certificates strace"
 
 missing=""
 for package in $packages; do

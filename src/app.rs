@@ -53,6 +53,7 @@ pub async fn build_with(
         settings.stop_timeout_secs,
         settings.template_cache,
     ));
+    tidy_up(&settings, &templates, &driver);
     let runner = Runner::new(
         db.clone(),
         driver,
@@ -82,7 +83,12 @@ pub async fn build_with(
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
         .attach(gate)
-        .attach(RunnerFairing::new(runner, db, grace))
+        .attach(RunnerFairing::new(
+            runner,
+            db,
+            grace,
+            crate::systemd::extend_stop_timeout,
+        ))
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))
@@ -101,6 +107,40 @@ pub async fn build_with(
             .register(base, crate::api::catchers());
     }
     Ok(rocket)
+}
+
+/// Before anything runs: removes what a crash left half-made, and warns
+/// about directories open to other users.
+fn tidy_up(settings: &ResolvedSettings, templates: &TemplateStore, driver: &LxcDriver) {
+    match templates.remove_partial_uploads() {
+        Ok(removed) => {
+            for path in removed {
+                log::info!("removed {}, an upload cut off by a crash", path.display());
+            }
+        }
+        Err(error) => log::warn!(
+            "cannot remove uploads cut off by a crash from {}: {error}",
+            templates.dir().display()
+        ),
+    }
+    for path in driver.remove_crash_leftovers() {
+        log::info!(
+            "removed {}, a template cache fill cut off by a crash",
+            path.display()
+        );
+    }
+    for dir in settings
+        .open_dirs
+        .iter()
+        .chain(&driver.open_container_dirs())
+    {
+        log::warn!(
+            "{} is open to other users: it holds root filesystems (setuid programs, \
+             device nodes), templates or berth's database; close it with `chmod o-rwx {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
 }
 
 /// Token authentication is forced whenever berth listens beyond loopback:

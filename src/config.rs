@@ -1,6 +1,7 @@
 //! berth's own settings: the `[default.berth]` table of Rocket's figment
 //! (Rocket.toml or `ROCKET_CONFIG`), overridden by `BERTH_*` variables.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rocket::data::{Limits, ToByteUnit};
@@ -34,7 +35,8 @@ pub struct Settings {
     /// Jobs of different containers that may run at once.
     pub max_parallel_jobs: usize,
     /// On shutdown, how long running jobs may take to finish before berth
-    /// exits anyway (they are settled at the next start).
+    /// exits anyway (they are settled at the next start). A disk resize in
+    /// progress is let finish, however long it takes.
     pub shutdown_timeout_secs: u64,
     /// How long a container's init gets to shut down before it is killed.
     pub stop_timeout_secs: u64,
@@ -101,6 +103,9 @@ pub struct ResolvedSettings {
     /// Lower case; IPv6 addresses in brackets, as they appear in `Host`.
     pub allowed_hosts: Vec<String>,
     pub allow_disk_overcommit: bool,
+    /// berth's directories (data, templates, LXC path) that other users may
+    /// read or enter, for a warning at start.
+    pub open_dirs: Vec<PathBuf>,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -195,6 +200,11 @@ impl Settings {
         let database_url = self
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
+        let open_dirs = [&data_dir, &template_dir, &lxc_path]
+            .into_iter()
+            .filter(|dir| open_to_others(dir))
+            .cloned()
+            .collect();
         Ok(ResolvedSettings {
             template_dir,
             lxc_path,
@@ -208,6 +218,7 @@ impl Settings {
             template_cache: self.template_cache,
             allowed_hosts,
             allow_disk_overcommit: self.allow_disk_overcommit,
+            open_dirs,
         })
     }
 }
@@ -247,6 +258,11 @@ fn is_valid_interface_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Whether other users may read or enter `path`.
+fn open_to_others(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o007 != 0)
+}
+
 /// Creates `path` if missing and proves berth can write there, so that a
 /// wrong path fails at start-up rather than in the first job.
 fn usable_dir(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
@@ -255,7 +271,13 @@ fn usable_dir(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
         path: path.to_owned(),
         source,
     };
-    std::fs::create_dir_all(path).map_err(fail)?;
+    // Closed to other users: the LXC path holds root filesystems (setuid
+    // programs, device nodes), the data directory the database and tokens.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(path)
+        .map_err(fail)?;
     let absolute = path.canonicalize().map_err(fail)?;
     let probe = absolute.join(".berth-write-probe");
     std::fs::write(&probe, b"").map_err(fail)?;

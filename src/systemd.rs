@@ -1,7 +1,8 @@
 //! Owns berth's conversation with systemd (sd_notify): `READY=1` once the
 //! listener is bound and the job runner runs, a one-line `STATUS=`,
 //! `WATCHDOG=1` only while the runner and the database prove responsive,
-//! and `STOPPING=1` at shutdown.
+//! `STOPPING=1` at shutdown, and `EXTEND_TIMEOUT_USEC=` while shutdown
+//! waits for a step that must not be cut off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -100,6 +101,18 @@ impl Fairing for SystemdFairing {
             NotifyState::Status("stopping: finishing running jobs"),
         ]);
     }
+}
+
+/// Asks systemd for more time to stop while `steps` run: each call grants
+/// three waiting periods from now, so a missed one does not end the wait.
+/// Nothing happens outside systemd.
+pub fn extend_stop_timeout(steps: &[String]) {
+    let usec = (crate::jobs::CRITICAL_WAIT_PERIOD * 3).as_micros();
+    let status = format!("stopping: waiting for {}", steps.join(", "));
+    send(&[
+        NotifyState::ExtendTimeoutUsec(u32::try_from(usec).unwrap_or(u32::MAX)),
+        NotifyState::Status(&status),
+    ]);
 }
 
 /// Sends states to systemd; a failure is logged (once), never fatal:
@@ -361,6 +374,6 @@ mod tests {
         lock.rollback().await.unwrap();
         tokio::time::sleep(2 * HEARTBEAT_PERIOD).await;
         assert!(check(&db, &queue, max_age, SECOND).await.is_ok());
-        handle.shutdown(SECOND).await;
+        handle.shutdown(SECOND, |_| {}).await;
     }
 }

@@ -161,6 +161,24 @@ impl TemplateStore {
         })
     }
 
+    /// Removes uploads a crash cut off (`.upload-*.partial`). Called at
+    /// start, before any upload can run; returns what it removed.
+    pub fn remove_partial_uploads(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let is_partial = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(".upload-") && name.ends_with(".partial"));
+            if is_partial && !entry.file_type()?.is_dir() {
+                std::fs::remove_file(entry.path())?;
+                removed.push(entry.path());
+            }
+        }
+        Ok(removed)
+    }
+
     /// A fresh hidden path in the template directory to receive an upload;
     /// being on the same file system lets `install` rename it into place.
     pub fn staging_path(&self) -> PathBuf {

@@ -111,13 +111,46 @@ pub async fn run_unchecked(
     args: &[&OsStr],
     log: Option<&dyn StepLog>,
 ) -> Result<Output, DriverError> {
+    spawn_and_wait(tool, args, log, true).await
+}
+
+/// Like `run`, for a tool that must never be killed half-way (resize2fs,
+/// e2fsck): dropping the future leaves the tool running to its end.
+pub async fn run_to_end(
+    tool: &str,
+    args: &[&OsStr],
+    log: Option<&dyn StepLog>,
+) -> Result<Output, DriverError> {
+    let output = run_unchecked_to_end(tool, args, log).await?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(failure(tool, args, &output))
+    }
+}
+
+/// Like `run_unchecked`, for a tool that must never be killed half-way.
+pub async fn run_unchecked_to_end(
+    tool: &str,
+    args: &[&OsStr],
+    log: Option<&dyn StepLog>,
+) -> Result<Output, DriverError> {
+    spawn_and_wait(tool, args, log, false).await
+}
+
+async fn spawn_and_wait(
+    tool: &str,
+    args: &[&OsStr],
+    log: Option<&dyn StepLog>,
+    kill_on_drop: bool,
+) -> Result<Output, DriverError> {
     if let Some(log) = log {
         log.step(format!("$ {}", render(tool, args)));
     }
     Command::new(tool)
         .args(args)
         .stdin(Stdio::null())
-        .kill_on_drop(true)
+        .kill_on_drop(kill_on_drop)
         .output()
         .await
         .map_err(|e| spawn_error(tool, e))

@@ -4,18 +4,24 @@
 //! `-P <lxc_path>`.
 
 use std::ffi::OsStr;
-use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::command::{self, failure, require, run, run_unchecked};
-use super::files::{create_dir, remove_path, rename};
+use super::command::{
+    self, failure, require, run, run_to_end, run_unchecked, run_unchecked_to_end,
+};
+use super::files::{
+    create_dir, create_private_dir, open_to_others, remove_path, rename, write_atomically,
+    write_in_place,
+};
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
 use super::{
-    unpack, ContainerSpec, Driver, DriverError, ProgressRange, RunState, StepLog, TemplateSource,
+    unpack, ContainerSpec, CriticalSteps, Driver, DriverError, ProgressRange, RunState, StepLog,
+    TemplateSource,
 };
 use crate::args;
+use crate::domain::parameters::{ContainerSettings, IpAddress};
 
 /// How long `lxc-start` may take to report the container running.
 const START_TIMEOUT_SECS: u64 = 30;
@@ -35,6 +41,7 @@ pub struct LxcDriver {
     stop_timeout_secs: u64,
     /// `None` when turned off: every create unpacks its template.
     template_cache: Option<TemplateCache>,
+    critical: CriticalSteps,
 }
 
 impl LxcDriver {
@@ -51,7 +58,39 @@ impl LxcDriver {
             bridge,
             cgroup: CgroupVersion::detect(),
             stop_timeout_secs,
+            critical: CriticalSteps::default(),
         }
+    }
+
+    /// Removes what a crash left in the LXC path (template cache fills cut
+    /// off); one berth per LXC path, so nothing else is filling now.
+    /// Returns what it removed.
+    pub fn remove_crash_leftovers(&self) -> Vec<PathBuf> {
+        self.template_cache
+            .as_ref()
+            .map(TemplateCache::remove_partial_fills)
+            .unwrap_or_default()
+    }
+
+    /// The directories of berth's containers, and the template cache, that
+    /// other users may read or enter (made by an older berth, or changed by
+    /// hand).
+    pub fn open_container_dirs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.lxc_path) else {
+            return Vec::new();
+        };
+        let mut open: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|dir| {
+                let paths = ContainerPaths { dir: dir.clone() };
+                let ours = paths.owner_marker().is_file()
+                    || dir.file_name() == Some(OsStr::new(TEMPLATE_CACHE_DIR));
+                ours && open_to_others(dir)
+            })
+            .collect();
+        open.sort();
+        open
     }
 
     fn paths(&self, name: &str) -> ContainerPaths {
@@ -174,11 +213,14 @@ impl LxcDriver {
 
     /// Writes the LXC config and the files berth bind-mounts into the
     /// container. Files are rewritten in place so a running container's
-    /// bind mounts see the new contents at once.
+    /// bind mounts see the new contents at once; only those whose setting
+    /// `changed`, so that an edit made inside a running container to a
+    /// file berth did not mean to change stays.
     fn write_config(
         &self,
         spec: &ContainerSpec,
         paths: &ContainerPaths,
+        changed: &Changed,
     ) -> Result<(), DriverError> {
         let disk_image = paths.rootfs_image().exists();
         let config = lxc_config::render(&ConfigInputs {
@@ -196,8 +238,10 @@ impl LxcDriver {
             )
         })?;
         let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
-        write_in_place(&paths.hostname_file(), format!("{hostname}\n").as_bytes())?;
-        if !spec.settings.nameservers.is_empty() {
+        if changed.hostname || !paths.hostname_file().exists() {
+            write_in_place(&paths.hostname_file(), format!("{hostname}\n").as_bytes())?;
+        }
+        if changed.nameservers && !spec.settings.nameservers.is_empty() {
             let mut resolv =
                 String::from("# Written by berth from the container's nameserver parameter.\n");
             for server in &spec.settings.nameservers {
@@ -232,11 +276,42 @@ impl LxcDriver {
                 remove_path(&paths.rootfs_dir()).await
             }
             Some(size) => {
-                let current = file_size(&image)?;
-                if current == size {
+                let file = file_size(&image)?;
+                let marker = paths.resize_marker();
+                // Left by a resize that a crash cut off: its file may be at
+                // the new size while its file system is not.
+                let interrupted = marker.exists();
+                if file == size && !interrupted {
                     return Ok(());
                 }
-                resize_disk_image(&image, current, size, log).await
+                // Cut off half-way, resize2fs leaves a file system that is
+                // neither the old one nor the new one: it runs to its end
+                // even if this job is aborted, and shutdown waits for it.
+                self.critical
+                    .run_to_end(
+                        format!("resizing the disk of {}", spec.name),
+                        log,
+                        move |log| async move {
+                            let current = if interrupted {
+                                log.step(
+                                    "finishing a resize that berth was stopped in the middle of"
+                                        .into(),
+                                );
+                                file_system_size(&image).await.unwrap_or(file)
+                            } else {
+                                file
+                            };
+                            write_atomically(&marker, size.to_string().as_bytes())?;
+                            let resized = resize_disk_image(&image, current, size, &log).await;
+                            // A refused shrink changed nothing; any other
+                            // failure is looked at again next time.
+                            if matches!(resized, Ok(()) | Err(DriverError::ShrinkRefused { .. })) {
+                                remove_path(&marker).await?;
+                            }
+                            resized
+                        },
+                    )
+                    .await
             }
         }
     }
@@ -273,15 +348,26 @@ impl LxcDriver {
         .map(drop)
     }
 
-    /// Applies the settings to a running container where the kernel allows.
+    /// Applies to a running container, where the kernel allows, the
+    /// settings that `changed`; the others are left as they are inside it.
     async fn apply_live(
         &self,
         spec: &ContainerSpec,
         paths: &ContainerPaths,
         resolv_was_mounted: bool,
+        before: Option<&ContainerSettings>,
+        changed: &Changed,
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         for (file, value) in self.cgroup.limits(&spec.settings) {
+            let applies = if file.starts_with("memory.") {
+                changed.memory
+            } else {
+                changed.cpus
+            };
+            if !applies {
+                continue;
+            }
             // `--`: "no limit" is `-1` on cgroup v1, which lxc-cgroup
             // would otherwise take for an option and refuse.
             self.lxc(
@@ -292,44 +378,51 @@ impl LxcDriver {
             )
             .await?;
         }
-        log.step("cpus, memsize: applied live to the running container's cgroup".into());
+        let limits: Vec<&str> = [("cpus", changed.cpus), ("memsize", changed.memory)]
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect();
+        if !limits.is_empty() {
+            log.step(format!(
+                "{}: applied live to the running container's cgroup",
+                limits.join(", ")
+            ));
+        }
 
-        let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
-        // Only the UTS namespace is entered, so the host's `hostname` runs.
-        self.lxc(
-            "lxc-attach",
-            &spec.name,
-            args!["-s", "UTS", "--", "hostname", hostname],
-            Some(log),
-        )
-        .await?;
-        log.step("hostname: applied live (UTS name and /etc/hostname)".into());
-
-        self.lxc(
-            "lxc-attach",
-            &spec.name,
-            args!["-s", "NETWORK", "--", "ip", "addr", "flush", "dev", "eth0", "scope", "global"],
-            Some(log),
-        )
-        .await?;
-        for address in &spec.settings.addresses {
-            let address = address.to_string();
+        if changed.hostname {
+            let hostname = spec.settings.hostname.as_deref().unwrap_or(&spec.name);
+            // Only the UTS namespace is entered, so the host's `hostname` runs.
             self.lxc(
                 "lxc-attach",
                 &spec.name,
-                args!["-s", "NETWORK", "--", "ip", "addr", "add", address, "dev", "eth0"],
+                args!["-s", "UTS", "--", "hostname", hostname],
                 Some(log),
             )
             .await?;
+            log.step("hostname: applied live (UTS name and /etc/hostname)".into());
         }
-        log.step("ipadd: applied live to eth0".into());
+
+        if changed.addresses {
+            self.replace_addresses(spec, before, log).await?;
+            log.step("ipadd: applied live to eth0".into());
+        }
 
         // berth's resolv.conf is bind-mounted only while name servers are set,
         // and mounts change only when the container starts.
-        match (spec.settings.nameservers.is_empty(), resolv_was_mounted) {
-            (false, true) => log.step("nameserver: applied live to /etc/resolv.conf".into()),
-            (true, false) => {}
-            _ => log.step("nameserver: applies at the next start".into()),
+        if changed.nameservers {
+            match (spec.settings.nameservers.is_empty(), resolv_was_mounted) {
+                (false, true) => log.step("nameserver: applied live to /etc/resolv.conf".into()),
+                (true, false) => {}
+                _ => log.step("nameserver: applies at the next start".into()),
+            }
+        }
+
+        let unchanged = changed.unchanged_live();
+        if !unchanged.is_empty() {
+            log.step(format!(
+                "{}: unchanged, left as they are inside the container",
+                unchanged.join(", ")
+            ));
         }
 
         let image = paths.rootfs_image();
@@ -339,6 +432,88 @@ impl LxcDriver {
         };
         if disk_changes {
             log.step("size: applies at the next start (the disk is resized while the container is stopped)".into());
+        }
+        Ok(())
+    }
+
+    /// Puts berth's addresses on the running container's eth0: removes those
+    /// `before` had that are no longer asked for and adds the new ones,
+    /// leaving any other address alone. Without `before`, every global
+    /// address is replaced.
+    async fn replace_addresses(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let wanted = &spec.settings.addresses;
+        if before.is_none() {
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args![
+                    "-s", "NETWORK", "--", "ip", "addr", "flush", "dev", "eth0", "scope", "global"
+                ],
+                Some(log),
+            )
+            .await?;
+        }
+        // New addresses first, so the container is never left without one.
+        let kept = |a: &&IpAddress| before.is_some_and(|before| before.addresses.contains(a));
+        for address in wanted.iter().filter(|a| !kept(a)) {
+            let address = address.to_string();
+            // `replace` also succeeds when the address is already there.
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args!["-s", "NETWORK", "--", "ip", "addr", "replace", address, "dev", "eth0"],
+                Some(log),
+            )
+            .await?;
+        }
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let gone: Vec<&IpAddress> = before
+            .addresses
+            .iter()
+            .filter(|a| !wanted.contains(a))
+            .collect();
+        if gone.iter().any(|a| a.addr.is_ipv4()) {
+            // Removing the first IPv4 address of a subnet takes every other
+            // address of that subnet with it (one set inside the container,
+            // or a new one of berth's) unless the kernel promotes them, as
+            // systemd's defaults have hosts do. Written from inside the
+            // container's network namespace, so the host's stays as it is.
+            self.lxc(
+                "lxc-attach",
+                &spec.name,
+                args![
+                    "-s",
+                    "NETWORK",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo 1 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries"
+                ],
+                Some(log),
+            )
+            .await?;
+        }
+        for address in gone {
+            let address = address.to_string();
+            let mut args: Vec<&OsStr> = self.target(&spec.name).to_vec();
+            args.extend_from_slice(args![
+                "-s", "NETWORK", "--", "ip", "addr", "del", address, "dev", "eth0"
+            ]);
+            let removed = run_unchecked("lxc-attach", &args, Some(log)).await?;
+            // Already gone (removed inside the container, or by a run of this
+            // job cut off by a crash): nothing to do.
+            let absent = String::from_utf8_lossy(&removed.stderr)
+                .contains("Cannot assign requested address");
+            if !removed.status.success() && !absent {
+                return Err(failure("lxc-attach", &args, &removed));
+            }
         }
         Ok(())
     }
@@ -398,6 +573,55 @@ enum Ownership {
     Absent,
 }
 
+/// Which settings a configure job changes, and so which it may touch in a
+/// running container.
+#[derive(Debug, PartialEq)]
+struct Changed {
+    hostname: bool,
+    cpus: bool,
+    memory: bool,
+    addresses: bool,
+    nameservers: bool,
+}
+
+impl Changed {
+    /// Everything: a start, a create, or a change from unknown settings.
+    const ALL: Changed = Changed {
+        hostname: true,
+        cpus: true,
+        memory: true,
+        addresses: true,
+        nameservers: true,
+    };
+
+    fn between(before: Option<&ContainerSettings>, after: &ContainerSettings) -> Changed {
+        let Some(before) = before else {
+            return Changed::ALL;
+        };
+        Changed {
+            hostname: before.hostname != after.hostname,
+            cpus: before.cpus != after.cpus,
+            memory: before.memory_bytes != after.memory_bytes,
+            addresses: before.addresses != after.addresses,
+            nameservers: before.nameservers != after.nameservers,
+        }
+    }
+
+    /// The parameters that apply live and are left alone, by API name.
+    fn unchanged_live(&self) -> Vec<&'static str> {
+        [
+            ("hostname", self.hostname),
+            ("cpus", self.cpus),
+            ("memsize", self.memory),
+            ("ipadd", self.addresses),
+            ("nameserver", self.nameservers),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| (!changed).then_some(name))
+        .collect()
+    }
+}
+
 #[async_trait::async_trait]
 impl Driver for LxcDriver {
     async fn create(
@@ -408,7 +632,9 @@ impl Driver for LxcDriver {
     ) -> Result<(), DriverError> {
         require("lxc-start")?;
         let paths = self.paths(&spec.name);
-        match std::fs::create_dir(&paths.dir) {
+        // Closed to other users: the root filesystem inside holds setuid
+        // programs and device nodes.
+        match create_private_dir(&paths.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(DriverError::NotOurs {
@@ -428,7 +654,7 @@ impl Driver for LxcDriver {
                 spec.id.hyphenated().to_string().as_bytes(),
             )?;
             self.build_rootfs(spec, template, &paths, log).await?;
-            self.write_config(spec, &paths)
+            self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
         if let Err(error) = built {
@@ -443,18 +669,25 @@ impl Driver for LxcDriver {
         Ok(())
     }
 
-    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError> {
+    async fn configure(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
         let paths = self.paths(&spec.name);
         self.require_ours(spec, &paths)?;
         match self.state(&spec.name).await? {
             RunState::Running => {
                 let resolv_was_mounted = mounts_resolv_conf(&paths);
-                self.write_config(spec, &paths)?;
-                self.apply_live(spec, &paths, resolv_was_mounted, log).await
+                let changed = Changed::between(before, &spec.settings);
+                self.write_config(spec, &paths, &changed)?;
+                self.apply_live(spec, &paths, resolv_was_mounted, before, &changed, log)
+                    .await
             }
             _ => {
                 self.reconcile_disk(spec, &paths, log).await?;
-                self.write_config(spec, &paths)?;
+                self.write_config(spec, &paths, &Changed::ALL)?;
                 log.step(
                     "container is stopped: every parameter takes effect at its next start".into(),
                 );
@@ -471,7 +704,7 @@ impl Driver for LxcDriver {
             return Ok(());
         }
         self.reconcile_disk(spec, &paths, log).await?;
-        self.write_config(spec, &paths)?;
+        self.write_config(spec, &paths, &Changed::ALL)?;
         self.ensure_bridge(log).await?;
         let _ = std::fs::remove_file(paths.lxc_log());
         let logfile = paths.lxc_log();
@@ -550,6 +783,10 @@ impl Driver for LxcDriver {
         } else {
             RunState::Running
         })
+    }
+
+    fn critical_steps(&self) -> CriticalSteps {
+        self.critical.clone()
     }
 
     async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError> {
@@ -670,7 +907,7 @@ async fn resize_disk_image(
     require("resize2fs")?;
     // resize2fs insists on a freshly checked file system. e2fsck exits 1
     // when it corrected something, which is still a usable result.
-    let checked = run_unchecked("e2fsck", args!["-f", "-p", image], Some(log)).await?;
+    let checked = run_unchecked_to_end("e2fsck", args!["-f", "-p", image], Some(log)).await?;
     if !matches!(checked.status.code(), Some(0 | 1)) {
         return Err(failure("e2fsck", args!["-f", "-p", image], &checked));
     }
@@ -678,19 +915,90 @@ async fn resize_disk_image(
     if size > current {
         log.step(format!("growing the disk to {} MiB", size >> 20));
         set_file_size(image, size)?;
-        run("resize2fs", args![image, kib], Some(log)).await?;
+        run_to_end("resize2fs", args![image, kib], Some(log)).await?;
     } else {
         log.step(format!("shrinking the disk to {} MiB", size >> 20));
-        let shrunk = run_unchecked("resize2fs", args![image, kib], Some(log)).await?;
+        let shrunk = run_unchecked_to_end("resize2fs", args![image, kib], Some(log)).await?;
         if !shrunk.status.success() {
             return Err(DriverError::ShrinkRefused {
                 size_mib: size >> 20,
-                reason: format!("resize2fs says: {}", command::tail_of(&shrunk.stderr)),
+                reason: shrink_refusal(image, &shrunk.stderr).await,
             });
         }
         set_file_size(image, size)?;
     }
     Ok(())
+}
+
+/// Why resize2fs refused a shrink, in its own words without its version
+/// banner, and the smallest size the disk can take as it is filled now.
+async fn shrink_refusal(image: &Path, stderr: &[u8]) -> String {
+    let said = String::from_utf8_lossy(stderr);
+    let words: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_version_banner(line))
+        .collect();
+    let mut reason = match smallest_size(image).await {
+        Some(bytes) => format!(
+            "the smallest size possible is {} MiB for what is stored on it",
+            bytes.div_ceil(1 << 20)
+        ),
+        None => "it holds more than fits".to_owned(),
+    };
+    if !words.is_empty() {
+        reason.push_str(&format!(" ({})", words.join(" ")));
+    }
+    reason
+}
+
+/// e2fsprogs tools start with a line such as `resize2fs 1.47.0 (5-Feb-2023)`.
+fn is_version_banner(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    matches!(
+        (words.next(), words.next()),
+        (Some(tool), Some(version))
+            if tool.chars().all(|c| c.is_ascii_alphanumeric())
+                && version.starts_with(|c: char| c.is_ascii_digit())
+                && version.contains('.')
+    )
+}
+
+/// `resize2fs -P`: the smallest file system the files in `image` fit in.
+async fn smallest_size(image: &Path) -> Option<u64> {
+    let output = run_unchecked("resize2fs", args!["-P", image], None)
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let blocks: u64 = field(&text, "Estimated minimum size of the filesystem:")?;
+    Some(blocks * block_size(image).await?)
+}
+
+/// The value after `name` on its line of a tool's output.
+fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(name))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+async fn superblock(image: &Path) -> Option<String> {
+    let output = run_unchecked("dumpe2fs", args!["-h", image], None)
+        .await
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+async fn block_size(image: &Path) -> Option<u64> {
+    field(&superblock(image).await?, "Block size:")
+}
+
+/// The size of the ext4 file system in `image`, from its superblock.
+async fn file_system_size(image: &Path) -> Option<u64> {
+    let text = superblock(image).await?;
+    Some(field(&text, "Block count:")? * field(&text, "Block size:")?)
 }
 
 fn file_size(path: &Path) -> Result<u64, DriverError> {
@@ -707,23 +1015,51 @@ fn set_file_size(path: &Path, size: u64) -> Result<(), DriverError> {
         .map_err(|e| DriverError::io(format!("cannot resize {}", path.display()), e))
 }
 
-/// Replaces a file's contents without replacing the file, so a bind mount of
-/// it inside a running container shows the new contents.
-fn write_in_place(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(contents))
-        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Writes a file so that a reader sees the old or the new contents, never
-/// half of them.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, contents)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))
+    #[test]
+    fn only_what_differs_is_changed() {
+        let before = ContainerSettings {
+            hostname: Some("a".into()),
+            memory_bytes: Some(64 << 20),
+            ..Default::default()
+        };
+        let after = ContainerSettings {
+            memory_bytes: Some(128 << 20),
+            ..before.clone()
+        };
+        assert_eq!(
+            Changed::between(Some(&before), &after),
+            Changed {
+                hostname: false,
+                cpus: false,
+                memory: true,
+                addresses: false,
+                nameservers: false,
+            }
+        );
+        assert_eq!(
+            Changed::between(Some(&before), &after).unchanged_live(),
+            ["hostname", "cpus", "ipadd", "nameserver"]
+        );
+        // Removing the host name is a change: it goes back to the default.
+        let unnamed = ContainerSettings {
+            hostname: None,
+            ..before.clone()
+        };
+        assert!(Changed::between(Some(&before), &unnamed).hostname);
+        // Without the settings before, everything is applied.
+        assert_eq!(Changed::between(None, &after), Changed::ALL);
+    }
+
+    #[test]
+    fn the_version_banner_is_told_from_the_reason() {
+        assert!(is_version_banner("resize2fs 1.47.0 (5-Feb-2023)"));
+        assert!(!is_version_banner(
+            "resize2fs: New size smaller than minimum (61404)"
+        ));
+        assert!(!is_version_banner("Please run 'e2fsck -f image' first."));
+    }
 }

@@ -96,6 +96,12 @@ impl ContainerPaths {
     pub fn rootfs_image(&self) -> PathBuf {
         self.dir.join("rootfs.img")
     }
+    /// Present while the disk image is being resized (its target size
+    /// inside), so that a resize a crash cut off is finished at the next
+    /// start.
+    pub fn resize_marker(&self) -> PathBuf {
+        self.dir.join("resizing")
+    }
     pub fn staging_dir(&self) -> PathBuf {
         self.dir.join("rootfs.partial")
     }

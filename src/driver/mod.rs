@@ -2,6 +2,7 @@
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
 mod command;
+mod critical;
 mod files;
 pub mod host;
 pub mod lxc;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 
 use crate::domain::parameters::ContainerSettings;
 use crate::domain::template::TemplateFormat;
+
+pub use critical::CriticalSteps;
 
 /// Everything the driver needs to know about one container.
 #[derive(Debug, Clone)]
@@ -160,7 +163,15 @@ pub trait Driver: Send + Sync {
     ) -> Result<(), DriverError>;
     /// Applies the settings: all of them when stopped; on a running container
     /// what the kernel allows live, the rest at the next start (logged).
-    async fn configure(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
+    /// With the settings `before` the change, a running container is
+    /// touched only where they differ (what was set inside it by other means
+    /// stays); without them every setting is applied.
+    async fn configure(
+        &self,
+        spec: &ContainerSpec,
+        before: Option<&ContainerSettings>,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError>;
     async fn start(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
     async fn stop(&self, spec: &ContainerSpec, log: &dyn StepLog) -> Result<(), DriverError>;
     /// Stops the container if needed and removes everything berth made for
@@ -169,4 +180,7 @@ pub trait Driver: Send + Sync {
     async fn state(&self, name: &str) -> Result<RunState, DriverError>;
     /// The names of every running container, in one call.
     async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError>;
+    /// The steps running now that must not be cut off (berth's shutdown
+    /// waits for them).
+    fn critical_steps(&self) -> CriticalSteps;
 }

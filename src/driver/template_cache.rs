@@ -69,6 +69,42 @@ impl TemplateCache {
         }
     }
 
+    /// Removes the fills a crash cut off (`<template>/.partial-<key>`).
+    /// Called at start, before any fill can run; returns what it removed.
+    pub fn remove_partial_fills(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let Ok(templates) = std::fs::read_dir(&self.root) else {
+            return removed;
+        };
+        for template in templates.flatten() {
+            let Ok(entries) = std::fs::read_dir(template.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let is_partial = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(".partial-"));
+                if !is_partial {
+                    continue;
+                }
+                let path = entry.path();
+                let gone = if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match gone {
+                    Ok(()) => removed.push(path),
+                    Err(error) => {
+                        log::warn!("cannot remove {}: {error}", path.display())
+                    }
+                }
+            }
+        }
+        removed
+    }
+
     fn lock_of(&self, name: &str) -> Arc<RwLock<()>> {
         self.locks
             .lock()

@@ -87,7 +87,10 @@ impl Runner {
                 Ok(source) => driver.create(&spec, &source, log).await,
                 Err(why) => return Outcome::Failed(why),
             },
-            JobAction::Configure => driver.configure(&spec, log).await,
+            JobAction::Configure => {
+                let before = settings_before(job);
+                driver.configure(&spec, before.as_ref(), log).await
+            }
             JobAction::Start => driver.start(&spec, log).await,
             JobAction::Stop => driver.stop(&spec, log).await,
             JobAction::Restart => match driver.stop(&spec, log).await {
@@ -284,6 +287,14 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
              applying {available} (the stored value applies once the host has the CPUs)"
         ));
     }
+}
+
+/// The settings a configure job started from, from the parameters before
+/// the PATCH that it carries; `None` when they are not known (then every
+/// setting is applied).
+fn settings_before(job: &Job) -> Option<crate::domain::parameters::ContainerSettings> {
+    let change: ConfigureChange = serde_json::from_str(job.payload.as_deref()?).ok()?;
+    change.before.unwrap_or_default().settings().ok()
 }
 
 /// When applying a PATCH failed, puts back the values it changed, unless a

@@ -7,7 +7,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Orbit, Rocket};
 use tokio::sync::Mutex;
 
-use super::{Runner, RunnerHandle};
+use super::{KeepAlive, Runner, RunnerHandle};
 use crate::db::Db;
 
 pub struct RunnerFairing {
@@ -15,15 +15,17 @@ pub struct RunnerFairing {
     handle: Mutex<Option<RunnerHandle>>,
     db: Db,
     grace: Duration,
+    keep_alive: KeepAlive,
 }
 
 impl RunnerFairing {
-    pub fn new(runner: Runner, db: Db, grace: Duration) -> Self {
+    pub fn new(runner: Runner, db: Db, grace: Duration, keep_alive: KeepAlive) -> Self {
         RunnerFairing {
             runner: Mutex::new(Some(runner)),
             handle: Mutex::new(None),
             db,
             grace,
+            keep_alive,
         }
     }
 }
@@ -49,7 +51,7 @@ impl Fairing for RunnerFairing {
                 "job runner: taking no new jobs; waiting up to {} s for running ones",
                 self.grace.as_secs()
             );
-            handle.shutdown(self.grace).await;
+            handle.shutdown(self.grace, self.keep_alive).await;
         }
         // Shutdown fairings run concurrently, so the pool is closed here,
         // after the runner, rather than by a fairing of its own.

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::db::jobs as job_rows;
 use crate::db::{Db, DbError};
 use crate::domain::time;
-use crate::driver::Driver;
+use crate::driver::{CriticalSteps, Driver};
 use crate::events::{Event, EventBus};
 use crate::metrics::Metrics;
 use crate::templates::TemplateStore;
@@ -214,10 +214,19 @@ impl Runner {
     }
 }
 
+/// How often berth, waiting at shutdown for a step that must not be cut
+/// off, tells its supervisor it is still at work.
+pub const CRITICAL_WAIT_PERIOD: Duration = Duration::from_secs(10);
+
+/// Called at shutdown every `CRITICAL_WAIT_PERIOD` while berth waits for
+/// critical steps (named in words), so the supervisor grants more time.
+pub type KeepAlive = fn(&[String]);
+
 /// Starts the runner; the returned handle stops it.
 pub struct RunnerHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    critical: CriticalSteps,
 }
 
 impl RunnerHandle {
@@ -228,23 +237,55 @@ impl RunnerHandle {
             runner.settings.retention,
             receiver.clone(),
         ));
+        let critical = runner.driver.critical_steps();
         let runner = Arc::new(runner);
         tokio::spawn(observe::run(runner.clone(), receiver.clone()));
         let task = tokio::spawn(runner.run(receiver));
-        RunnerHandle { stop, task }
+        RunnerHandle {
+            stop,
+            task,
+            critical,
+        }
     }
 
     /// Stops taking jobs and waits up to `grace` for running ones. Jobs still
-    /// running then are cut off and settled at the next start.
-    pub async fn shutdown(self, grace: Duration) {
+    /// running then are cut off and settled at the next start, except that
+    /// a step which would leave a disk half-changed (a resize) is first let
+    /// finish, however long it takes, with `keep_alive` called meanwhile.
+    pub async fn shutdown(self, grace: Duration, keep_alive: KeepAlive) {
         let _ = self.stop.send(true);
+        // No resize starts from now on; those running are waited for.
+        self.critical.close();
         let abort = self.task.abort_handle();
-        if tokio::time::timeout(grace, self.task).await.is_err() {
-            log::warn!(
-                "job runner: jobs still running after {} s; they resume at the next start",
-                grace.as_secs()
-            );
-            abort.abort();
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_ok() {
+            return;
         }
+        let mut announced = false;
+        loop {
+            let steps = self.critical.in_progress();
+            if steps.is_empty() {
+                break;
+            }
+            if !announced {
+                log::warn!(
+                    "job runner: waiting for {} to finish before stopping: cut off, it \
+                     would leave the disk neither old nor new",
+                    steps.join(", ")
+                );
+                announced = true;
+            }
+            keep_alive(&steps);
+            tokio::select! {
+                _ = self.critical.finished() => break,
+                _ = &mut task => return,
+                _ = tokio::time::sleep(CRITICAL_WAIT_PERIOD) => {}
+            }
+        }
+        log::warn!(
+            "job runner: jobs still running after {} s; they resume at the next start",
+            grace.as_secs()
+        );
+        abort.abort();
     }
 }
