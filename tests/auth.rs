@@ -3,23 +3,13 @@
 
 mod common;
 
-use common::{Berth, Options};
+use common::Berth;
 use reqwest::StatusCode;
 use serde_json::json;
 
-fn berth_with(env: &[(&str, &str)]) -> Berth {
-    Berth::start_with(Options {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        templates: vec!["template1"],
-    })
-}
-
 #[test]
 fn token_mode_refuses_requests_without_a_valid_token() {
-    let berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let token = berth.create_token("ops");
     assert!(token.starts_with("berth_") && token.len() > 40, "{token}");
 
@@ -70,7 +60,7 @@ fn token_mode_refuses_requests_without_a_valid_token() {
 
 #[test]
 fn jobs_record_which_token_asked_and_revoked_tokens_stop_working() {
-    let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let mut berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let token = berth.create_token("billing");
     berth.authorize(&token);
     let (status, answer) = berth.post(
@@ -97,7 +87,7 @@ fn jobs_record_which_token_asked_and_revoked_tokens_stop_working() {
 
 #[test]
 fn failed_attempts_are_limited_per_address() {
-    let berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let token = berth.create_token("ops");
     let mut limited = None;
     for _ in 0..20 {
@@ -144,7 +134,7 @@ fn failed_attempts_are_limited_per_address() {
 
 #[test]
 fn a_client_cannot_choose_the_address_its_failures_count_against() {
-    let berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let token = berth.create_token("ops");
     let get = |authorization: &str, real_ip: &str| {
         berth
@@ -188,7 +178,7 @@ fn a_client_cannot_choose_the_address_its_failures_count_against() {
 
 #[test]
 fn tokens_made_and_revoked_by_the_cli_count_at_once() {
-    let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let mut berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let first = berth.create_token("first");
     berth.authorize(&first);
     // berth has read the tokens it knows.
@@ -219,7 +209,7 @@ fn tokens_made_and_revoked_by_the_cli_count_at_once() {
 
 #[test]
 fn no_file_berth_writes_holds_a_token_in_clear() {
-    let mut berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let mut berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let tokens: Vec<String> = ["a", "b"]
         .iter()
         .map(|name| berth.create_token(name))
@@ -256,14 +246,14 @@ fn no_file_berth_writes_holds_a_token_in_clear() {
 
 #[test]
 fn listening_beyond_loopback_forces_token_authentication() {
-    let berth = berth_with(&[("BERTH_AUTH", "none"), ("ROCKET_ADDRESS", "0.0.0.0")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "none"), ("ROCKET_ADDRESS", "0.0.0.0")]);
     let (status, body) = berth.get("/v1/containers");
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 #[test]
 fn no_authentication_on_loopback_is_allowed_with_a_warning() {
-    let berth = berth_with(&[("BERTH_AUTH", "none")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "none")]);
     let (status, _) = berth.get("/v1/containers");
     assert_eq!(status, StatusCode::OK);
     assert!(

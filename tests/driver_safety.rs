@@ -128,20 +128,12 @@ fn a_shutdown_lets_a_running_resize_finish() {
         ],
         templates: vec!["template1"],
     });
-    let name = unique_name("held-resize");
-    let id = berth.create(&name, Some(json!({ "size": "48", "size_units": "M" })));
-    berth.act(&id, "start");
-    berth.attach(
-        &name,
-        "dd if=/dev/urandom of=/keep bs=1M count=16 2>/dev/null && sync",
-    );
-    let keep_sum = berth.attach(&name, "md5sum /keep");
-    berth.act(&id, "stop");
-
-    let job = berth.patch_parameters(&id, json!({ "size": "96" }));
-    berth.wait_until("resize2fs to start", Duration::from_secs(60), || {
-        held.started()
-    });
+    let Growing {
+        name,
+        id,
+        job,
+        keep_sum,
+    } = grow_a_disk_with_data(&berth, &held, "held-resize");
     let pid = berth.pid().unwrap();
     let term = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -198,20 +190,12 @@ fn a_resize_cut_off_by_a_crash_is_finished_at_the_next_start() {
         env: vec![("PATH".into(), held.path_env())],
         templates: vec!["template1"],
     });
-    let name = unique_name("crash-resize");
-    let id = berth.create(&name, Some(json!({ "size": "48", "size_units": "M" })));
-    berth.act(&id, "start");
-    berth.attach(
-        &name,
-        "dd if=/dev/urandom of=/keep bs=1M count=16 2>/dev/null && sync",
-    );
-    let keep_sum = berth.attach(&name, "md5sum /keep");
-    berth.act(&id, "stop");
-
-    let job = berth.patch_parameters(&id, json!({ "size": "96" }));
-    berth.wait_until("resize2fs to start", Duration::from_secs(60), || {
-        held.started()
-    });
+    let Growing {
+        name,
+        id,
+        job,
+        keep_sum,
+    } = grow_a_disk_with_data(&berth, &held, "crash-resize");
     berth.kill();
     let killed = Command::new("kill")
         .args(["-KILL", &held.pid()])
@@ -229,6 +213,38 @@ fn a_resize_cut_off_by_a_crash_is_finished_at_the_next_start() {
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 * MIB);
     berth.act(&id, "start");
     assert_eq!(berth.attach(&name, "md5sum /keep"), keep_sum);
+}
+
+/// A stopped container whose 48 MiB disk holds 16 MiB of data, and whose
+/// grow to 96 MiB has started (held in `held`'s resize2fs).
+struct Growing {
+    name: String,
+    id: String,
+    job: String,
+    /// The data's md5sum, as `md5sum /keep` prints it inside.
+    keep_sum: String,
+}
+
+fn grow_a_disk_with_data(berth: &Berth, held: &HeldResize, prefix: &str) -> Growing {
+    let name = unique_name(prefix);
+    let id = berth.create(&name, Some(json!({ "size": "48", "size_units": "M" })));
+    berth.act(&id, "start");
+    berth.attach(
+        &name,
+        "dd if=/dev/urandom of=/keep bs=1M count=16 2>/dev/null && sync",
+    );
+    let keep_sum = berth.attach(&name, "md5sum /keep");
+    berth.act(&id, "stop");
+    let job = berth.patch_parameters(&id, json!({ "size": "96" }));
+    berth.wait_until("resize2fs to start", Duration::from_secs(60), || {
+        held.started()
+    });
+    Growing {
+        name,
+        id,
+        job,
+        keep_sum,
+    }
 }
 
 /// A shrink below what the files need is refused with resize2fs's reason

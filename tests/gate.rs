@@ -5,26 +5,35 @@
 
 mod common;
 
-use common::{assert_error, Berth, Options};
+use common::{assert_error, Berth};
 use reqwest::blocking::RequestBuilder;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn berth_with(env: &[(&str, &str)]) -> Berth {
-    Berth::start_with(Options {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        templates: vec!["template1"],
-    })
-}
 
 fn send(request: RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().unwrap();
     let status = response.status();
     let body = response.json().unwrap_or(Value::Null);
     (status, body)
+}
+
+/// A body sent with no type, or with one a page may send cross-site
+/// without asking, is a 415 whose message names the type to use.
+fn refused_unless_typed(berth: &Berth, url: &str, body: &[u8], expected: &str) {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = berth.client.post(url).body(body.to_vec());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let answer = send(request);
+        assert_error(&answer, 415, 1004);
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{content_type:?}: {message}");
+    }
 }
 
 const CREATE: &str = r#"{"name":"ct-evil","ostemplate":"template1"}"#;
@@ -53,25 +62,7 @@ fn a_cross_site_page_cannot_create_through_the_open_api() {
     );
     // The same without Origin (a form or a non-browser client): the body
     // must still say what it is.
-    for content_type in [
-        None,
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
-    ] {
-        let mut request = berth.client.post(&url).body(CREATE);
-        if let Some(content_type) = content_type {
-            request = request.header("Content-Type", content_type);
-        }
-        let answer = send(request);
-        assert_error(&answer, 415, 1004);
-        assert!(
-            answer.1["message"]
-                .as_str()
-                .unwrap()
-                .contains("application/json"),
-            "{answer:?}"
-        );
-    }
+    refused_unless_typed(&berth, &url, CREATE.as_bytes(), "application/json");
     // Typed as JSON but from another site: refused before anything else.
     for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
         let answer = send(
@@ -126,25 +117,7 @@ fn template_uploads_must_be_typed_as_archives_and_come_from_no_other_site() {
     let berth = Berth::start();
     let archive = std::fs::read(common::busybox_template()).unwrap();
     let url = berth.url("/v1/templates?name=evil.tar.gz");
-    for content_type in [
-        None,
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
-    ] {
-        let mut request = berth.client.post(&url).body(archive.clone());
-        if let Some(content_type) = content_type {
-            request = request.header("Content-Type", content_type);
-        }
-        let answer = send(request);
-        assert_error(&answer, 415, 1004);
-        assert!(
-            answer.1["message"]
-                .as_str()
-                .unwrap()
-                .contains("application/octet-stream"),
-            "{answer:?}"
-        );
-    }
+    refused_unless_typed(&berth, &url, &archive, "application/octet-stream");
     let answer = send(
         berth
             .client
@@ -178,7 +151,7 @@ fn template_uploads_must_be_typed_as_archives_and_come_from_no_other_site() {
 
 #[test]
 fn with_auth_off_only_loopback_names_and_allowed_hosts_are_served() {
-    let berth = berth_with(&[("BERTH_ALLOWED_HOSTS", "[\"berth.lan\", \"192.0.2.7\"]")]);
+    let berth = Berth::start_with_env(&[("BERTH_ALLOWED_HOSTS", "[\"berth.lan\", \"192.0.2.7\"]")]);
     let port = berth.port;
     // What a DNS-rebinding page sends: its own name, now pointing here.
     for host in [
@@ -231,7 +204,7 @@ fn with_auth_off_only_loopback_names_and_allowed_hosts_are_served() {
 
 #[test]
 fn with_tokens_the_host_is_not_checked_but_the_origin_is() {
-    let berth = berth_with(&[("BERTH_AUTH", "token")]);
+    let berth = Berth::start_with_env(&[("BERTH_AUTH", "token")]);
     let token = berth.create_token("ops");
     let (status, _) = send(
         berth

@@ -149,6 +149,17 @@ impl Berth {
         })
     }
 
+    /// berth with `template1` and these variables set.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Berth {
+        Berth::start_with(Options {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            templates: vec!["template1"],
+        })
+    }
+
     pub fn start_with(options: Options) -> Berth {
         let root = tempfile::Builder::new()
             .prefix("berth-test-")
