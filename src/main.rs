@@ -1,32 +1,14 @@
 //! The `berth` command: parses the command line, then launches the service
 //! or runs a one-off task.
 
-mod api;
-mod app;
-mod auth;
-mod config;
-mod console;
-mod db;
-mod domain;
-mod driver;
-mod error;
-mod events;
-mod first_template;
-mod gate;
-mod jobs;
-mod logging;
-mod metrics;
-mod service;
-mod systemd;
-mod templates;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::domain::template::TemplateFormat;
-use crate::templates::TemplateStore;
+use berth::domain::template::TemplateFormat;
+use berth::templates::TemplateStore;
+use berth::{app, config, db, domain, driver, error, events, jobs, logging, service};
 
 /// berth: a host agent for LXC system containers, with a JSON API, a web
 /// console and a persistent job runner in one process.
