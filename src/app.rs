@@ -36,9 +36,37 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartupError> {
     build_with(figment, settings).await
 }
 
+/// Builds the Rocket from settings already resolved (the tests' way in).
 pub async fn build_with(
     figment: Figment,
+    settings: ResolvedSettings,
+) -> Result<Rocket<Build>, StartupError> {
+    assemble(figment, settings, Jobs::Run).await
+}
+
+/// Builds the Rocket without the job runner: jobs are queued, answered and
+/// listed as usual but never run, so nothing reaches LXC. For tests of
+/// the HTTP layer, which then need neither root nor LXC; the runner is left
+/// out rather than given a stand-in driver so that every queued job keeps
+/// the state the API gave it while the test reads it.
+pub async fn build_without_runner(
+    figment: Figment,
+    settings: ResolvedSettings,
+) -> Result<Rocket<Build>, StartupError> {
+    assemble(figment, settings, Jobs::Queue).await
+}
+
+/// Whether the built Rocket runs the jobs it queues.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Jobs {
+    Run,
+    Queue,
+}
+
+async fn assemble(
+    figment: Figment,
     mut settings: ResolvedSettings,
+    jobs: Jobs,
 ) -> Result<Rocket<Build>, StartupError> {
     settings.auth = effective_auth(&figment, settings.auth)?;
     let db = Db::open(&settings.database_url).await?;
@@ -82,13 +110,18 @@ pub async fn build_with(
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
-        .attach(gate)
-        .attach(RunnerFairing::new(
+        .attach(gate);
+    rocket = match jobs {
+        Jobs::Run => rocket.attach(RunnerFairing::new(
             runner,
             db,
             grace,
             crate::systemd::extend_stop_timeout,
-        ))
+        )),
+        // Without the runner's fairing the pool is closed when it drops.
+        Jobs::Queue => rocket,
+    };
+    rocket = rocket
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))
