@@ -1,0 +1,464 @@
+//! The HTTP layer in-process: berth's Rocket built by `app` on a temporary
+//! SQLite file and driven with Rocket's local client, without the job
+//! runner. These tests need no root, LXC or busybox: error shapes,
+//! validation, paging, auth, idempotency, the gate, the OpenAPI document
+//! and the console's forms. Tests that make containers use the real thing
+//! (tests/common).
+
+mod local;
+
+use std::collections::BTreeSet;
+
+use berth::config::AuthMode;
+use local::{csrf_of, header, to_host, Local, TEMPLATE};
+use rocket::http::{ContentType, Status};
+use serde_json::{json, Value};
+
+fn create_body(name: &str) -> Value {
+    json!({ "name": name, "ostemplate": TEMPLATE })
+}
+
+/// Creates a container through the API; its create job stays queued.
+async fn seed(berth: &Local, name: &str) -> (String, String) {
+    let answer = berth.post_json("/v1/containers/", &create_body(name)).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    (
+        answer.body["container_id"].as_str().unwrap().to_owned(),
+        answer.body["job_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn assert_nothing_stored(berth: &Local) {
+    assert_eq!(berth.containers().await, json!([]));
+    assert_eq!(berth.jobs().await, json!([]));
+}
+
+// ------------------------------------------------------------ error shapes
+
+#[rocket::async_test]
+async fn every_failure_is_answered_in_the_error_shape() {
+    let berth = Local::start().await;
+    for path in ["/v1/nope", "/v0.1/nope/", "/v1/containers/x/y/z"] {
+        berth.get(path).await.assert_error(404, 2000);
+    }
+    // The console's paths answer non-browsers in the API's shape too.
+    berth.get("/no/such/page").await.assert_error(404, 2000);
+
+    let answer = Local::send(berth.client.delete("/v1/containers/")).await;
+    answer.assert_error(405, 2001);
+    let allow = answer.allow.clone().expect("405 names what is allowed");
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "{answer:?}"
+    );
+
+    let malformed = Local::send(
+        berth
+            .client
+            .post("/v1/containers/")
+            .header(ContentType::JSON)
+            .body("{\"name\": "),
+    )
+    .await;
+    malformed.assert_error(400, 1000);
+
+    let untyped = Local::send(
+        berth
+            .client
+            .post("/v1/containers/")
+            .header(ContentType::Plain)
+            .body(create_body("typed").to_string()),
+    )
+    .await;
+    untyped.assert_error(415, 1004);
+
+    for path in ["/v1/containers/not-a-uuid", "/v1/jobs/1234"] {
+        berth.get(path).await.assert_error(400, 1003);
+    }
+    let unknown = uuid::Uuid::new_v4();
+    berth
+        .get(&format!("/v1/containers/{unknown}"))
+        .await
+        .assert_error(404, 2002);
+    berth
+        .get(&format!("/v1/jobs/{unknown}"))
+        .await
+        .assert_error(404, 2003);
+    assert_nothing_stored(&berth).await;
+}
+
+// -------------------------------------------------------------- validation
+
+#[rocket::async_test]
+async fn bad_create_and_patch_bodies_are_refused_and_nothing_is_stored() {
+    let berth = Local::start().await;
+    let bad_creates = [
+        json!({ "name": "bad name!", "ostemplate": TEMPLATE }),
+        json!({ "name": "ok1", "ostemplate": TEMPLATE, "parameters": { "cpus": "0" } }),
+        json!({ "name": "ok2", "ostemplate": TEMPLATE, "parameters": { "hostname": "-x" } }),
+        json!({ "name": "ok3", "ostemplate": TEMPLATE, "parameters": { "nosuchkey": "1" } }),
+        json!({ "name": "ok4", "ostemplate": TEMPLATE, "parameters": { "ipadd": "300.1.1.1" } }),
+    ];
+    for body in &bad_creates {
+        let answer = berth.post_json("/v1/containers/", body).await;
+        answer.assert_error(422, 1002);
+    }
+    let missing = berth
+        .post_json(
+            "/v1/containers/",
+            &json!({ "name": "ok5", "ostemplate": "nosuch" }),
+        )
+        .await;
+    missing.assert_error(422, 2004);
+    assert_nothing_stored(&berth).await;
+
+    let (id, _) = seed(&berth, "patched").await;
+    let path = format!("/v1/containers/{id}");
+    for parameters in [
+        json!({ "cpus": "many" }),
+        json!({ "memsize": "1", "memsize_units": "Q" }),
+        json!({ "nameserver": "not-an-ip" }),
+        json!({ "unknown": "x" }),
+    ] {
+        let answer = berth
+            .patch_json(&path, &json!({ "parameters": parameters }))
+            .await;
+        answer.assert_error(422, 1002);
+    }
+    let container = berth.get(&path).await;
+    assert_eq!(container.status, Status::Ok, "{container:?}");
+    assert_eq!(container.body["container"]["parameters"], Value::Null);
+    assert_eq!(
+        berth.jobs().await.as_array().unwrap().len(),
+        1,
+        "only the create's job"
+    );
+}
+
+// ------------------------------------------------------------------ paging
+
+#[rocket::async_test]
+async fn lists_page_with_cursors() {
+    let berth = Local::start().await;
+    for list in ["/v1/containers", "/v1/jobs"] {
+        let empty = berth.get(list).await;
+        assert_eq!(empty.status, Status::Ok, "{empty:?}");
+        assert_eq!(empty.body["message"], "success");
+        assert_eq!(empty.body["next_cursor"], Value::Null, "{empty:?}");
+    }
+    let mut made = Vec::new();
+    for n in 0..5 {
+        made.push(seed(&berth, &format!("paged{n}")).await.0);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let answer = berth
+            .get(&format!("/v1/containers?limit=2&cursor={cursor}"))
+            .await;
+        assert_eq!(answer.status, Status::Ok, "{answer:?}");
+        let page = answer.body["containers"].as_array().unwrap();
+        assert!(page.len() <= 2, "{answer:?}");
+        seen.extend(page.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match answer.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "every container once, oldest first");
+    assert_eq!(pages, 3);
+    let jobs = berth.get("/v1/jobs?limit=4").await;
+    assert_eq!(jobs.body["jobs"].as_array().unwrap().len(), 4);
+    assert!(jobs.body["next_cursor"].is_string(), "{jobs:?}");
+    for bad in ["limit=0", "limit=501", "limit=x", "cursor=garbage!"] {
+        berth
+            .get(&format!("/v1/containers?{bad}"))
+            .await
+            .assert_error(422, 1002);
+    }
+}
+
+// -------------------------------------------------------------------- auth
+
+#[rocket::async_test]
+async fn tokens_are_required_checked_and_revocable() {
+    let berth = Local::start_with(|s| s.auth = AuthMode::Token).await;
+    berth.get("/v1/containers").await.assert_error(401, 4000);
+    let wrong = Local::send(
+        berth
+            .client
+            .get("/v1/containers")
+            .header(header("Authorization", "Bearer not-a-token")),
+    )
+    .await;
+    wrong.assert_error(401, 4000);
+
+    let token = berth.service().create_token("billing").await.unwrap();
+    let bearer = format!("Bearer {token}");
+    let read = Local::send(
+        berth
+            .client
+            .get("/v1/containers")
+            .header(header("Authorization", bearer.clone())),
+    )
+    .await;
+    assert_eq!(read.status, Status::Ok, "{read:?}");
+    let created = Local::send(
+        berth
+            .client
+            .post("/v1/containers/")
+            .header(ContentType::JSON)
+            .header(header("Authorization", bearer.clone()))
+            .body(create_body("authed").to_string()),
+    )
+    .await;
+    assert_eq!(created.status, Status::Accepted, "{created:?}");
+
+    berth.service().revoke_token("billing").await.unwrap();
+    let revoked = Local::send(
+        berth
+            .client
+            .get("/v1/containers")
+            .header(header("Authorization", bearer)),
+    )
+    .await;
+    revoked.assert_error(401, 4000);
+}
+
+// ------------------------------------------------------------- idempotency
+
+async fn post_with_key(berth: &Local, key: &str, body: &Value) -> local::Answer {
+    Local::send(
+        berth
+            .client
+            .post("/v1/containers/")
+            .header(ContentType::JSON)
+            .header(header("Idempotency-Key", key))
+            .body(body.to_string()),
+    )
+    .await
+}
+
+#[rocket::async_test]
+async fn an_idempotency_key_makes_a_retry_safe_and_a_reuse_an_error() {
+    let berth = Local::start().await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let first = post_with_key(&berth, &key, &create_body("once")).await;
+    assert_eq!(first.status, Status::Accepted, "{first:?}");
+    let retry = post_with_key(&berth, &key, &create_body("once")).await;
+    assert_eq!(retry.status, Status::Accepted, "{retry:?}");
+    assert_eq!(retry.body["job_id"], first.body["job_id"]);
+    assert_eq!(retry.body["container_id"], first.body["container_id"]);
+    assert_eq!(retry.location, first.location);
+    assert!(first.location.is_some());
+    assert_eq!(berth.containers().await.as_array().unwrap().len(), 1);
+    assert_eq!(berth.jobs().await.as_array().unwrap().len(), 1);
+
+    let other = post_with_key(&berth, &key, &create_body("other")).await;
+    other.assert_error(422, 1007);
+    assert_eq!(berth.containers().await.as_array().unwrap().len(), 1);
+}
+
+// -------------------------------------------------------------------- gate
+
+#[rocket::async_test]
+async fn the_gate_refuses_foreign_hosts_and_cross_site_changes() {
+    let berth = Local::start_with(|s| s.allowed_hosts = vec!["berth.lan".into()]).await;
+    for host in ["evil.example", "evil.example:5000", "10.0.0.1"] {
+        let answer = Local::send(to_host(berth.client.get("/v1/containers"), host)).await;
+        answer.assert_error(403, 4003);
+        let answer = Local::send(
+            to_host(berth.client.post("/v1/containers/"), host)
+                .header(ContentType::JSON)
+                .body(create_body("rebound").to_string()),
+        )
+        .await;
+        answer.assert_error(403, 4003);
+    }
+    for host in ["localhost:5000", "127.0.0.1", "[::1]:5000", "BERTH.lan"] {
+        let answer = Local::send(to_host(berth.client.get("/v1/containers"), host)).await;
+        assert_eq!(answer.status, Status::Ok, "{host}: {answer:?}");
+    }
+    for origin in ["https://evil.example", "null"] {
+        let answer = Local::send(
+            to_host(berth.client.post("/v1/containers/"), "127.0.0.1:5000")
+                .header(ContentType::JSON)
+                .header(header("Origin", origin))
+                .body(create_body("forged").to_string()),
+        )
+        .await;
+        answer.assert_error(403, 4002);
+    }
+    assert_nothing_stored(&berth).await;
+    // berth's own origin gets through.
+    let own = Local::send(
+        to_host(berth.client.post("/v1/containers/"), "127.0.0.1:5000")
+            .header(ContentType::JSON)
+            .header(header("Origin", "http://127.0.0.1:5000"))
+            .body(create_body("own").to_string()),
+    )
+    .await;
+    assert_eq!(own.status, Status::Accepted, "{own:?}");
+}
+
+// ----------------------------------------------------------------- OpenAPI
+
+/// `/v1/containers/<id>?<limit>` → `/v1/containers/{id}`, as the document
+/// spells it.
+fn openapi_path(rocket_path: &str) -> String {
+    let path = rocket_path.split('?').next().unwrap();
+    let path = path.trim_end_matches('/');
+    path.split('/')
+        .map(|segment| match segment.strip_prefix('<') {
+            Some(name) => format!("{{{}}}", name.trim_end_matches('>').trim_end_matches("..")),
+            None => segment.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn operations(routes: impl Iterator<Item = (String, String)>) -> BTreeSet<(String, String)> {
+    routes
+        .map(|(method, path)| (method, openapi_path(&path)))
+        .collect()
+}
+
+#[rocket::async_test]
+async fn the_served_document_describes_the_mounted_routes() {
+    let berth = Local::start().await;
+    let answer = berth.get("/v1/openapi.json").await;
+    assert_eq!(answer.status, Status::Ok, "{answer:?}");
+    let documented: BTreeSet<(String, String)> = answer.body["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| ["get", "post", "patch", "delete", "put"].contains(&key.as_str()))
+                .map(move |method| (method.to_uppercase(), path.trim_end_matches('/').to_owned()))
+        })
+        .collect();
+    // What the running app serves: the API under /v1 and the health routes
+    // at the root (the console's pages are not part of the API).
+    let health = operations(
+        berth::api::health_routes()
+            .iter()
+            .map(|route| (route.method.as_str().to_owned(), route.uri.to_string())),
+    );
+    let mounted: BTreeSet<(String, String)> = operations(
+        berth
+            .client
+            .rocket()
+            .routes()
+            .map(|route| (route.method.as_str().to_owned(), route.uri.to_string())),
+    )
+    .into_iter()
+    .filter(|op| op.1.starts_with("/v1/") || health.contains(op))
+    .collect();
+    assert!(mounted.len() > 10, "{mounted:?}");
+    assert_eq!(
+        mounted, documented,
+        "the running app and its document agree"
+    );
+}
+
+// ----------------------------------------------------------------- console
+
+#[rocket::async_test]
+async fn console_pages_and_forms_work_and_refuse_forged_posts() {
+    let berth = Local::start().await;
+    let (id, job) = seed(&berth, "shown").await;
+    for path in [
+        "/".to_owned(),
+        "/containers/new".to_owned(),
+        "/jobs".to_owned(),
+        format!("/containers/{id}"),
+        format!("/jobs/{job}"),
+    ] {
+        let page = Local::send(
+            berth
+                .client
+                .get(path.clone())
+                .header(header("Accept", "text/html")),
+        )
+        .await;
+        assert_eq!(page.status, Status::Ok, "{path}: {page:?}");
+        assert_eq!(page.content_type, Some(ContentType::HTML), "{path}");
+    }
+    let missing = Local::send(
+        berth
+            .client
+            .get("/no/such/page")
+            .header(header("Accept", "text/html")),
+    )
+    .await;
+    assert_eq!(missing.status, Status::NotFound);
+    assert!(missing.text.contains("<h1>Not Found</h1>"), "{missing:?}");
+
+    // A form without the visitor's CSRF secret is refused, and nothing made.
+    let forged = Local::send(
+        berth
+            .client
+            .post("/containers")
+            .header(ContentType::Form)
+            .body(format!("name=forged&ostemplate={TEMPLATE}")),
+    )
+    .await;
+    assert_eq!(forged.status, Status::Forbidden, "{forged:?}");
+    let forged = Local::send(
+        berth
+            .client
+            .post("/containers")
+            .header(ContentType::Form)
+            .body(format!("name=forged&ostemplate={TEMPLATE}&csrf=guessed")),
+    )
+    .await;
+    assert_eq!(forged.status, Status::Forbidden, "{forged:?}");
+    assert_eq!(berth.containers().await.as_array().unwrap().len(), 1);
+
+    // With the secret (the tracked client keeps the cookie it is bound to):
+    // a bad value comes back with the reason beside its field.
+    let form = berth.get("/containers/new").await;
+    let csrf = csrf_of(&form.text);
+    let refused = Local::send(
+        berth
+            .client
+            .post("/containers")
+            .header(ContentType::Form)
+            .body(format!(
+                "csrf={csrf}&name=bad+name%21&ostemplate={TEMPLATE}&cpus=0"
+            )),
+    )
+    .await;
+    assert_eq!(refused.status, Status::UnprocessableEntity, "{refused:?}");
+    for (field, reason) in [("name", "letters, digits"), ("cpus", "whole number from 1")] {
+        let marker = format!("<p class=\"field-error\" id=\"{field}-error\">");
+        let at = refused
+            .text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no error beside {field}: {}", refused.text));
+        let error = &refused.text[at..][..refused.text[at..].find("</p>").unwrap()];
+        assert!(error.contains(reason), "{field}: {error}");
+    }
+    assert_eq!(berth.containers().await.as_array().unwrap().len(), 1);
+
+    // A good form is taken: a redirect to the new container.
+    let created = Local::send(
+        berth
+            .client
+            .post("/containers")
+            .header(ContentType::Form)
+            .body(format!("csrf={csrf}&name=made&ostemplate={TEMPLATE}&cpus=")),
+    )
+    .await;
+    assert_eq!(created.status, Status::SeeOther, "{created:?}");
+    assert!(created
+        .location
+        .as_deref()
+        .is_some_and(|l| l.starts_with("/containers/")));
+    assert_eq!(berth.containers().await.as_array().unwrap().len(), 2);
+}
