@@ -169,6 +169,15 @@ async fn lists_page_with_cursors() {
     }
     assert_eq!(seen, made, "every container once, oldest first");
     assert_eq!(pages, 3);
+    // Without the runner nothing claims them: the lists hold still.
+    let jobs = berth.jobs().await;
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|job| job["status"] == "queued"),
+        "{jobs}"
+    );
     let jobs = berth.get("/v1/jobs?limit=4").await;
     assert_eq!(jobs.body["jobs"].as_array().unwrap().len(), 4);
     assert!(jobs.body["next_cursor"].is_string(), "{jobs:?}");
