@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use berth::config::{AuthMode, Settings};
+use berth::config::Settings;
 use berth::service::Service;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalRequest, LocalResponse};
@@ -189,8 +189,4 @@ pub fn csrf_of(html: &str) -> String {
         .unwrap_or_else(|| panic!("no CSRF field: {html}"))
         + marker.len();
     html[start..][..html[start..].find('"').unwrap()].to_owned()
-}
-
-pub fn auth_token() -> AuthMode {
-    AuthMode::Token
 }
