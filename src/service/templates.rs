@@ -14,6 +14,17 @@ impl Service {
         Ok(listed?)
     }
 
+    /// The template names alone, for pages that offer a choice: the files
+    /// are listed, never read (a digest of a big template takes minutes).
+    /// The error is the directory's own, for the page to show as it is.
+    pub async fn template_names(&self) -> std::io::Result<Vec<String>> {
+        let store = self.templates.clone();
+        let files = tokio::task::spawn_blocking(move || store.files())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(files.into_iter().map(|file| file.name).collect())
+    }
+
     /// Removes a template unless a create job waiting or running needs it.
     pub async fn delete_template(&self, name: &str) -> Result<(), ServiceError> {
         if jobs::create_pending_from(&mut *self.connection().await?, name).await? {
