@@ -19,7 +19,7 @@ use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::systemd::SystemdFairing;
+use crate::systemd::{Health, SystemdFairing};
 use crate::templates::TemplateStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +73,13 @@ pub async fn build_with(
         settings.auth == AuthMode::None,
         settings.allowed_hosts.clone(),
     );
-    let systemd = SystemdFairing::new(db.clone(), queue.clone());
+    let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
+    let systemd = SystemdFairing::new(health.clone());
 
     let mut rocket = rocket::custom(figment)
         .manage(service)
         .manage(queue)
+        .manage(health)
         .manage(events)
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))

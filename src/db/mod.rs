@@ -113,12 +113,6 @@ impl Db {
         Ok(self.writer.acquire().await?)
     }
 
-    /// Proves the database answers (for health checks and the watchdog).
-    pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
