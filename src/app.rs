@@ -1,5 +1,6 @@
 //! Builds the Rocket: settings, database, driver, job runner, routes and
-//! catchers. `berth serve` and the tests both start berth through here.
+//! catchers. `berth serve` starts berth through here; the integration tests
+//! run `berth serve` itself as a child process (tests/common).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The only module that speaks SQL: the SQLite pool, migrations, and the
-//! queries over containers and jobs.
+//! The only module that speaks SQL: the SQLite pools (reads, and the one
+//! writer), migrations, and, in its submodules, every query.
 
 pub mod containers;
 pub mod idempotency;

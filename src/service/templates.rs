@@ -1,4 +1,5 @@
-//! Template operations that depend on what the jobs are doing.
+//! Template operations: listings read off the async threads (digests only
+//! where asked for), and deletion, which depends on what the jobs are doing.
 
 use super::{Service, ServiceError};
 use crate::db::jobs;
