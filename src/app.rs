@@ -1,5 +1,6 @@
 //! Builds the Rocket: settings, database, driver, job runner, routes and
-//! catchers. `berth serve` and the tests both start berth through here.
+//! catchers. `berth serve` starts berth through here; the integration tests
+//! run `berth serve` itself as a child process (tests/common).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::systemd::SystemdFairing;
+use crate::systemd::{Health, SystemdFairing};
 use crate::templates::TemplateStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +102,13 @@ async fn assemble(
         settings.auth == AuthMode::None,
         settings.allowed_hosts.clone(),
     );
-    let systemd = SystemdFairing::new(db.clone(), queue.clone());
+    let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
+    let systemd = SystemdFairing::new(health.clone());
 
     let mut rocket = rocket::custom(figment)
         .manage(service)
         .manage(queue)
+        .manage(health)
         .manage(events)
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))

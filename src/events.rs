@@ -1,6 +1,6 @@
 //! The in-process feed of changes to jobs and containers: the runner and
-//! the service publish after each commit; the event stream, job waiters and
-//! the console subscribe.
+//! the service publish after each commit; the event stream (which the
+//! console's pages follow) and job waiters subscribe.
 
 use tokio::sync::broadcast;
 

@@ -2,7 +2,8 @@
 //! listener is bound and the job runner runs, a one-line `STATUS=`,
 //! `WATCHDOG=1` only while the runner and the database prove responsive,
 //! `STOPPING=1` at shutdown, and `EXTEND_TIMEOUT_USEC=` while shutdown
-//! waits for a step that must not be cut off.
+//! waits for a step that must not be cut off. Also berth's one definition
+//! of healthy ([`Health`]), which the watchdog and `/healthz` both ask.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -43,18 +44,50 @@ impl From<DbError> for HealthError {
     }
 }
 
-/// The fairing; it does nothing unless systemd gave berth a notify socket.
-pub struct SystemdFairing {
+/// What healthy means, for the watchdog and `/healthz` alike: the runner
+/// beats (it is not stopped, nor wedged) and the database answers a real
+/// query in time. Paced by the watchdog interval systemd asks for, so that
+/// `/healthz` fails exactly when systemd would restart berth.
+#[derive(Clone)]
+pub struct Health {
     db: Db,
     queue: JobQueue,
+    /// systemd's watchdog interval, if it runs one.
+    watchdog: Option<Duration>,
+    /// How often the supervisor checks; also how long the database may take.
+    period: Duration,
+    max_age: Duration,
+}
+
+impl Health {
+    /// `watchdog`: what `sd_notify::watchdog_enabled` says.
+    pub fn new(db: Db, queue: JobQueue, watchdog: Option<Duration>) -> Self {
+        let period = check_period(watchdog);
+        Health {
+            db,
+            queue,
+            watchdog,
+            period,
+            max_age: max_heartbeat_age(period),
+        }
+    }
+
+    /// One health check; the answer doubles as the `STATUS=` line.
+    pub async fn check(&self) -> Result<Summary, HealthError> {
+        check(&self.db, &self.queue, self.max_age, self.period).await
+    }
+}
+
+/// The fairing; it does nothing unless systemd gave berth a notify socket.
+pub struct SystemdFairing {
+    health: Health,
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SystemdFairing {
-    pub fn new(db: Db, queue: JobQueue) -> Self {
+    pub fn new(health: Health) -> Self {
         SystemdFairing {
-            db,
-            queue,
+            health,
             supervisor: Mutex::new(None),
         }
     }
@@ -76,11 +109,7 @@ impl Fairing for SystemdFairing {
         if std::env::var_os("NOTIFY_SOCKET").is_none() {
             return;
         }
-        let task = tokio::spawn(supervise(
-            self.db.clone(),
-            self.queue.clone(),
-            sd_notify::watchdog_enabled(),
-        ));
+        let task = tokio::spawn(supervise(self.health.clone()));
         *self.supervisor.lock().await = Some(task);
     }
 
@@ -183,9 +212,8 @@ fn status_line(summary: &Summary) -> String {
 /// Waits for the runner to start (it first settles jobs a crash left
 /// running, which may take a while), then says READY=1 and keeps STATUS=
 /// and the watchdog going until it is cancelled at shutdown.
-async fn supervise(db: Db, queue: JobQueue, watchdog: Option<Duration>) {
-    let period = check_period(watchdog);
-    let max_age = max_heartbeat_age(period);
+async fn supervise(health: Health) {
+    let (watchdog, period) = (health.watchdog, health.period);
     if let Some(interval) = watchdog {
         log::info!(
             "systemd: watchdog every {:.1} s; checking runner and database every {:.1} s",
@@ -197,7 +225,7 @@ async fn supervise(db: Db, queue: JobQueue, watchdog: Option<Duration>) {
     send(&[NotifyState::Status(
         "starting: settling jobs left from the last run",
     )]);
-    while queue.heartbeat_age().is_none() {
+    while health.queue.heartbeat_age().is_none() {
         tokio::time::sleep(STARTUP_POLL).await;
     }
 
@@ -207,7 +235,7 @@ async fn supervise(db: Db, queue: JobQueue, watchdog: Option<Duration>) {
     let mut problem: Option<HealthError> = None;
     loop {
         ticks.tick().await;
-        match check(&db, &queue, max_age, period).await {
+        match health.check().await {
             Ok(summary) => {
                 let status = status_line(&summary);
                 let mut states = vec![NotifyState::Status(&status)];

@@ -473,6 +473,54 @@ fn pages_assets_and_forms_work_over_plain_http() {
 /// (the event stream reads the API with the session cookie), a form posts
 /// (so the browser's `Origin` passes the check), and logging out ends it.
 /// The console-error check also covers the security headers' CSP.
+/// The new-container form, shown and shown again with the errors of a
+/// refused create, needs only template names: it never reads a template
+/// file (a digest of a big one takes minutes). A read shows in the file's
+/// access time (relatime moves an access time older than the file's last
+/// change); the API's list, which hashes, proves that the observation works.
+#[test]
+fn the_create_form_lists_templates_without_reading_them() {
+    use std::fs::{File, FileTimes};
+    use std::time::SystemTime;
+
+    let berth = Berth::start();
+    let file = berth.template_dir().join("template1.tar.gz");
+    let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_times(FileTimes::new().set_accessed(long_ago))
+        .unwrap();
+    let accessed = || std::fs::metadata(&file).unwrap().accessed().unwrap();
+    assert_eq!(accessed(), long_ago);
+
+    let web = WebClient::new(&berth);
+    let form = web.get("/containers/new");
+    assert_eq!(form.status(), StatusCode::OK);
+    assert!(form.text().unwrap().contains("template1"));
+    let csrf = web.csrf("/containers/new");
+    let refused = web.post(
+        "/containers",
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "not a name"),
+            ("ostemplate", "template1"),
+        ],
+    );
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().unwrap().contains("template1"));
+    assert_eq!(accessed(), long_ago, "the form read the template file");
+
+    let (status, listed) = berth.get("/v1/templates");
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_ne!(
+        accessed(),
+        long_ago,
+        "reading the file moves its access time"
+    );
+}
+
 #[test]
 fn log_in_with_a_token_work_and_log_out() {
     let _serial = serial();

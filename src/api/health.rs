@@ -15,22 +15,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::JobQueue;
 use crate::metrics::{escape, Metrics};
 use crate::service::Service;
+use crate::systemd::Health;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![healthz, metrics]
 }
 
-/// 200 when the database answers and the job runner is running; 503 (in
-/// the error shape) otherwise.
+/// 200 when berth is healthy as the watchdog judges it (the runner beats,
+/// the database answers in time); 503 (in the error shape) saying why
+/// otherwise, when systemd's watchdog would be going without its ping.
 #[rocket::get("/healthz")]
-async fn healthz(service: &State<Service>, queue: &State<JobQueue>) -> ApiResult<Json<Value>> {
-    if let Err(error) = service.db().ping().await {
-        return Err(ApiError::Unhealthy(format!(
-            "database does not answer: {error}"
-        )));
-    }
-    if !queue.runner_alive() {
-        return Err(ApiError::Unhealthy("job runner is not running".into()));
+async fn healthz(health: &State<Health>) -> ApiResult<Json<Value>> {
+    if let Err(error) = health.check().await {
+        return Err(ApiError::Unhealthy(error.to_string()));
     }
     Ok(Json(
         json!({ "message": "success", "database": "ok", "runner": "ok" }),
@@ -104,5 +101,79 @@ impl Fairing for RequestCounter {
             let route = req.route().map_or("unmatched", |r| r.uri.path());
             metrics.count_request(route, req.method().as_str(), res.status().code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rocket::http::Status;
+    use rocket::local::asynchronous::Client;
+
+    use super::*;
+    use crate::db::Db;
+    use crate::driver::lxc::LxcDriver;
+    use crate::events::EventBus;
+    use crate::jobs::{Runner, RunnerHandle, RunnerSettings, HEARTBEAT_PERIOD};
+    use crate::templates::TemplateStore;
+
+    /// A real runner wedged for real (another holder of the one write
+    /// connection blocks its claim of the next job, as in the watchdog's
+    /// own test): `/healthz` says 503, as the watchdog withholds its ping,
+    /// and 200 again once the runner moves.
+    #[rocket::async_test]
+    async fn healthz_is_unhealthy_while_the_runner_is_wedged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let queue = JobQueue::new();
+        let templates = TemplateStore::new(dir.path().join("templates"));
+        let runner = Runner::new(
+            db.clone(),
+            Arc::new(LxcDriver::new(
+                dir.path().join("lxc"),
+                "berthtest0".into(),
+                5,
+                false,
+            )),
+            templates,
+            queue.clone(),
+            EventBus::new(),
+            Metrics::new(),
+            RunnerSettings {
+                max_parallel: 1,
+                retention: Duration::from_secs(86_400),
+            },
+        );
+        let handle = RunnerHandle::spawn(runner);
+        while queue.heartbeat_age().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rocket = rocket::custom(rocket::Config::debug_default())
+            .mount("/", rocket::routes![healthz])
+            .manage(Health::new(
+                db.clone(),
+                queue.clone(),
+                Some(2 * HEARTBEAT_PERIOD),
+            ));
+        let client = Client::untracked(rocket).await.unwrap();
+        let healthz = || async { client.get("/healthz").dispatch().await.status() };
+        assert_eq!(healthz().await, Status::Ok);
+
+        let mut lock = db.begin().await.unwrap();
+        jobs::claim_next(&mut lock, crate::domain::time::now())
+            .await
+            .unwrap();
+        queue.wake();
+        tokio::time::sleep(4 * HEARTBEAT_PERIOD).await;
+        assert_eq!(healthz().await, Status::ServiceUnavailable);
+
+        lock.rollback().await.unwrap();
+        tokio::time::sleep(2 * HEARTBEAT_PERIOD).await;
+        assert_eq!(healthz().await, Status::Ok);
+        handle.shutdown(Duration::from_secs(1), |_| {}).await;
     }
 }

@@ -122,9 +122,9 @@ struct NewContainerPage {
 }
 
 impl NewContainerPage {
-    fn build(form: FormState, service: &Service, visitor: &Visitor) -> Self {
-        let (templates, templates_error) = match service.templates().list() {
-            Ok(list) => (list.into_iter().map(|t| t.name).collect(), None),
+    async fn build(form: FormState, service: &Service, visitor: &Visitor) -> Self {
+        let (templates, templates_error) = match service.template_names().await {
+            Ok(names) => (names, None),
             Err(error) => (
                 Vec::new(),
                 Some(format!(
@@ -144,12 +144,8 @@ impl NewContainerPage {
 }
 
 #[rocket::get("/containers/new")]
-fn new_form(console: Console<'_>, service: &State<Service>) -> Page<NewContainerPage> {
-    Page::ok(NewContainerPage::build(
-        FormState::default(),
-        service,
-        console.0,
-    ))
+async fn new_form(console: Console<'_>, service: &State<Service>) -> Page<NewContainerPage> {
+    Page::ok(NewContainerPage::build(FormState::default(), service, console.0).await)
 }
 
 #[rocket::post("/containers", data = "<form>")]
@@ -174,7 +170,7 @@ async fn create(
             state.absorb(error).map_err(ConsoleError::from)?;
             Ok(Either::Right(Page::with_status(
                 Status::UnprocessableEntity,
-                NewContainerPage::build(state, service, console.0),
+                NewContainerPage::build(state, service, console.0).await,
             )))
         }
     }

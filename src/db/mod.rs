@@ -1,5 +1,5 @@
-//! The only module that speaks SQL: the SQLite pool, migrations, and the
-//! queries over containers and jobs.
+//! The only module that speaks SQL: the SQLite pools (reads, and the one
+//! writer), migrations, and, in its submodules, every query.
 
 pub mod containers;
 pub mod idempotency;
@@ -111,12 +111,6 @@ impl Db {
     /// acquire it while holding it or a transaction: there is only one.
     pub async fn writer(&self) -> Result<PoolConnection<Sqlite>, DbError> {
         Ok(self.writer.acquire().await?)
-    }
-
-    /// Proves the database answers (for health checks and the watchdog).
-    pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     pub async fn close(&self) {

@@ -1,5 +1,6 @@
-//! The few counts that sum up berth's state in one line (systemd's
-//! `STATUS=`, and later health and metrics).
+//! The few counts that sum up berth's state in one line: read by the health
+//! check (the query that proves the database answers, for the watchdog and
+//! `/healthz`), and shown as systemd's `STATUS=`.
 
 use sqlx::{Row, SqliteConnection};
 

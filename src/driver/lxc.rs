@@ -859,7 +859,12 @@ async fn make_disk_image(
     log: &dyn StepLog,
 ) -> Result<(), DriverError> {
     require("mkfs.ext4")?;
-    let used = disk_usage(source)
+    // A walk of a whole root filesystem: on a blocking thread, not on one
+    // of the few that serve requests.
+    let tree = source.to_owned();
+    let used = tokio::task::spawn_blocking(move || disk_usage(&tree))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         .map_err(|e| DriverError::io(format!("measuring {}", source.display()), e))?;
     // ext4 needs room for its journal, inode tables and reserved blocks.
     let needed = used + used / 8 + (8 << 20);

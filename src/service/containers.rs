@@ -53,11 +53,14 @@ impl Service {
             &request.ostemplate,
             &serde_json::to_string(&parameters).expect("parameters serialise"),
         ]);
+        // File-system work before the one write lock, not while holding it;
+        // its verdict counts only once the request is known not to be a replay.
+        let template = self.templates.find(&request.ostemplate);
         let mut tx = self.db.begin().await?;
         if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
             return self.replay(replay).await;
         }
-        if self.templates.find(&request.ostemplate)?.is_none() {
+        if template?.is_none() {
             return Err(ServiceError::TemplateNotFound(request.ostemplate));
         }
         let now = time::now();
@@ -322,4 +325,87 @@ async fn remember(
         container_id: job.entity_id,
     };
     idempotency::record(tx, key.as_str(), &used, time::now()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::events::EventBus;
+    use crate::jobs::JobQueue;
+    use crate::templates::TemplateStore;
+
+    async fn service(dir: &std::path::Path) -> Service {
+        let db = Db::open(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        Service::new(
+            db,
+            TemplateStore::new(dir.join("templates")),
+            JobQueue::new(),
+            EventBus::new(),
+            crate::driver::host::HostProbe::new(dir.into(), false),
+        )
+    }
+
+    fn request(name: &str, ostemplate: &str) -> NewContainer {
+        NewContainer {
+            name: name.into(),
+            ostemplate: ostemplate.into(),
+            parameters: None,
+        }
+    }
+
+    /// The template look-up is file-system work: it happens before the one
+    /// write lock is taken, not while holding it. Seen by a create that
+    /// waits for the lock: the template it looked up beforehand may go away
+    /// meanwhile (it used to look only once it had the lock).
+    #[rocket::async_test]
+    async fn the_template_is_looked_up_before_the_write_lock() {
+        use std::future::Future;
+        use std::task::Poll;
+
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path()).await;
+        let file = dir.path().join("templates/t1.tar.gz");
+        std::fs::write(&file, [0x1f, 0x8b]).unwrap();
+        let lock = service.db().begin().await.unwrap();
+        let by = Requester::anonymous();
+        let mut create = std::pin::pin!(service.create_container(request("c1", "t1"), None, &by));
+        let first = std::future::poll_fn(|cx| Poll::Ready(create.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "the create waits for the lock");
+        std::fs::remove_file(&file).unwrap();
+        lock.rollback().await.unwrap();
+        let accepted = create.await;
+        assert!(accepted.is_ok(), "{accepted:?}");
+    }
+
+    /// A retried request still answers with its first job even after its
+    /// template is gone: the look-up's verdict counts only for new creates.
+    #[rocket::async_test]
+    async fn a_replay_does_not_need_the_template_any_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path()).await;
+        let file = dir.path().join("templates/t1.tar.gz");
+        std::fs::write(&file, [0x1f, 0x8b]).unwrap();
+        let key = IdempotencyKey::parse("retry-1").unwrap();
+        let by = Requester::anonymous();
+        let first = service
+            .create_container(request("c1", "t1"), Some(&key), &by)
+            .await
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let again = service
+            .create_container(request("c1", "t1"), Some(&key), &by)
+            .await
+            .unwrap();
+        assert_eq!(again.job.id, first.job.id);
+        assert!(matches!(
+            service
+                .create_container(request("c2", "t1"), None, &by)
+                .await,
+            Err(ServiceError::TemplateNotFound(_))
+        ));
+    }
 }

@@ -1,4 +1,5 @@
-//! Template operations that depend on what the jobs are doing.
+//! Template operations: listings read off the async threads (digests only
+//! where asked for), and deletion, which depends on what the jobs are doing.
 
 use super::{Service, ServiceError};
 use crate::db::jobs;
@@ -12,6 +13,17 @@ impl Service {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(listed?)
+    }
+
+    /// The template names alone, for pages that offer a choice: the files
+    /// are listed, never read (a digest of a big template takes minutes).
+    /// The error is the directory's own, for the page to show as it is.
+    pub async fn template_names(&self) -> std::io::Result<Vec<String>> {
+        let store = self.templates.clone();
+        let files = tokio::task::spawn_blocking(move || store.files())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(files.into_iter().map(|file| file.name).collect())
     }
 
     /// Removes a template unless a create job waiting or running needs it.
