@@ -1,6 +1,7 @@
 //! Builds the Rocket: settings, database, driver, job runner, routes and
-//! catchers. `berth serve` starts berth through here; the integration tests
-//! run `berth serve` itself as a child process (tests/common).
+//! catchers. `berth serve` starts berth through here, and so do the
+//! in-process tests (tests/local, without the runner); the tests that need
+//! LXC run `berth serve` itself as a child process (tests/common).
 
 use std::sync::Arc;
 use std::time::Duration;
