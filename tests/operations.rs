@@ -471,7 +471,7 @@ fn cancelling_queued_jobs_means_they_never_run() {
     for job in [&slow_create, &queued_start] {
         let (status, body) = berth.delete(&format!("/v1/jobs/{job}"));
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(error_code(&body), 3001);
+        assert_eq!(error_code(&body), 3004);
     }
     let (status, body) = berth.delete(&format!("/v1/jobs/{}", uuid::Uuid::new_v4()));
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 2003));
@@ -572,7 +572,7 @@ fn a_big_unpack_reports_progress_as_it_goes() {
     // A template a create job has not finished with cannot be deleted.
     let (status, body) = berth.delete("/v1/templates/big");
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(error_code(&body), 3001);
+    assert_eq!(error_code(&body), 3006);
 
     let seen = events.job_until_finished(&job);
     let progress: Vec<u64> = seen.iter().filter_map(|j| j["progress"].as_u64()).collect();
