@@ -13,7 +13,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{busybox_template, derived_template, run_ok, unique_name, Berth, Options};
+use common::{
+    busybox_template, derived_template, run_ok, stubborn_template, unique_name, Berth, Options,
+};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -523,6 +525,26 @@ fn cancelling_a_running_unpack_stops_it_and_removes_the_partial_rootfs() {
     assert!(text.contains("cancelled on request"), "{log}");
     // The name is free again.
     berth.create(&name, None);
+}
+
+/// A running job in a step that cannot stop safely (a stop waiting for
+/// init) refuses a cancel with its own code, and carries on.
+#[test]
+fn a_running_stop_cannot_be_cancelled() {
+    let berth = Berth::start_with_env(&[("BERTH_STOP_TIMEOUT_SECS", "600")]);
+    berth.install_template("stubborn", stubborn_template());
+    let name = unique_name("nocancel");
+    let id = berth.create_from(&name, "stubborn", None);
+    berth.act(&id, "start");
+    let stop = berth.queue(&id, "stop");
+    berth.wait_running(&stop);
+    let (status, body) = berth.delete(&format!("/v1/jobs/{stop}"));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), 3005, "{body}");
+    assert_eq!(berth.job(&stop)["status"], "running");
+    berth.force_stop(&name);
+    berth.job_done(&stop);
+    berth.job_done(&berth.queue(&id, "delete"));
 }
 
 // --------------------------------------------------------- log, progress
