@@ -527,6 +527,62 @@ fn cancelling_a_running_unpack_stops_it_and_removes_the_partial_rootfs() {
     berth.create(&name, None);
 }
 
+/// Cancelling a queued delete whose stored payload (the status to go back
+/// to) cannot be read does not guess a status: the cancel is refused as an
+/// internal error, and the delete, once it runs, fails naming the job and
+/// leaves the container as the host shows it.
+#[test]
+fn a_queued_delete_with_an_unreadable_payload_is_not_cancelled_into_a_guess() {
+    // One job at a time: the delete waits behind the big create.
+    let berth = Berth::start_with(Options {
+        env: vec![("BERTH_MAX_PARALLEL_JOBS".into(), "1".into())],
+        templates: vec!["template1"],
+    });
+    let victim = berth.create(&unique_name("victim"), None);
+    install_big_template(&berth, "big");
+    let (slow, slow_create) = queue_create(&berth, &unique_name("slow"), "big");
+
+    let job = uuid::Uuid::new_v4().to_string();
+    let sql = format!(
+        "BEGIN IMMEDIATE; \
+         UPDATE containers SET status = 'deleting' WHERE id = '{victim}'; \
+         INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at) \
+         VALUES ('{job}', 'container', '{victim}', 'delete', 'queued', '{{\"previous\": 1}}', \
+         '2026-01-01T00:00:00Z'); \
+         COMMIT;"
+    );
+    let sqlite = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
+        .arg(berth.data_dir().join("berth.db"))
+        .arg(&sql)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        sqlite.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sqlite.stderr)
+    );
+
+    let (_, slow_job) = berth.get(&format!("/v1/jobs/{slow_create}"));
+    assert!(
+        slow_job["finished_at"].is_null(),
+        "the premise: the delete is queued behind the big create: {slow_job}"
+    );
+    let (status, body) = berth.delete(&format!("/v1/jobs/{job}"));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(error_code(&body), 5000);
+    assert_eq!(berth.container(&victim)["status"], "deleting");
+
+    berth.job_done(&slow_create);
+    let failed = berth.wait_job(&job);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&job) && error.contains("payload"), "{error}");
+    assert_eq!(berth.container(&victim)["status"], "stopped");
+    berth.job_done(&berth.queue(&victim, "delete"));
+    berth.job_done(&berth.queue(&slow, "delete"));
+}
+
 /// A running job in a step that cannot stop safely (a stop waiting for
 /// init) refuses a cancel with its own code, and carries on.
 #[test]
