@@ -6,6 +6,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::Request;
 use serde_json::json;
 
+use crate::domain::lifecycle::Refusal;
 use crate::service::ServiceError;
 use crate::templates::TemplateError;
 
@@ -56,7 +57,15 @@ pub enum ApiError {
     #[error("a container named '{0}' already exists")]
     NameTaken(String),
     #[error("{0}")]
-    Conflict(String),
+    ContainerDeleting(String),
+    #[error("{0}")]
+    ContainerFailed(String),
+    #[error("{0}")]
+    JobFinished(String),
+    #[error("{0}")]
+    JobNotCancellable(String),
+    #[error("{0}")]
+    TemplateInUse(String),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("Idempotency-Key '{0}' was already used with a different request; use a new key")]
@@ -106,8 +115,12 @@ impl ApiError {
             ApiError::TemplateNotFound(_) => 2004,
             ApiError::TemplateMissing(_) => 2005,
             ApiError::NameTaken(_) => 3000,
-            ApiError::Conflict(_) => 3001,
+            ApiError::ContainerDeleting(_) => 3001,
             ApiError::TemplateExists(_) => 3002,
+            ApiError::ContainerFailed(_) => 3003,
+            ApiError::JobFinished(_) => 3004,
+            ApiError::JobNotCancellable(_) => 3005,
+            ApiError::TemplateInUse(_) => 3006,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -135,9 +148,13 @@ impl ApiError {
             | ApiError::TemplateMissing(_) => Status::NotFound,
             ApiError::MethodNotAllowed { .. } => Status::MethodNotAllowed,
             ApiError::MethodNotImplemented => Status::NotImplemented,
-            ApiError::NameTaken(_) | ApiError::Conflict(_) | ApiError::TemplateExists(_) => {
-                Status::Conflict
-            }
+            ApiError::NameTaken(_)
+            | ApiError::ContainerDeleting(_)
+            | ApiError::ContainerFailed(_)
+            | ApiError::JobFinished(_)
+            | ApiError::JobNotCancellable(_)
+            | ApiError::TemplateInUse(_)
+            | ApiError::TemplateExists(_) => Status::Conflict,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
@@ -160,7 +177,26 @@ impl From<ServiceError> for ApiError {
             ServiceError::NameTaken(name) => ApiError::NameTaken(name),
             ServiceError::ContainerNotFound(id) => ApiError::ContainerNotFound(id),
             ServiceError::JobNotFound(id) => ApiError::JobNotFound(id),
-            ServiceError::Conflict(why) => ApiError::Conflict(why),
+            ServiceError::Refused { container, refusal } => {
+                let why = ServiceError::Refused { container, refusal }.to_string();
+                match refusal {
+                    Refusal::BeingDeleted => ApiError::ContainerDeleting(why),
+                    Refusal::CreateFailed => ApiError::ContainerFailed(why),
+                    // Deleted containers are not found by the routes that
+                    // name them; one deleted in between is not found either.
+                    Refusal::Deleted => ApiError::ContainerNotFound(container.to_string()),
+                }
+            }
+            error @ ServiceError::JobFinished { .. } => ApiError::JobFinished(error.to_string()),
+            error @ ServiceError::JobNotCancellable { .. } => {
+                ApiError::JobNotCancellable(error.to_string())
+            }
+            error @ ServiceError::TemplateInUse(_) => ApiError::TemplateInUse(error.to_string()),
+            // Tokens are made and revoked with the CLI only: no route
+            // reaches these, so they have no code of their own.
+            error @ (ServiceError::TokenExists(_) | ServiceError::TokenNotFound(_)) => {
+                ApiError::Internal(error.to_string())
+            }
             ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             ServiceError::Database(error) => ApiError::Internal(error.to_string()),
             ServiceError::ChangeNotPublished(why) => ApiError::Internal(why),

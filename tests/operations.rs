@@ -13,7 +13,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{busybox_template, derived_template, run_ok, unique_name, Berth, Options};
+use common::{
+    busybox_template, derived_template, run_ok, stubborn_template, unique_name, Berth, Options,
+};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -471,7 +473,7 @@ fn cancelling_queued_jobs_means_they_never_run() {
     for job in [&slow_create, &queued_start] {
         let (status, body) = berth.delete(&format!("/v1/jobs/{job}"));
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(error_code(&body), 3001);
+        assert_eq!(error_code(&body), 3004);
     }
     let (status, body) = berth.delete(&format!("/v1/jobs/{}", uuid::Uuid::new_v4()));
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, 2003));
@@ -525,6 +527,82 @@ fn cancelling_a_running_unpack_stops_it_and_removes_the_partial_rootfs() {
     berth.create(&name, None);
 }
 
+/// Cancelling a queued delete whose stored payload (the status to go back
+/// to) cannot be read does not guess a status: the cancel is refused as an
+/// internal error, and the delete, once it runs, fails naming the job and
+/// leaves the container as the host shows it.
+#[test]
+fn a_queued_delete_with_an_unreadable_payload_is_not_cancelled_into_a_guess() {
+    // One job at a time: the delete waits behind the big create.
+    let berth = Berth::start_with(Options {
+        env: vec![("BERTH_MAX_PARALLEL_JOBS".into(), "1".into())],
+        templates: vec!["template1"],
+    });
+    let victim = berth.create(&unique_name("victim"), None);
+    install_big_template(&berth, "big");
+    let (slow, slow_create) = queue_create(&berth, &unique_name("slow"), "big");
+
+    let job = uuid::Uuid::new_v4().to_string();
+    let sql = format!(
+        "BEGIN IMMEDIATE; \
+         UPDATE containers SET status = 'deleting' WHERE id = '{victim}'; \
+         INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at) \
+         VALUES ('{job}', 'container', '{victim}', 'delete', 'queued', '{{\"previous\": 1}}', \
+         '2026-01-01T00:00:00Z'); \
+         COMMIT;"
+    );
+    let sqlite = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
+        .arg(berth.data_dir().join("berth.db"))
+        .arg(&sql)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        sqlite.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sqlite.stderr)
+    );
+
+    let (_, slow_job) = berth.get(&format!("/v1/jobs/{slow_create}"));
+    assert!(
+        slow_job["finished_at"].is_null(),
+        "the premise: the delete is queued behind the big create: {slow_job}"
+    );
+    let (status, body) = berth.delete(&format!("/v1/jobs/{job}"));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(error_code(&body), 5000);
+    assert_eq!(berth.container(&victim)["status"], "deleting");
+
+    berth.job_done(&slow_create);
+    let failed = berth.wait_job(&job);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&job) && error.contains("payload"), "{error}");
+    assert_eq!(berth.container(&victim)["status"], "stopped");
+    berth.job_done(&berth.queue(&victim, "delete"));
+    berth.job_done(&berth.queue(&slow, "delete"));
+}
+
+/// A running job in a step that cannot stop safely (a stop waiting for
+/// init) refuses a cancel with its own code, and carries on.
+#[test]
+fn a_running_stop_cannot_be_cancelled() {
+    let berth = Berth::start_with_env(&[("BERTH_STOP_TIMEOUT_SECS", "600")]);
+    berth.install_template("stubborn", stubborn_template());
+    let name = unique_name("nocancel");
+    let id = berth.create_from(&name, "stubborn", None);
+    berth.act(&id, "start");
+    let stop = berth.queue(&id, "stop");
+    berth.wait_running(&stop);
+    let (status, body) = berth.delete(&format!("/v1/jobs/{stop}"));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), 3005, "{body}");
+    assert_eq!(berth.job(&stop)["status"], "running");
+    berth.force_stop(&name);
+    berth.job_done(&stop);
+    berth.job_done(&berth.queue(&id, "delete"));
+}
+
 // --------------------------------------------------------- log, progress
 
 #[test]
@@ -572,7 +650,7 @@ fn a_big_unpack_reports_progress_as_it_goes() {
     // A template a create job has not finished with cannot be deleted.
     let (status, body) = berth.delete("/v1/templates/big");
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(error_code(&body), 3001);
+    assert_eq!(error_code(&body), 3006);
 
     let seen = events.job_until_finished(&job);
     let progress: Vec<u64> = seen.iter().filter_map(|j| j["progress"].as_u64()).collect();

@@ -53,7 +53,7 @@ fn a_create_cut_off_by_a_crash_is_failed_and_cleaned_up() {
 
     // A failed container can only be deleted.
     let answer = berth.post_empty(&format!("/v1/containers/{id}/start"));
-    assert_error(&answer, 409, 3001);
+    assert_error(&answer, 409, 3003);
     berth.job_done(&berth.queue(&id, "delete"));
     assert_error(&berth.get(&format!("/v1/containers/{id}")), 404, 2002);
     let again = berth.create(&name, None);
@@ -134,6 +134,47 @@ fn sigterm_exits_cleanly_and_a_job_in_flight_resumes() {
     berth.force_stop(&name);
     berth.job_done(&stop);
     assert_eq!(berth.container(&id)["status"], "stopped");
+}
+
+/// A queued job whose stored payload berth cannot read fails, with an
+/// error that names the job, instead of running as if it had none (a
+/// configure would apply everything and could not be undone); the bad row
+/// does not break the job list.
+#[test]
+fn a_job_with_an_unreadable_payload_fails_and_says_which() {
+    let mut berth = Berth::start();
+    let name = unique_name("payload");
+    let id = berth.create(&name, None);
+    let status = berth.terminate();
+    assert!(status.success(), "berth exited with {status}");
+
+    let job = uuid::Uuid::new_v4().to_string();
+    let db = berth.data_dir().join("berth.db");
+    let insert = format!(
+        "INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at) \
+         VALUES ('{job}', 'container', '{id}', 'configure', 'queued', 'not json at all', \
+         '2026-01-01T00:00:00Z');"
+    );
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(&insert)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    berth.launch();
+    let settled = berth.wait_job(&job);
+    assert_eq!(settled["status"], "failed", "{settled}");
+    let error = settled["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&job) && error.contains("payload"), "{error}");
+    let (status, jobs) = berth.get("/v1/jobs");
+    assert_eq!(status.as_u16(), 200, "{jobs}");
+    assert_eq!(berth.container(&id)["status"], "stopped");
+    berth.job_done(&berth.queue(&id, "delete"));
 }
 
 /// A directory of symlinks to every program on PATH except `missing`.

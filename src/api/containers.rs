@@ -13,7 +13,7 @@ use super::query::{at_most_once, one_of, Param};
 use super::{parse_id, ApiBase, Caller, Idempotency, JobAnswer};
 use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
-use crate::domain::job::JobAction;
+use crate::domain::lifecycle::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{Accepted, NewContainer, Service};
 
@@ -133,7 +133,7 @@ async fn queue(
     caller: Caller,
     base: &ApiBase,
     id: &str,
-    action: JobAction,
+    action: Action,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
     let id = parse_id(id)?;
@@ -156,7 +156,7 @@ async fn delete(
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, caller, &base, id, JobAction::Delete, idempotency).await
+    queue(service, caller, &base, id, Action::Delete, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/start")]
@@ -167,7 +167,7 @@ async fn start(
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, caller, &base, id, JobAction::Start, idempotency).await
+    queue(service, caller, &base, id, Action::Start, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/stop")]
@@ -178,7 +178,7 @@ async fn stop(
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, caller, &base, id, JobAction::Stop, idempotency).await
+    queue(service, caller, &base, id, Action::Stop, idempotency).await
 }
 
 #[rocket::post("/containers/<id>/restart")]
@@ -189,5 +189,5 @@ async fn restart(
     id: &str,
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
-    queue(service, caller, &base, id, JobAction::Restart, idempotency).await
+    queue(service, caller, &base, id, Action::Restart, idempotency).await
 }

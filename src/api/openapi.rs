@@ -233,7 +233,11 @@ mod tests {
             ApiError::TemplateNotFound(text()),
             ApiError::TemplateMissing(text()),
             ApiError::NameTaken(text()),
-            ApiError::Conflict(text()),
+            ApiError::ContainerDeleting(text()),
+            ApiError::ContainerFailed(text()),
+            ApiError::JobFinished(text()),
+            ApiError::JobNotCancellable(text()),
+            ApiError::TemplateInUse(text()),
             ApiError::BadRequest(text()),
             ApiError::IdempotencyKeyReused(text()),
             ApiError::TemplateExists(text()),
@@ -263,7 +267,11 @@ mod tests {
                 | ApiError::TemplateNotFound(_)
                 | ApiError::TemplateMissing(_)
                 | ApiError::NameTaken(_)
-                | ApiError::Conflict(_)
+                | ApiError::ContainerDeleting(_)
+                | ApiError::ContainerFailed(_)
+                | ApiError::JobFinished(_)
+                | ApiError::JobNotCancellable(_)
+                | ApiError::TemplateInUse(_)
                 | ApiError::BadRequest(_)
                 | ApiError::IdempotencyKeyReused(_)
                 | ApiError::TemplateExists(_)

@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
 use super::session::{ActionForm, Console, Posted, Visitor};
-use super::views::{self, ContainerView, JobView};
+use super::views::{ContainerView, JobView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
 use crate::db::jobs::Job;
-use crate::domain::job::JobAction;
+use crate::domain::lifecycle::{self, Action};
 use crate::service::{Requester, Service, ServiceError};
 
 pub fn routes() -> Vec<Route> {
@@ -207,20 +207,10 @@ impl ContainerPage {
         })
     }
 
-    fn start_when(&self) -> &'static str {
-        views::START_WHEN
-    }
-    fn stop_when(&self) -> &'static str {
-        views::STOP_WHEN
-    }
-    fn restart_when(&self) -> &'static str {
-        views::RESTART_WHEN
-    }
-    fn delete_when(&self) -> &'static str {
-        views::DELETE_WHEN
-    }
-    fn configure_when(&self) -> &'static str {
-        views::CONFIGURE_WHEN
+    /// The statuses in which `action`'s control is enabled, for the live
+    /// script to follow status changes (`data-enabled-when`).
+    fn enabled_when(&self, action: Action) -> String {
+        lifecycle::offered_in(action)
     }
 }
 
@@ -262,7 +252,9 @@ async fn update(
             back,
             format!("Parameters of {} saved; applying them.", container.name),
         ))),
-        Err(ServiceError::Conflict(why)) => Ok(Either::Left(Flash::error(back, why))),
+        Err(error) if error.is_conflict() => {
+            Ok(Either::Left(Flash::error(back, error.to_string())))
+        }
         Err(error) => {
             let mut state = FormState::submitted(&form);
             state.absorb(error).map_err(ConsoleError::from)?;
@@ -280,7 +272,7 @@ async fn act(
     service: &Service,
     by: Requester,
     id: &str,
-    action: JobAction,
+    action: Action,
 ) -> ConsoleResult<Flash<Redirect>> {
     let id = parse_id(id)?;
     let back = Redirect::to(container_url(id));
@@ -290,19 +282,18 @@ async fn act(
             back,
             format!("{} of {name} queued.", capitalised_action(action)),
         )),
-        Err(ServiceError::Conflict(why)) => Ok(Flash::error(back, why)),
+        Err(error) if error.is_conflict() => Ok(Flash::error(back, error.to_string())),
         Err(other) => Err(other.into()),
     }
 }
 
-fn capitalised_action(action: JobAction) -> &'static str {
+fn capitalised_action(action: Action) -> &'static str {
     match action {
-        JobAction::Create => "Create",
-        JobAction::Configure => "Configure",
-        JobAction::Start => "Start",
-        JobAction::Stop => "Stop",
-        JobAction::Restart => "Restart",
-        JobAction::Delete => "Delete",
+        Action::Configure => "Configure",
+        Action::Start => "Start",
+        Action::Stop => "Stop",
+        Action::Restart => "Restart",
+        Action::Delete => "Delete",
     }
 }
 
@@ -313,7 +304,7 @@ async fn start(
     id: &str,
     _form: Posted<ActionForm>,
 ) -> ConsoleResult<Flash<Redirect>> {
-    act(service, console.0.requester(), id, JobAction::Start).await
+    act(service, console.0.requester(), id, Action::Start).await
 }
 
 #[rocket::post("/containers/<id>/stop", data = "<_form>")]
@@ -323,7 +314,7 @@ async fn stop(
     id: &str,
     _form: Posted<ActionForm>,
 ) -> ConsoleResult<Flash<Redirect>> {
-    act(service, console.0.requester(), id, JobAction::Stop).await
+    act(service, console.0.requester(), id, Action::Stop).await
 }
 
 #[rocket::post("/containers/<id>/restart", data = "<_form>")]
@@ -333,7 +324,7 @@ async fn restart(
     id: &str,
     _form: Posted<ActionForm>,
 ) -> ConsoleResult<Flash<Redirect>> {
-    act(service, console.0.requester(), id, JobAction::Restart).await
+    act(service, console.0.requester(), id, Action::Restart).await
 }
 
 #[derive(Template)]
@@ -373,14 +364,17 @@ async fn delete(
     let id = parse_id(id)?;
     let name = service.container(id).await?.name;
     match service
-        .queue_action(id, JobAction::Delete, None, &console.0.requester())
+        .queue_action(id, Action::Delete, None, &console.0.requester())
         .await
     {
         Ok(job) => Ok(Flash::success(
             Redirect::to(format!("/jobs/{}", job.job.id)),
             format!("Deleting {name}: the job is queued."),
         )),
-        Err(ServiceError::Conflict(why)) => Ok(Flash::error(Redirect::to(container_url(id)), why)),
+        Err(error) if error.is_conflict() => Ok(Flash::error(
+            Redirect::to(container_url(id)),
+            error.to_string(),
+        )),
         Err(other) => Err(other.into()),
     }
 }

@@ -307,6 +307,8 @@ mod tests {
         assert_eq!(state.error("hostname"), None);
         assert_eq!(state.general_errors(), vec!["Must be a JSON object."]);
         assert_eq!(state.value("name"), "a b");
-        assert!(state.absorb(ServiceError::Conflict("busy".into())).is_err());
+        assert!(state
+            .absorb(ServiceError::TemplateInUse("busy".into()))
+            .is_err());
     }
 }

@@ -9,6 +9,7 @@ use crate::db::containers::Container;
 use crate::db::jobs::{Job, LogLine};
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::JobStatus;
+use crate::domain::lifecycle::{self, Action};
 use crate::domain::parameters::Parameters;
 use crate::domain::time::{self, Timestamp};
 
@@ -30,18 +31,6 @@ impl TimeView {
     pub fn maybe(time: &Option<Timestamp>) -> Option<Self> {
         time.as_ref().map(TimeView::of)
     }
-}
-
-/// Which actions make sense in which container status. The same lists go
-/// into `data-enabled-when` so that the script can follow status changes.
-pub const START_WHEN: &str = "stopped creating";
-pub const STOP_WHEN: &str = "running";
-pub const RESTART_WHEN: &str = "running stopped";
-pub const DELETE_WHEN: &str = "creating stopped running failed";
-pub const CONFIGURE_WHEN: &str = "creating stopped running";
-
-pub fn allowed(when: &str, status: ContainerStatus) -> bool {
-    when.split(' ').any(|s| s == status.as_str())
 }
 
 pub struct ContainerView {
@@ -96,8 +85,9 @@ impl ContainerView {
         self.status.as_str()
     }
 
-    pub fn can(&self, when: &str) -> bool {
-        allowed(when, self.status)
+    /// Whether the console offers `action` now (its button is enabled).
+    pub fn can(&self, action: Action) -> bool {
+        lifecycle::offers(self.status, action)
     }
 }
 
@@ -209,15 +199,5 @@ mod tests {
         assert_eq!(human_duration(42), "42 s");
         assert_eq!(human_duration(125), "2 min 5 s");
         assert_eq!(human_duration(7260), "2 h 1 min");
-    }
-
-    #[test]
-    fn actions_follow_the_status() {
-        assert!(allowed(START_WHEN, ContainerStatus::Stopped));
-        assert!(!allowed(START_WHEN, ContainerStatus::Running));
-        assert!(allowed(STOP_WHEN, ContainerStatus::Running));
-        assert!(allowed(DELETE_WHEN, ContainerStatus::Failed));
-        assert!(!allowed(DELETE_WHEN, ContainerStatus::Deleting));
-        assert!(!allowed(CONFIGURE_WHEN, ContainerStatus::Failed));
     }
 }

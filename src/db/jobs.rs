@@ -7,7 +7,7 @@ use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{parse_optional_time, parse_time, parse_uuid, DbError};
-use crate::domain::job::{JobAction, JobStatus};
+use crate::domain::job::{JobAction, JobPayload, JobStatus};
 use crate::domain::time::{self, Timestamp};
 
 /// The only kind of entity jobs act on so far.
@@ -21,7 +21,10 @@ pub struct Job {
     pub entity_id: Uuid,
     pub action: JobAction,
     pub status: JobStatus,
-    pub payload: Option<String>,
+    /// Read with the row; an unreadable payload keeps why, so that one bad
+    /// row fails its own job (see `payload()`) instead of every list that
+    /// shows it.
+    payload: Result<Option<JobPayload>, String>,
     pub error: Option<String>,
     pub progress: Option<u8>,
     pub created_at: Timestamp,
@@ -29,6 +32,20 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     /// The API token (or console user) that asked for the job.
     pub requested_by: Option<String>,
+}
+
+impl Job {
+    /// What the job carries beyond its action; `DbError::Corrupt`, naming
+    /// the job, when its row holds a payload berth cannot read.
+    pub fn payload(&self) -> Result<Option<&JobPayload>, DbError> {
+        self.payload.as_ref().map(Option::as_ref).map_err(|why| {
+            DbError::Corrupt(format!(
+                "the payload of job {} ({}) cannot be read: {why}",
+                self.id,
+                self.action.as_str()
+            ))
+        })
+    }
 }
 
 /// One line of a job's log.
@@ -46,16 +63,21 @@ fn from_row(row: &SqliteRow) -> Result<Job, DbError> {
     let action: String = row.try_get("action")?;
     let status: String = row.try_get("status")?;
     let progress: Option<i64> = row.try_get("progress")?;
+    let action =
+        JobAction::parse(&action).ok_or_else(|| DbError::Corrupt(format!("action {action:?}")))?;
+    let payload: Option<String> = row.try_get("payload")?;
+    let payload = payload
+        .map(|text| JobPayload::parse(action, &text))
+        .transpose();
     Ok(Job {
         seq: row.try_get("seq")?,
         id: parse_uuid(row.try_get("id")?)?,
         entity_type: row.try_get("entity_type")?,
         entity_id: parse_uuid(row.try_get("entity_id")?)?,
-        action: JobAction::parse(&action)
-            .ok_or_else(|| DbError::Corrupt(format!("action {action:?}")))?,
+        action,
         status: JobStatus::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("status {status:?}")))?,
-        payload: row.try_get("payload")?,
+        payload,
         error: row.try_get("error")?,
         progress: progress.map(|p| p.clamp(0, 100) as u8),
         created_at: parse_time(row.try_get("created_at")?)?,
@@ -70,7 +92,7 @@ fn from_row(row: &SqliteRow) -> Result<Job, DbError> {
 pub struct NewJob<'a> {
     pub entity_id: Uuid,
     pub action: JobAction,
-    pub payload: Option<String>,
+    pub payload: Option<JobPayload>,
     pub requested_by: Option<&'a str>,
 }
 
@@ -80,6 +102,10 @@ pub async fn insert(
     job: &NewJob<'_>,
     now: Timestamp,
 ) -> Result<Job, DbError> {
+    debug_assert!(job
+        .payload
+        .as_ref()
+        .map_or(true, |p| p.action() == job.action));
     let row = sqlx::query(&format!(
         "INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at, requested_by)
          VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING {COLUMNS}"
@@ -88,7 +114,7 @@ pub async fn insert(
     .bind(ENTITY_CONTAINER)
     .bind(job.entity_id.hyphenated().to_string())
     .bind(job.action.as_str())
-    .bind(&job.payload)
+    .bind(job.payload.as_ref().map(JobPayload::to_json))
     .bind(time::format(&now))
     .bind(job.requested_by)
     .fetch_one(conn)

@@ -54,9 +54,9 @@ pub enum ContainerStatus {
     Creating,
     Stopped,
     Running,
-    /// Its create job failed; only delete is possible.
+    /// Its create job failed (see `lifecycle` for what it still admits).
     Failed,
-    /// A delete job is queued or running; no further jobs are accepted.
+    /// A delete job is queued or running.
     Deleting,
     /// Gone from the host; kept so that its jobs still name something.
     Deleted,
@@ -85,11 +85,6 @@ impl ContainerStatus {
 
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == raw)
-    }
-
-    /// Whether new jobs may still be queued for a container in this state.
-    pub fn accepts_jobs(self) -> bool {
-        !matches!(self, ContainerStatus::Deleting | ContainerStatus::Deleted)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Jobs: the actions berth carries out in the background and the states a
 //! job moves through.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::container::ContainerStatus;
+use super::parameters::Parameters;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,15 +91,62 @@ impl JobAction {
     pub fn is_idempotent(self) -> bool {
         !matches!(self, JobAction::Create)
     }
+}
 
-    /// The container's status once this job has succeeded.
-    pub fn status_after_success(self, before: ContainerStatus) -> ContainerStatus {
+/// Payload of a configure job: the parameters before and after the PATCH
+/// that asked for it, so a refused change can be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigureChange {
+    pub before: Option<Parameters>,
+    pub after: Parameters,
+}
+
+/// Payload of a delete job: the status to go back to if it is cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteChange {
+    pub previous_status: ContainerStatus,
+}
+
+/// What a job carries beyond its action. Stored as the JSON of the change
+/// itself (no tag: rows written before this type existed hold exactly
+/// that), so reading it back needs the job's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum JobPayload {
+    /// Boxed: two sets of parameters, where a delete carries one status.
+    Configure(Box<ConfigureChange>),
+    Delete(DeleteChange),
+}
+
+impl JobPayload {
+    /// The action whose jobs carry this payload.
+    pub fn action(&self) -> JobAction {
         match self {
-            JobAction::Create | JobAction::Stop => ContainerStatus::Stopped,
-            JobAction::Start | JobAction::Restart => ContainerStatus::Running,
-            JobAction::Delete => ContainerStatus::Deleted,
-            JobAction::Configure => before,
+            JobPayload::Configure(_) => JobAction::Configure,
+            JobPayload::Delete(_) => JobAction::Delete,
         }
+    }
+
+    /// Reads the stored payload of a job of `action`; says why not when it
+    /// cannot be read.
+    pub fn parse(action: JobAction, text: &str) -> Result<Self, String> {
+        let why = |e: serde_json::Error| format!("not a {} payload ({e})", action.as_str());
+        match action {
+            JobAction::Configure => serde_json::from_str(text)
+                .map(|change| JobPayload::Configure(Box::new(change)))
+                .map_err(why),
+            JobAction::Delete => serde_json::from_str(text)
+                .map(JobPayload::Delete)
+                .map_err(why),
+            JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
+                Err(format!("a {} job carries no payload", action.as_str()))
+            }
+        }
+    }
+
+    /// The text stored in the job's row.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a job payload serialises")
     }
 }
 
@@ -125,15 +173,43 @@ mod tests {
         assert_eq!(resumable, vec![JobAction::Create]);
     }
 
+    /// Payloads as berth stored them before `JobPayload` existed (written
+    /// by `service::ConfigureChange` and `service::DeleteChange`).
     #[test]
-    fn configure_keeps_the_status_it_found() {
+    fn reads_payloads_stored_by_earlier_versions() {
+        let configure = r#"{"before":null,"after":{"hostname":"web1","cpus":"2"}}"#;
+        let JobPayload::Configure(change) =
+            JobPayload::parse(JobAction::Configure, configure).expect("an old configure payload")
+        else {
+            panic!("not a configure payload");
+        };
+        assert_eq!(change.before, None);
+        assert_eq!(change.after.hostname.as_deref(), Some("web1"));
+        assert_eq!(change.after.cpus.as_deref(), Some("2"));
+        assert_eq!(JobPayload::Configure(change).to_json(), configure);
+
+        let delete = r#"{"previous_status":"running"}"#;
+        let payload = JobPayload::parse(JobAction::Delete, delete).expect("an old delete payload");
         assert_eq!(
-            JobAction::Configure.status_after_success(ContainerStatus::Running),
-            ContainerStatus::Running
+            payload,
+            JobPayload::Delete(DeleteChange {
+                previous_status: ContainerStatus::Running
+            })
         );
-        assert_eq!(
-            JobAction::Restart.status_after_success(ContainerStatus::Stopped),
-            ContainerStatus::Running
-        );
+        assert_eq!(payload.to_json(), delete);
+    }
+
+    #[test]
+    fn refuses_payloads_it_cannot_read() {
+        for (action, text) in [
+            (JobAction::Configure, "garbage"),
+            (JobAction::Configure, r#"{"previous_status":"running"}"#),
+            (JobAction::Delete, r#"{"previous_status":"sleeping"}"#),
+            (JobAction::Delete, "{}"),
+            (JobAction::Start, r#"{"previous_status":"running"}"#),
+        ] {
+            let why = JobPayload::parse(action, text).expect_err(text);
+            assert!(why.contains(action.as_str()), "{why}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod job;
+pub mod lifecycle;
 pub mod parameters;
 pub mod template;
 

@@ -8,19 +8,19 @@ use super::Runner;
 use crate::db::containers::{self, Container};
 use crate::db::jobs::{self as job_rows, Job};
 use crate::db::DbError;
-use crate::domain::container::ContainerStatus;
-use crate::domain::job::{JobAction, JobStatus};
+use crate::domain::job::{ConfigureChange, JobAction, JobPayload, JobStatus};
+use crate::domain::lifecycle::{self, Ending, HostState};
+use crate::domain::parameters::ContainerSettings;
 use crate::domain::time;
+use crate::domain::ValidationErrors;
 use crate::driver::{host, ContainerSpec, DriverError, RunState, StepLog, TemplateSource};
 use crate::events::Event;
-use crate::service::ConfigureChange;
 
 /// How a job ended.
 #[derive(Debug)]
 enum Outcome {
     Done,
-    /// Why it failed, in words an operator can act on.
-    Failed(String),
+    Failed(Failure),
     /// Stopped on request in a step that could stop safely.
     Cancelled,
 }
@@ -32,6 +32,49 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
             Outcome::Cancelled => "cancelled",
         }
+    }
+}
+
+/// Why a job failed; its text, stored as the job's error, is in words an
+/// operator can act on.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(sqlx::Error),
+    #[error("cannot read the container: {0}")]
+    ContainerUnreadable(DbError),
+    #[error("container {0} no longer exists")]
+    ContainerGone(uuid::Uuid),
+    /// The job's row holds a payload berth cannot read: it fails rather
+    /// than run without it (a configure could not be undone).
+    #[error("{0}")]
+    Payload(DbError),
+    #[error("the stored parameters are not valid: {0}; PATCH them")]
+    InvalidParameters(ValidationErrors),
+    #[error("cannot read the template directory: {0}")]
+    TemplateDirectory(std::io::Error),
+    #[error("template '{name}' is no longer in {dir}; put it back or delete this container")]
+    TemplateGone { name: String, dir: String },
+    #[error("{} failed: {error}", action.as_str())]
+    Driver {
+        action: JobAction,
+        error: DriverError,
+    },
+    /// A create cut off by a crash; `cleanup_failed` says why removing what
+    /// it built failed, if it did.
+    #[error("{}", abandoned_text(.cleanup_failed))]
+    Abandoned { cleanup_failed: Option<String> },
+}
+
+fn abandoned_text(cleanup_failed: &Option<String>) -> String {
+    match cleanup_failed {
+        None => "berth stopped while the container was being created; the partial root \
+                 filesystem was removed. Delete this container and create it again."
+            .to_owned(),
+        Some(why) => format!(
+            "berth stopped while the container was being created, and removing the partial \
+             root filesystem failed ({why}); remove it by hand, then delete this container"
+        ),
     }
 }
 
@@ -72,23 +115,29 @@ impl Runner {
     }
 
     async fn perform(&self, job: &Job, log: &JobStepLog) -> Outcome {
-        let container = match self.container(job).await {
-            Ok(container) => container,
-            Err(why) => return Outcome::Failed(why),
-        };
-        let mut spec = match spec_of(&container) {
-            Ok(spec) => spec,
-            Err(why) => return Outcome::Failed(why),
-        };
+        match self.try_perform(job, log).await {
+            Ok(()) => Outcome::Done,
+            Err(Failure::Driver {
+                error: DriverError::Cancelled,
+                ..
+            }) => Outcome::Cancelled,
+            Err(failure) => Outcome::Failed(failure),
+        }
+    }
+
+    async fn try_perform(&self, job: &Job, log: &JobStepLog) -> Result<(), Failure> {
+        let payload = job.payload().map_err(Failure::Payload)?;
+        let container = self.container(job).await?;
+        let mut spec = spec_of(&container)?;
         fit_to_host(&mut spec, job, log);
         let driver = &self.driver;
         let result = match job.action {
-            JobAction::Create => match self.template_of(&container) {
-                Ok(source) => driver.create(&spec, &source, log).await,
-                Err(why) => return Outcome::Failed(why),
-            },
+            JobAction::Create => {
+                let source = self.template_of(&container)?;
+                driver.create(&spec, &source, log).await
+            }
             JobAction::Configure => {
-                let before = settings_before(job);
+                let before = settings_before(payload);
                 driver.configure(&spec, before.as_ref(), log).await
             }
             JobAction::Start => driver.start(&spec, log).await,
@@ -99,24 +148,20 @@ impl Runner {
             },
             JobAction::Delete => driver.destroy(&spec, log).await,
         };
-        match result {
-            Ok(()) => Outcome::Done,
-            Err(DriverError::Cancelled) => Outcome::Cancelled,
-            Err(error) => Outcome::Failed(format!("{} failed: {error}", job.action.as_str())),
-        }
+        result.map_err(|error| Failure::Driver {
+            action: job.action,
+            error,
+        })
     }
 
-    fn template_of(&self, container: &Container) -> Result<TemplateSource, String> {
+    fn template_of(&self, container: &Container) -> Result<TemplateSource, Failure> {
         let template = self
             .templates
             .find(&container.ostemplate)
-            .map_err(|e| format!("cannot read the template directory: {e}"))?
-            .ok_or_else(|| {
-                format!(
-                    "template '{}' is no longer in {}; put it back or delete this container",
-                    container.ostemplate,
-                    self.templates.dir().display()
-                )
+            .map_err(Failure::TemplateDirectory)?
+            .ok_or_else(|| Failure::TemplateGone {
+                name: container.ostemplate.clone(),
+                dir: self.templates.dir().display().to_string(),
             })?;
         Ok(TemplateSource {
             path: template.path,
@@ -124,80 +169,72 @@ impl Runner {
         })
     }
 
-    async fn container(&self, job: &Job) -> Result<Container, String> {
+    async fn container(&self, job: &Job) -> Result<Container, Failure> {
         let mut conn = self
             .db
             .pool()
             .acquire()
             .await
-            .map_err(|e| format!("database unavailable: {e}"))?;
+            .map_err(Failure::DatabaseUnavailable)?;
         containers::get_any(&mut conn, job.entity_id)
             .await
-            .map_err(|e| format!("cannot read the container: {e}"))?
-            .ok_or_else(|| format!("container {} no longer exists", job.entity_id))
+            .map_err(Failure::ContainerUnreadable)?
+            .ok_or(Failure::ContainerGone(job.entity_id))
     }
 
     /// What the host shows of a container whose job failed half-way.
-    async fn observed_status(&self, job: &Job) -> ContainerStatus {
+    async fn observed_state(&self, job: &Job) -> HostState {
         let name = match self.container(job).await {
             Ok(container) => container.name,
-            Err(_) => return ContainerStatus::Failed,
+            Err(_) => return HostState::Missing,
         };
         match self.driver.state(&name).await {
-            Ok(RunState::Running) => ContainerStatus::Running,
-            Ok(RunState::Stopped) => ContainerStatus::Stopped,
-            Ok(RunState::Missing) | Err(_) => ContainerStatus::Failed,
+            Ok(RunState::Running) => HostState::Running,
+            Ok(RunState::Stopped) => HostState::Stopped,
+            Ok(RunState::Missing) | Err(_) => HostState::Missing,
         }
     }
 
     /// Records the outcome: the job's final state and the container's new
-    /// status, together.
+    /// status (as the lifecycle model has it), together.
     async fn settle(&self, job: &Job, outcome: Outcome) -> Result<(), DbError> {
         // Asking the host happens before the write lock is taken.
-        let observed = match (&outcome, job.action) {
-            (Outcome::Failed(_), action) if action != JobAction::Create => {
-                Some(self.observed_status(job).await)
-            }
-            _ => None,
+        let ending = match &outcome {
+            Outcome::Done => Ending::Done,
+            Outcome::Cancelled => Ending::Cancelled,
+            Outcome::Failed(_) => Ending::Failed {
+                host: match lifecycle::observes_host_after_failure(job.action) {
+                    true => Some(self.observed_state(job).await),
+                    false => None,
+                },
+            },
+        };
+        let error = match &outcome {
+            Outcome::Failed(failure) => Some(failure.to_string()),
+            Outcome::Done | Outcome::Cancelled => None,
         };
         let now = time::now();
         let mut tx = self.db.begin().await?;
         let Some(container) = containers::get_any(&mut tx, job.entity_id).await? else {
-            let error = match &outcome {
-                Outcome::Failed(why) => Some(why.as_str()),
-                _ => None,
-            };
-            job_rows::finish(&mut tx, job.id, JobStatus::Failed, error, now).await?;
+            job_rows::finish(&mut tx, job.id, JobStatus::Failed, error.as_deref(), now).await?;
             tx.commit().await?;
             return self.announce(job).await;
         };
-        // A delete queued behind this job keeps the container marked.
-        let deleting =
-            container.status == ContainerStatus::Deleting && job.action != JobAction::Delete;
-        let status = match &outcome {
-            Outcome::Done => {
-                job_rows::finish(&mut tx, job.id, JobStatus::Done, None, now).await?;
-                job.action.status_after_success(container.status)
-            }
-            Outcome::Cancelled => {
-                job_rows::finish(&mut tx, job.id, JobStatus::Cancelled, None, now).await?;
-                // Only a create stops early, and then nothing of it is left.
-                job_rows::cancel_queued_for(&mut tx, job.entity_id, now).await?;
-                ContainerStatus::Deleted
-            }
-            Outcome::Failed(why) => {
-                job_rows::finish(&mut tx, job.id, JobStatus::Failed, Some(why), now).await?;
-                if job.action == JobAction::Configure {
-                    undo_refused_change(&mut tx, job, &container, now).await?;
-                }
-                observed.unwrap_or(ContainerStatus::Failed)
-            }
+        let job_status = match ending {
+            Ending::Done => JobStatus::Done,
+            Ending::Cancelled => JobStatus::Cancelled,
+            Ending::Failed { .. } => JobStatus::Failed,
         };
-        let status = if deleting && status != ContainerStatus::Deleted {
-            ContainerStatus::Deleting
-        } else {
-            status
-        };
+        job_rows::finish(&mut tx, job.id, job_status, error.as_deref(), now).await?;
+        if lifecycle::cancels_the_rest(job.action, container.status, ending) {
+            job_rows::cancel_queued_for(&mut tx, job.entity_id, now).await?;
+        }
+        if let (Outcome::Failed(_), Ok(Some(JobPayload::Configure(change)))) =
+            (&outcome, job.payload())
+        {
+            undo_refused_change(&mut tx, change, &container, now).await?;
+        }
+        let status = lifecycle::after_job(job.action, container.status, ending);
         containers::set_status(&mut tx, container.id, status, now).await?;
         tx.commit().await?;
         self.announce(job).await
@@ -227,16 +264,10 @@ impl Runner {
                 .destroy(&spec, &step_log)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(why) => Err(why),
+            Err(why) => Err(why.to_string()),
         };
-        let failure = match cleanup {
-            Ok(()) => "berth stopped while the container was being created; the partial root \
-                       filesystem was removed. Delete this container and create it again."
-                .to_owned(),
-            Err(why) => format!(
-                "berth stopped while the container was being created, and removing the partial \
-                 root filesystem failed ({why}); remove it by hand, then delete this container"
-            ),
+        let failure = Failure::Abandoned {
+            cleanup_failed: cleanup.err(),
         };
         drop(step_log);
         writer.flushed().await;
@@ -249,13 +280,13 @@ impl Runner {
 /// The driver's view of a stored container. The stored values are taken as
 /// they are: the host's limits were checked when a request set them, and a
 /// host that has less today must not block the container's jobs.
-fn spec_of(container: &Container) -> Result<ContainerSpec, String> {
+fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
     let settings = container
         .parameters
         .clone()
         .unwrap_or_default()
         .settings()
-        .map_err(|errors| format!("the stored parameters are not valid: {errors}; PATCH them"))?;
+        .map_err(Failure::InvalidParameters)?;
     Ok(ContainerSpec {
         id: container.id,
         name: container.name.clone(),
@@ -292,27 +323,25 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
 /// The settings a configure job started from, from the parameters before
 /// the PATCH that it carries; `None` when they are not known (then every
 /// setting is applied).
-fn settings_before(job: &Job) -> Option<crate::domain::parameters::ContainerSettings> {
-    let change: ConfigureChange = serde_json::from_str(job.payload.as_deref()?).ok()?;
-    change.before.unwrap_or_default().settings().ok()
+fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
+    match payload? {
+        JobPayload::Configure(change) => change.before.clone().unwrap_or_default().settings().ok(),
+        JobPayload::Delete(_) => None,
+    }
 }
 
 /// When applying a PATCH failed, puts back the values it changed, unless a
 /// later PATCH has changed them again since.
 async fn undo_refused_change(
     tx: &mut crate::db::Tx<'_>,
-    job: &Job,
+    change: &ConfigureChange,
     container: &Container,
     now: time::Timestamp,
 ) -> Result<(), DbError> {
-    let change = job
-        .payload
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<ConfigureChange>(p).ok());
-    let (Some(change), Some(current)) = (change, &container.parameters) else {
+    let Some(current) = &container.parameters else {
         return Ok(());
     };
-    let restored = current.undone(&change.before.unwrap_or_default(), &change.after);
+    let restored = current.undone(&change.before.clone().unwrap_or_default(), &change.after);
     if &restored != current {
         containers::set_parameters(tx, container.id, &restored, now).await?;
     }

@@ -4,16 +4,14 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{
-    fingerprint, ConfigureChange, DeleteChange, IdempotencyKey, Page, Requester, Service,
-    ServiceError,
-};
+use super::{fingerprint, IdempotencyKey, Page, Requester, Service, ServiceError};
 use crate::db::containers::{self, Container, ContainerFilter};
 use crate::db::idempotency::{self, KeyUse};
 use crate::db::jobs::{self, Job, NewJob};
 use crate::db::{DbError, Tx};
 use crate::domain::container::{ContainerName, ContainerStatus};
-use crate::domain::job::JobAction;
+use crate::domain::job::{ConfigureChange, DeleteChange, JobAction, JobPayload};
+use crate::domain::lifecycle::{self, Action};
 use crate::domain::parameters::{ParameterPatch, Parameters};
 use crate::domain::template::check_name;
 use crate::domain::time::{self, Timestamp};
@@ -181,12 +179,7 @@ impl Service {
         let container = containers::get(&mut tx, id)
             .await?
             .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
-        ensure_accepts_jobs(&container)?;
-        if container.status == ContainerStatus::Failed {
-            return Err(ServiceError::Conflict(format!(
-                "container {id} failed to be created; the only thing to do with it is delete it"
-            )));
-        }
+        admit(&container, Action::Configure)?;
         let before = container.parameters.clone();
         let current = before.clone().unwrap_or_default();
         let after = current.merged(&patch);
@@ -205,8 +198,7 @@ impl Service {
 
         let now = time::now();
         containers::set_parameters(&mut tx, id, &after, now).await?;
-        let payload =
-            serde_json::to_string(&ConfigureChange { before, after }).expect("payload serialises");
+        let payload = JobPayload::Configure(Box::new(ConfigureChange { before, after }));
         let new_job = NewJob {
             entity_id: id,
             action: JobAction::Configure,
@@ -220,15 +212,16 @@ impl Service {
     pub async fn queue_action(
         &self,
         id: Uuid,
-        action: JobAction,
+        action: Action,
         key: Option<&IdempotencyKey>,
         by: &Requester,
     ) -> Result<Accepted, ServiceError> {
-        debug_assert!(matches!(
-            action,
-            JobAction::Start | JobAction::Stop | JobAction::Restart | JobAction::Delete
-        ));
-        let request_print = fingerprint(&[action.as_str(), &id.to_string()]);
+        debug_assert!(
+            action != Action::Configure,
+            "configure is update_parameters"
+        );
+        let job_action = action.job();
+        let request_print = fingerprint(&[job_action.as_str(), &id.to_string()]);
         let mut tx = self.db.begin().await?;
         if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
             return self.replay(replay).await;
@@ -236,24 +229,18 @@ impl Service {
         let container = containers::get(&mut tx, id)
             .await?
             .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
-        ensure_accepts_jobs(&container)?;
-        if container.status == ContainerStatus::Failed && action != JobAction::Delete {
-            return Err(ServiceError::Conflict(format!(
-                "container {id} failed to be created; the only thing to do with it is delete it"
-            )));
-        }
+        admit(&container, action)?;
         let now = time::now();
         let mut payload = None;
-        if action == JobAction::Delete {
-            let change = DeleteChange {
+        if action == Action::Delete {
+            payload = Some(JobPayload::Delete(DeleteChange {
                 previous_status: container.status,
-            };
-            payload = Some(serde_json::to_string(&change).expect("payload serialises"));
+            }));
             containers::set_status(&mut tx, id, ContainerStatus::Deleting, now).await?;
         }
         let new_job = NewJob {
             entity_id: id,
-            action,
+            action: job_action,
             payload,
             requested_by: by.as_deref(),
         };
@@ -286,15 +273,12 @@ impl Service {
     }
 }
 
-fn ensure_accepts_jobs(container: &Container) -> Result<(), ServiceError> {
-    if container.status.accepts_jobs() {
-        Ok(())
-    } else {
-        Err(ServiceError::Conflict(format!(
-            "container {} is being deleted; it takes no further changes",
-            container.id
-        )))
-    }
+/// Whether the lifecycle model lets `container` take `action` now.
+fn admit(container: &Container, action: Action) -> Result<(), ServiceError> {
+    lifecycle::admits(container.status, action).map_err(|refusal| ServiceError::Refused {
+        container: container.id,
+        refusal,
+    })
 }
 
 /// The first use of `key`, when this request repeats it; an error when the

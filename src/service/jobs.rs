@@ -5,12 +5,12 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{DeleteChange, Page, Service, ServiceError};
+use super::{Page, Service, ServiceError};
 use crate::db::containers;
 use crate::db::jobs::{self, Job, JobFilter, LogLine};
 use crate::db::DbError;
-use crate::domain::container::ContainerStatus;
-use crate::domain::job::{JobAction, JobStatus};
+use crate::domain::job::{JobAction, JobPayload, JobStatus};
+use crate::domain::lifecycle;
 use crate::domain::time;
 use crate::events::Event;
 use crate::jobs::CancelAnswer;
@@ -101,29 +101,26 @@ impl Service {
             .ok_or_else(|| ServiceError::JobNotFound(id.to_string()))?;
         match job.status {
             JobStatus::Queued => {
+                let before_delete = match (job.action, job.payload()?) {
+                    (JobAction::Delete, Some(JobPayload::Delete(change))) => {
+                        Some(change.previous_status)
+                    }
+                    (JobAction::Delete, _) => {
+                        return Err(DbError::Corrupt(format!(
+                            "delete job {id} carries no status to go back to"
+                        ))
+                        .into())
+                    }
+                    _ => None,
+                };
+                let settled = lifecycle::cancel_queued(job.action, before_delete);
                 let now = time::now();
                 jobs::finish(&mut tx, id, JobStatus::Cancelled, None, now).await?;
-                match job.action {
-                    // Nothing was built: the container never existed.
-                    JobAction::Create => {
-                        containers::set_status(
-                            &mut tx,
-                            job.entity_id,
-                            ContainerStatus::Deleted,
-                            now,
-                        )
-                        .await?;
-                        jobs::cancel_queued_for(&mut tx, job.entity_id, now).await?;
-                    }
-                    JobAction::Delete => {
-                        let previous = job
-                            .payload
-                            .as_deref()
-                            .and_then(|p| serde_json::from_str::<DeleteChange>(p).ok())
-                            .map_or(ContainerStatus::Stopped, |c| c.previous_status);
-                        containers::set_status(&mut tx, job.entity_id, previous, now).await?;
-                    }
-                    _ => {}
+                if let Some(status) = settled.status {
+                    containers::set_status(&mut tx, job.entity_id, status, now).await?;
+                }
+                if settled.cancels_the_rest {
+                    jobs::cancel_queued_for(&mut tx, job.entity_id, now).await?;
                 }
                 tx.commit().await.map_err(DbError::from)?;
                 let job = self.job(id).await?;
@@ -132,19 +129,20 @@ impl Service {
             }
             JobStatus::Running => {
                 drop(tx);
-                match self.queue.request_cancel(id) {
+                let answer = if lifecycle::cancellable_while_running(job.action) {
+                    self.queue.request_cancel(id)
+                } else {
+                    CancelAnswer::NotNow
+                };
+                match answer {
                     CancelAnswer::Requested => Ok(CancelOutcome::Stopping(job)),
-                    CancelAnswer::NotNow => Err(ServiceError::Conflict(format!(
-                        "job {id} ({}) is in a step that cannot be stopped safely; \
-                         wait for it to finish",
-                        job.action.as_str()
-                    ))),
+                    CancelAnswer::NotNow => Err(ServiceError::JobNotCancellable {
+                        id,
+                        action: job.action,
+                    }),
                 }
             }
-            finished => Err(ServiceError::Conflict(format!(
-                "job {id} has already finished ({}); there is nothing to cancel",
-                finished.as_str()
-            ))),
+            status => Err(ServiceError::JobFinished { id, status }),
         }
     }
 }

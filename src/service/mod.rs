@@ -16,7 +16,9 @@ use uuid::Uuid;
 use crate::db::containers::Container;
 use crate::db::jobs::Job;
 use crate::db::{Db, DbError};
-use crate::domain::parameters::{HostLimits, Parameters};
+use crate::domain::job::{JobAction, JobStatus};
+use crate::domain::lifecycle::Refusal;
+use crate::domain::parameters::HostLimits;
 use crate::domain::ValidationErrors;
 use crate::driver::host::HostProbe;
 use crate::events::{Event, EventBus};
@@ -38,8 +40,22 @@ pub enum ServiceError {
     ContainerNotFound(String),
     #[error("job {0} not found")]
     JobNotFound(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// The lifecycle model refuses the action in the container's status.
+    #[error("container {container} {refusal}")]
+    Refused { container: Uuid, refusal: Refusal },
+    #[error("job {id} has already finished ({}); there is nothing to cancel", status.as_str())]
+    JobFinished { id: Uuid, status: JobStatus },
+    #[error(
+        "job {id} ({}) is in a step that cannot be stopped safely; wait for it to finish",
+        action.as_str()
+    )]
+    JobNotCancellable { id: Uuid, action: JobAction },
+    #[error("template '{0}' is needed by a create job that has not finished; try again after it")]
+    TemplateInUse(String),
+    #[error("a token named '{0}' exists; revoke it first")]
+    TokenExists(String),
+    #[error("there is no token named '{0}'")]
+    TokenNotFound(String),
     #[error("Idempotency-Key '{0}' was already used with a different request")]
     IdempotencyKeyReused(String),
     #[error("{0}")]
@@ -48,6 +64,22 @@ pub enum ServiceError {
     Database(#[from] DbError),
     #[error(transparent)]
     Templates(#[from] TemplateError),
+}
+
+impl ServiceError {
+    /// Whether the request conflicts with the current state of what it
+    /// names (the console shows these as a notice, not an error page).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Refused { .. }
+                | ServiceError::JobFinished { .. }
+                | ServiceError::JobNotCancellable { .. }
+                | ServiceError::TemplateInUse(_)
+                | ServiceError::TokenExists(_)
+                | ServiceError::TokenNotFound(_)
+        )
+    }
 }
 
 impl From<ValidationErrors> for ServiceError {
@@ -60,20 +92,6 @@ impl From<std::io::Error> for ServiceError {
     fn from(error: std::io::Error) -> Self {
         ServiceError::Templates(TemplateError::Io(error))
     }
-}
-
-/// Payload of a configure job: the parameters before and after the PATCH
-/// that asked for it, so a refused change can be undone.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ConfigureChange {
-    pub before: Option<Parameters>,
-    pub after: Parameters,
-}
-
-/// Payload of a delete job: the status to go back to if it is cancelled.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct DeleteChange {
-    pub previous_status: crate::domain::container::ContainerStatus,
 }
 
 /// A client's `Idempotency-Key`: the same key with the same request within

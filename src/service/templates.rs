@@ -29,9 +29,7 @@ impl Service {
     /// Removes a template unless a create job waiting or running needs it.
     pub async fn delete_template(&self, name: &str) -> Result<(), ServiceError> {
         if jobs::create_pending_from(&mut *self.connection().await?, name).await? {
-            return Err(ServiceError::Conflict(format!(
-                "template '{name}' is needed by a create job that has not finished; try again after it"
-            )));
+            return Err(ServiceError::TemplateInUse(name.to_owned()));
         }
         Ok(self.templates.remove(name)?)
     }

@@ -103,9 +103,7 @@ impl Service {
         let mut tx = self.db.begin().await?;
         match tokens::insert(&mut tx, name, &auth::digest(&token), time::now()).await {
             Err(e) if e.is_unique_violation() => {
-                return Err(ServiceError::Conflict(format!(
-                    "a token named '{name}' exists; revoke it first"
-                )))
+                return Err(ServiceError::TokenExists(name.to_owned()))
             }
             other => other?,
         }
@@ -123,9 +121,7 @@ impl Service {
     pub async fn revoke_token(&self, name: &str) -> Result<(), ServiceError> {
         let mut tx = self.db.begin().await?;
         if !tokens::delete(&mut tx, name).await? {
-            return Err(ServiceError::Conflict(format!(
-                "there is no token named '{name}'"
-            )));
+            return Err(ServiceError::TokenNotFound(name.to_owned()));
         }
         tx.commit().await.map_err(DbError::from)?;
         self.tokens
