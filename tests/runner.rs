@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use berth::db::Db;
 use berth::domain::container::ContainerStatus;
-use berth::domain::job::{JobAction, JobStatus};
+use berth::domain::job::JobStatus;
+use berth::domain::lifecycle::Action;
 use berth::domain::parameters::ContainerSettings;
 use berth::driver::host::HostProbe;
 use berth::driver::{
@@ -223,7 +224,7 @@ impl Bench {
         (accepted.container_id, accepted.job.id)
     }
 
-    async fn queue(&self, container: Uuid, action: JobAction) -> Uuid {
+    async fn queue(&self, container: Uuid, action: Action) -> Uuid {
         self.service
             .queue_action(container, action, None, &Requester::anonymous())
             .await
@@ -261,10 +262,10 @@ async fn a_successful_job_settles_job_and_container_together() {
     let job = bench.finished(create).await;
     assert_eq!((job.status, job.error), (JobStatus::Done, None));
     assert_eq!(bench.status_of(id).await, ContainerStatus::Stopped);
-    let start = bench.queue(id, JobAction::Start).await;
+    let start = bench.queue(id, Action::Start).await;
     assert_eq!(bench.finished(start).await.status, JobStatus::Done);
     assert_eq!(bench.status_of(id).await, ContainerStatus::Running);
-    let delete = bench.queue(id, JobAction::Delete).await;
+    let delete = bench.queue(id, Action::Delete).await;
     assert_eq!(bench.finished(delete).await.status, JobStatus::Done);
     assert_eq!(bench.status_of(id).await, ContainerStatus::Deleted);
     let calls: Vec<_> = bench.driver.calls().into_iter().map(|c| c.0).collect();
@@ -296,7 +297,7 @@ async fn a_failed_start_leaves_the_status_the_host_reports() {
     let runner = bench.spawn_runner();
     let (id, create) = bench.create("unstarted").await;
     bench.finished(create).await;
-    let start = bench.queue(id, JobAction::Start).await;
+    let start = bench.queue(id, Action::Start).await;
     assert_eq!(bench.finished(start).await.status, JobStatus::Failed);
     // Not `failed`: the container is there and stopped, as the host says.
     assert_eq!(bench.status_of(id).await, ContainerStatus::Stopped);
@@ -376,7 +377,7 @@ async fn an_idempotent_job_cut_off_by_a_crash_runs_again() {
     let (id, create) = bench.create("resumed").await;
     bench.finished(create).await;
     bench.driver.script("start", Step::Hold);
-    let start = bench.queue(id, JobAction::Start).await;
+    let start = bench.queue(id, Action::Start).await;
     bench.driver.entered.notified().await;
     crash(runner).await;
     assert_eq!(
@@ -430,7 +431,7 @@ async fn a_running_create_stops_where_it_can_and_takes_its_queued_jobs_along() {
     bench.driver.script("create", Step::UntilCancelled);
     let runner = bench.spawn_runner();
     let (id, create) = bench.create("stopped-early").await;
-    let start = bench.queue(id, JobAction::Start).await;
+    let start = bench.queue(id, Action::Start).await;
     bench.driver.entered.notified().await;
     match bench.service.cancel_job(create).await.unwrap() {
         CancelOutcome::Stopping(job) => assert_eq!(job.status, JobStatus::Running),
@@ -452,14 +453,16 @@ async fn a_step_that_cannot_stop_is_not_cancelled_and_a_finished_job_neither() {
     let (id, create) = bench.create("unstoppable").await;
     bench.driver.entered.notified().await;
     match bench.service.cancel_job(create).await {
-        Err(ServiceError::Conflict(why)) => assert!(why.contains("cannot be stopped"), "{why}"),
+        Err(ServiceError::JobNotCancellable { id, .. }) => assert_eq!(id, create),
         other => panic!("{other:?}"),
     }
     bench.driver.release.notify_one();
     assert_eq!(bench.finished(create).await.status, JobStatus::Done);
     assert_eq!(bench.status_of(id).await, ContainerStatus::Stopped);
     match bench.service.cancel_job(create).await {
-        Err(ServiceError::Conflict(why)) => assert!(why.contains("already finished"), "{why}"),
+        Err(ServiceError::JobFinished { id, status }) => {
+            assert_eq!((id, status), (create, JobStatus::Done))
+        }
         other => panic!("{other:?}"),
     }
     match bench.service.cancel_job(Uuid::new_v4()).await {
@@ -476,7 +479,7 @@ async fn a_queued_delete_cancelled_gives_the_container_back_its_status() {
     let (id, create) = bench.create("kept").await;
     bench.finished(create).await;
     stop(runner).await;
-    let delete = bench.queue(id, JobAction::Delete).await;
+    let delete = bench.queue(id, Action::Delete).await;
     assert_eq!(bench.status_of(id).await, ContainerStatus::Deleting);
     match bench.service.cancel_job(delete).await.unwrap() {
         CancelOutcome::Cancelled(job) => assert_eq!(job.status, JobStatus::Cancelled),
