@@ -8,20 +8,7 @@
 # Idempotent; run as root.
 set -eu
 
-"$(dirname "$0")/serve-deps.sh"
-
-packages="chromium chromium-driver debootstrap binutils ca-certificates strace"
-
-missing=""
-for package in $packages; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
-done
-if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing
-fi
+"$(dirname "$0")/serve-deps.sh" chromium chromium-driver debootstrap binutils ca-certificates strace
 
 # cargo-deb builds the .deb from [package.metadata.deb] in Cargo.toml
 # (about 2 minutes to install, once). Pinned: the package test packages the

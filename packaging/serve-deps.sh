@@ -2,11 +2,12 @@
 # Installs what `berth serve` needs on Debian 12: LXC and the tools the
 # driver runs, and busybox-static, from which berth builds its first OS
 # template (`template1`) when the template directory holds none. The same
-# list as the package's Depends, plus busybox-static. Idempotent; run as
-# root. packaging/ci-deps.sh runs it before adding what the tests need.
+# list as the package's Depends, plus busybox-static. Packages named as
+# arguments are installed too (packaging/ci-deps.sh adds what the tests
+# need that way). Idempotent; run as root.
 set -eu
 
-packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd"
+packages="lxc busybox-static e2fsprogs iproute2 tar gzip xz-utils zstd $*"
 
 missing=""
 for package in $packages; do
