@@ -128,12 +128,7 @@ fn a_shutdown_lets_a_running_resize_finish() {
         ],
         templates: vec!["template1"],
     });
-    let Growing {
-        name,
-        id,
-        job,
-        keep_sum,
-    } = grow_a_disk_with_data(&berth, &held, "held-resize");
+    let growing = grow_a_disk_with_data(&berth, &held, "held-resize");
     let pid = berth.pid().unwrap();
     let term = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -163,15 +158,7 @@ fn a_shutdown_lets_a_running_resize_finish() {
     berth.kill();
 
     berth.launch();
-    berth.job_done(&job);
-    let image = berth.lxc_path().join(&name).join("rootfs.img");
-    let (size, clean, said) = file_system(&image);
-    assert!(clean, "e2fsck -fn after the restart: {said}");
-    assert_eq!(size, 96 * MIB, "the file system's size");
-    assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 * MIB);
-    assert_eq!(berth.container(&id)["parameters"]["size"], "96");
-    berth.act(&id, "start");
-    assert_eq!(berth.attach(&name, "md5sum /keep"), keep_sum);
+    grown_with_data_intact(&berth, &growing);
     assert!(
         extended,
         "berth did not ask systemd for more time while resize2fs ran: {}",
@@ -190,12 +177,7 @@ fn a_resize_cut_off_by_a_crash_is_finished_at_the_next_start() {
         env: vec![("PATH".into(), held.path_env())],
         templates: vec!["template1"],
     });
-    let Growing {
-        name,
-        id,
-        job,
-        keep_sum,
-    } = grow_a_disk_with_data(&berth, &held, "crash-resize");
+    let growing = grow_a_disk_with_data(&berth, &held, "crash-resize");
     berth.kill();
     let killed = Command::new("kill")
         .args(["-KILL", &held.pid()])
@@ -205,14 +187,7 @@ fn a_resize_cut_off_by_a_crash_is_finished_at_the_next_start() {
     held.release();
 
     berth.launch();
-    berth.job_done(&job);
-    let image = berth.lxc_path().join(&name).join("rootfs.img");
-    let (size, clean, said) = file_system(&image);
-    assert!(clean, "e2fsck -fn after the restart: {said}");
-    assert_eq!(size, 96 * MIB, "the file system's size");
-    assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 * MIB);
-    berth.act(&id, "start");
-    assert_eq!(berth.attach(&name, "md5sum /keep"), keep_sum);
+    grown_with_data_intact(&berth, &growing);
 }
 
 /// A stopped container whose 48 MiB disk holds 16 MiB of data, and whose
@@ -245,6 +220,24 @@ fn grow_a_disk_with_data(berth: &Berth, held: &HeldResize, prefix: &str) -> Grow
         job,
         keep_sum,
     }
+}
+
+/// After berth is back: the grow's job finished, the file system is
+/// clean and 96 MiB in a 96 MiB image, the stored size says so, and the
+/// data inside is what it was.
+fn grown_with_data_intact(berth: &Berth, growing: &Growing) {
+    berth.job_done(&growing.job);
+    let image = berth.lxc_path().join(&growing.name).join("rootfs.img");
+    let (size, clean, said) = file_system(&image);
+    assert!(clean, "e2fsck -fn after the restart: {said}");
+    assert_eq!(size, 96 * MIB, "the file system's size");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 * MIB);
+    assert_eq!(berth.container(&growing.id)["parameters"]["size"], "96");
+    berth.act(&growing.id, "start");
+    assert_eq!(
+        berth.attach(&growing.name, "md5sum /keep"),
+        growing.keep_sum
+    );
 }
 
 /// A shrink below what the files need is refused with resize2fs's reason
