@@ -20,9 +20,9 @@ use crate::gate::Gate;
 use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
+use crate::os_templates::OsTemplateStore;
 use crate::service::Service;
 use crate::systemd::{Health, SystemdFairing};
-use crate::templates::TemplateStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -72,8 +72,8 @@ async fn assemble(
 ) -> Result<Rocket<Build>, StartupError> {
     settings.auth = effective_auth(&figment, settings.auth)?;
     let db = Db::open(&settings.database_url).await?;
-    let templates = TemplateStore::new(settings.template_dir.clone());
-    crate::first_template::provide(&templates).await;
+    let templates = OsTemplateStore::new(settings.template_dir.clone());
+    crate::first_os_template::provide(&templates).await;
     let queue = JobQueue::new();
     let events = EventBus::new();
     let metrics = Metrics::new();
@@ -148,7 +148,7 @@ async fn assemble(
 
 /// Before anything runs: removes what a crash left half-made, and warns
 /// about directories open to other users.
-fn tidy_up(settings: &ResolvedSettings, templates: &TemplateStore, driver: &LxcDriver) {
+fn tidy_up(settings: &ResolvedSettings, templates: &OsTemplateStore, driver: &LxcDriver) {
     match templates.remove_partial_uploads() {
         Ok(removed) => {
             for path in removed {
@@ -211,14 +211,14 @@ async fn start_up_notes(rocket: &Rocket<Orbit>) {
         return;
     };
     if service
-        .templates()
+        .os_templates()
         .files()
         .map_or(true, |files| files.is_empty())
     {
         log::warn!(
             "no OS templates in {}: creates will fail until one is there \
              (packaging/make-busybox-template.sh builds a small one)",
-            service.templates().dir().display()
+            service.os_templates().dir().display()
         );
     }
 }

@@ -7,8 +7,8 @@ use rocket::Request;
 use serde_json::json;
 
 use crate::domain::lifecycle::Refusal;
+use crate::os_templates::TemplateError;
 use crate::service::ServiceError;
-use crate::templates::TemplateError;
 
 /// Every failure the API can answer with. `code` and `status` below are the
 /// table documented in the README; keep the two in step.

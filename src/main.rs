@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use berth::domain::template::TemplateFormat;
-use berth::templates::TemplateStore;
+use berth::domain::os_template::TemplateFormat;
+use berth::os_templates::OsTemplateStore;
 use berth::{app, config, db, domain, driver, error, events, jobs, logging, service};
 
 /// berth: a host agent for LXC system containers, with a JSON API, a web
@@ -139,7 +139,7 @@ async fn offline_service() -> Result<service::Service, app::StartupError> {
     let db = db::Db::open(&settings.database_url).await?;
     Ok(service::Service::new(
         db,
-        TemplateStore::new(settings.template_dir),
+        OsTemplateStore::new(settings.template_dir),
         jobs::JobQueue::new(),
         events::EventBus::new(),
         driver::host::HostProbe::new(settings.lxc_path, settings.allow_disk_overcommit),
@@ -155,7 +155,7 @@ fn import_templates(paths: &[PathBuf], replace: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let store = TemplateStore::new(settings.template_dir);
+    let store = OsTemplateStore::new(settings.template_dir);
     let mut failed = false;
     for path in paths {
         let files = if path.is_dir() {
@@ -206,7 +206,7 @@ fn archives_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Copies one archive in under its own file name, atomically.
-fn import_one(store: &TemplateStore, file: &Path, replace: bool) -> Result<String, String> {
+fn import_one(store: &OsTemplateStore, file: &Path, replace: bool) -> Result<String, String> {
     let file_name = file
         .file_name()
         .and_then(|n| n.to_str())

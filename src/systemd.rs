@@ -359,7 +359,7 @@ mod tests {
         use crate::db::jobs as job_rows;
         use crate::driver::lxc::LxcDriver;
         use crate::jobs::{Runner, RunnerHandle, RunnerSettings};
-        use crate::templates::TemplateStore;
+        use crate::os_templates::OsTemplateStore;
 
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&format!("sqlite://{}/t.db", dir.path().display()))
@@ -370,7 +370,7 @@ mod tests {
         let runner = Runner::new(
             db.clone(),
             Arc::new(driver),
-            TemplateStore::new(dir.path().join("templates")),
+            OsTemplateStore::new(dir.path().join("templates")),
             queue.clone(),
             crate::events::EventBus::new(),
             crate::metrics::Metrics::new(),

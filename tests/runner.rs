@@ -23,8 +23,8 @@ use berth::driver::{
 use berth::events::EventBus;
 use berth::jobs::{JobQueue, Runner, RunnerHandle, RunnerSettings};
 use berth::metrics::Metrics;
+use berth::os_templates::OsTemplateStore;
 use berth::service::{CancelOutcome, NewContainer, Requester, Service, ServiceError};
-use berth::templates::TemplateStore;
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -152,7 +152,7 @@ impl Driver for Scripted {
 struct Bench {
     service: Service,
     db: Db,
-    templates: TemplateStore,
+    os_templates: OsTemplateStore,
     queue: JobQueue,
     events: EventBus,
     driver: Arc<Scripted>,
@@ -169,7 +169,7 @@ impl Bench {
         local::put_template(&templates_dir, local::TEMPLATE);
         let url = format!("sqlite://{}", dir.path().join("berth.db").display());
         let db = Db::open(&url).await.unwrap();
-        let templates = TemplateStore::new(templates_dir);
+        let templates = OsTemplateStore::new(templates_dir);
         let queue = JobQueue::new();
         let events = EventBus::new();
         let service = Service::new(
@@ -182,7 +182,7 @@ impl Bench {
         Bench {
             service,
             db,
-            templates,
+            os_templates: templates,
             queue,
             events,
             driver: Arc::new(Scripted::default()),
@@ -196,7 +196,7 @@ impl Bench {
         RunnerHandle::spawn(Runner::new(
             self.db.clone(),
             self.driver.clone(),
-            self.templates.clone(),
+            self.os_templates.clone(),
             self.queue.clone(),
             self.events.clone(),
             Metrics::new(),

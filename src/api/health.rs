@@ -117,7 +117,7 @@ mod tests {
     use crate::driver::lxc::LxcDriver;
     use crate::events::EventBus;
     use crate::jobs::{Runner, RunnerHandle, RunnerSettings, HEARTBEAT_PERIOD};
-    use crate::templates::TemplateStore;
+    use crate::os_templates::OsTemplateStore;
 
     /// A real runner wedged for real (another holder of the one write
     /// connection blocks its claim of the next job, as in the watchdog's
@@ -130,7 +130,7 @@ mod tests {
             .await
             .unwrap();
         let queue = JobQueue::new();
-        let templates = TemplateStore::new(dir.path().join("templates"));
+        let templates = OsTemplateStore::new(dir.path().join("templates"));
         let runner = Runner::new(
             db.clone(),
             Arc::new(LxcDriver::new(

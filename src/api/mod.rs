@@ -9,9 +9,9 @@ mod events;
 mod health;
 mod jobs;
 mod openapi;
+mod os_templates;
 mod paging;
 mod query;
-mod templates;
 
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -33,7 +33,7 @@ pub const BASES: [&str; 2] = ["/v1", "/v0.1"];
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
-    routes.extend(templates::routes());
+    routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());
     routes

@@ -123,13 +123,13 @@ struct NewContainerPage {
 
 impl NewContainerPage {
     async fn build(form: FormState, service: &Service, visitor: &Visitor) -> Self {
-        let (templates, templates_error) = match service.template_names().await {
+        let (templates, templates_error) = match service.os_template_names().await {
             Ok(names) => (names, None),
             Err(error) => (
                 Vec::new(),
                 Some(format!(
                     "The template directory {} cannot be read: {error}.",
-                    service.templates().dir().display()
+                    service.os_templates().dir().display()
                 )),
             ),
         };

@@ -4,8 +4,8 @@
 pub mod container;
 pub mod job;
 pub mod lifecycle;
+pub mod os_template;
 pub mod parameters;
-pub mod template;
 
 use std::fmt;
 

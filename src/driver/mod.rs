@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::domain::os_template::TemplateFormat;
 use crate::domain::parameters::ContainerSettings;
-use crate::domain::template::TemplateFormat;
 
 pub use critical::CriticalSteps;
 

@@ -434,7 +434,7 @@ async fn sync_file_system(path: &Path) -> Result<(), DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::template::TemplateFormat;
+    use crate::domain::os_template::TemplateFormat;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[derive(Default)]

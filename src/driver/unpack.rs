@@ -12,7 +12,7 @@ use tokio::process::Command;
 use super::command::{at_background_priority, failure, require, spawn_error};
 use super::{DriverError, StepLog, TemplateSource};
 use crate::args;
-use crate::domain::template::TemplateFormat;
+use crate::domain::os_template::TemplateFormat;
 
 /// Opens the template file for `unpack`.
 pub fn open(template: &TemplateSource) -> Result<std::fs::File, DriverError> {

@@ -156,12 +156,12 @@ impl Runner {
 
     fn template_of(&self, container: &Container) -> Result<TemplateSource, Failure> {
         let template = self
-            .templates
+            .os_templates
             .find(&container.ostemplate)
             .map_err(Failure::TemplateDirectory)?
             .ok_or_else(|| Failure::TemplateGone {
                 name: container.ostemplate.clone(),
-                dir: self.templates.dir().display().to_string(),
+                dir: self.os_templates.dir().display().to_string(),
             })?;
         Ok(TemplateSource {
             path: template.path,

@@ -23,7 +23,7 @@ use crate::domain::time;
 use crate::driver::{CriticalSteps, Driver};
 use crate::events::{Event, EventBus};
 use crate::metrics::Metrics;
-use crate::templates::TemplateStore;
+use crate::os_templates::OsTemplateStore;
 
 pub use cancel::CancelAnswer;
 pub use fairing::RunnerFairing;
@@ -89,7 +89,7 @@ pub struct RunnerSettings {
 pub struct Runner {
     db: Db,
     driver: Arc<dyn Driver>,
-    templates: TemplateStore,
+    os_templates: OsTemplateStore,
     queue: JobQueue,
     events: EventBus,
     metrics: Metrics,
@@ -100,7 +100,7 @@ impl Runner {
     pub fn new(
         db: Db,
         driver: Arc<dyn Driver>,
-        templates: TemplateStore,
+        os_templates: OsTemplateStore,
         queue: JobQueue,
         events: EventBus,
         metrics: Metrics,
@@ -109,7 +109,7 @@ impl Runner {
         Runner {
             db,
             driver,
-            templates,
+            os_templates,
             queue,
             events,
             metrics,

@@ -12,8 +12,8 @@ use crate::db::{DbError, Tx};
 use crate::domain::container::{ContainerName, ContainerStatus};
 use crate::domain::job::{ConfigureChange, DeleteChange, JobAction, JobPayload};
 use crate::domain::lifecycle::{self, Action};
+use crate::domain::os_template::check_name;
 use crate::domain::parameters::{ParameterPatch, Parameters};
-use crate::domain::template::check_name;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::ValidationErrors;
 
@@ -53,7 +53,7 @@ impl Service {
         ]);
         // File-system work before the one write lock, not while holding it;
         // its verdict counts only once the request is known not to be a replay.
-        let template = self.templates.find(&request.ostemplate);
+        let template = self.os_templates.find(&request.ostemplate);
         let mut tx = self.db.begin().await?;
         if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
             return self.replay(replay).await;
@@ -317,7 +317,7 @@ mod tests {
     use crate::db::Db;
     use crate::events::EventBus;
     use crate::jobs::JobQueue;
-    use crate::templates::TemplateStore;
+    use crate::os_templates::OsTemplateStore;
 
     async fn service(dir: &std::path::Path) -> Service {
         let db = Db::open(&format!("sqlite://{}/t.db", dir.display()))
@@ -326,7 +326,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("templates")).unwrap();
         Service::new(
             db,
-            TemplateStore::new(dir.join("templates")),
+            OsTemplateStore::new(dir.join("templates")),
             JobQueue::new(),
             EventBus::new(),
             crate::driver::host::HostProbe::new(dir.into(), false),

@@ -4,8 +4,8 @@
 
 mod containers;
 mod jobs;
+mod os_templates;
 mod sessions;
-mod templates;
 mod tokens;
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use crate::domain::ValidationErrors;
 use crate::driver::host::HostProbe;
 use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
-use crate::templates::{TemplateError, TemplateStore};
+use crate::os_templates::{OsTemplateStore, TemplateError};
 
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
@@ -174,7 +174,7 @@ impl<T> Page<T> {
 #[derive(Clone)]
 pub struct Service {
     db: Db,
-    templates: TemplateStore,
+    os_templates: OsTemplateStore,
     queue: JobQueue,
     events: EventBus,
     host: HostProbe,
@@ -184,7 +184,7 @@ pub struct Service {
 impl Service {
     pub fn new(
         db: Db,
-        templates: TemplateStore,
+        os_templates: OsTemplateStore,
         queue: JobQueue,
         events: EventBus,
         host: HostProbe,
@@ -192,7 +192,7 @@ impl Service {
         Service {
             tokens: Arc::new(tokens::TokenCache::new(&db)),
             db,
-            templates,
+            os_templates,
             queue,
             events,
             host,
@@ -208,8 +208,8 @@ impl Service {
         &self.db
     }
 
-    pub fn templates(&self) -> &TemplateStore {
-        &self.templates
+    pub fn os_templates(&self) -> &OsTemplateStore {
+        &self.os_templates
     }
 
     /// After a commit: wake the runner and tell subscribers what changed.

@@ -73,7 +73,7 @@ mod tests {
     use crate::db::Db;
     use crate::events::EventBus;
     use crate::jobs::JobQueue;
-    use crate::templates::TemplateStore;
+    use crate::os_templates::OsTemplateStore;
 
     #[rocket::async_test]
     async fn sessions_live_until_closed_expired_or_their_token_is_revoked() {
@@ -83,7 +83,7 @@ mod tests {
             .unwrap();
         let service = Service::new(
             db.clone(),
-            TemplateStore::new(dir.path().join("templates")),
+            OsTemplateStore::new(dir.path().join("templates")),
             JobQueue::new(),
             EventBus::new(),
             crate::driver::host::HostProbe::new(dir.path().into(), false),

@@ -41,7 +41,7 @@ impl Local {
         };
         change(&mut settings);
         let settings = settings.resolve().unwrap();
-        // A template in place keeps `first_template::provide` from building
+        // A template in place keeps `first_os_template::provide` from building
         // one (it runs a shell script); no job unpacks it here.
         put_template(&settings.template_dir, TEMPLATE);
         let figment = berth::config::figment()

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use super::query::{at_most_once, Param};
 use super::Caller;
-use crate::domain::template::TemplateFormat;
+use crate::domain::os_template::TemplateFormat;
 use crate::error::{ApiError, ApiResult};
+use crate::os_templates::TemplateError;
 use crate::service::Service;
-use crate::templates::TemplateError;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![list, upload, delete]
@@ -70,7 +70,7 @@ async fn upload(
     if TemplateFormat::split_file_name(file_name).is_none() {
         return Err(TemplateError::BadFileName(file_name.to_owned()).into());
     }
-    let store = service.templates().clone();
+    let store = service.os_templates().clone();
     let staging = store.staging_path();
     let limit = limits
         .get("template")

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokio::process::Command;
 
-use crate::templates::TemplateStore;
+use crate::os_templates::OsTemplateStore;
 
 /// The template the seed's examples ask for.
 const NAME: &str = "template1";
@@ -23,7 +23,7 @@ const HOW_TO: &str = "see \"Getting an OS template\" in berth's README, \
 /// Builds `template1` into `store` if the store holds no template at all.
 /// Never fails berth's start: without busybox-static, or if the build
 /// fails, it logs how to get a template and berth serves without one.
-pub async fn provide(store: &TemplateStore) {
+pub async fn provide(store: &OsTemplateStore) {
     let dir = store.dir().display();
     match store.files() {
         Ok(files) if files.is_empty() => {}

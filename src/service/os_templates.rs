@@ -3,12 +3,12 @@
 
 use super::{Service, ServiceError};
 use crate::db::jobs;
-use crate::templates::TemplateInfo;
+use crate::os_templates::TemplateInfo;
 
 impl Service {
     /// The templates with their digests (hashing runs off the async threads).
     pub async fn templates_list(&self) -> Result<Vec<TemplateInfo>, ServiceError> {
-        let store = self.templates.clone();
+        let store = self.os_templates.clone();
         let listed = tokio::task::spawn_blocking(move || store.list())
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -18,8 +18,8 @@ impl Service {
     /// The template names alone, for pages that offer a choice: the files
     /// are listed, never read (a digest of a big template takes minutes).
     /// The error is the directory's own, for the page to show as it is.
-    pub async fn template_names(&self) -> std::io::Result<Vec<String>> {
-        let store = self.templates.clone();
+    pub async fn os_template_names(&self) -> std::io::Result<Vec<String>> {
+        let store = self.os_templates.clone();
         let files = tokio::task::spawn_blocking(move || store.files())
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
@@ -31,6 +31,6 @@ impl Service {
         if jobs::create_pending_from(&mut *self.connection().await?, name).await? {
             return Err(ServiceError::TemplateInUse(name.to_owned()));
         }
-        Ok(self.templates.remove(name)?)
+        Ok(self.os_templates.remove(name)?)
     }
 }

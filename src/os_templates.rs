@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::template::{check_name, TemplateFormat};
+use crate::domain::os_template::{check_name, TemplateFormat};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,14 +52,14 @@ pub struct TemplateInfo {
 type DigestCache = HashMap<PathBuf, (u64, SystemTime, String)>;
 
 #[derive(Debug, Clone)]
-pub struct TemplateStore {
+pub struct OsTemplateStore {
     dir: PathBuf,
     digests: Arc<Mutex<DigestCache>>,
 }
 
-impl TemplateStore {
+impl OsTemplateStore {
     pub fn new(dir: PathBuf) -> Self {
-        TemplateStore {
+        OsTemplateStore {
             dir,
             digests: Arc::default(),
         }
@@ -289,9 +289,9 @@ fn check_magic(path: &Path, format: TemplateFormat) -> Result<(), TemplateError>
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, TemplateStore) {
+    fn store() -> (tempfile::TempDir, OsTemplateStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = TemplateStore::new(dir.path().to_owned());
+        let store = OsTemplateStore::new(dir.path().to_owned());
         (dir, store)
     }
 
