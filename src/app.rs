@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
+use rocket::figment::providers::Serialized;
 use rocket::figment::Figment;
 use rocket::{Build, Orbit, Rocket};
+use rocket_db_pools::Database;
 
 use crate::api::ApiAuth;
-use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings};
-use crate::db::{Db, DbError};
+use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings, DATABASE_URL_KEY};
+use crate::db::{BerthDb, Db, DbError};
 use crate::driver::host::HostProbe;
 use crate::driver::lxc::LxcDriver;
 use crate::events::EventBus;
@@ -28,6 +30,8 @@ use crate::systemd::{Health, SystemdFairing};
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Opening it for a command (`berth token`); `serve` opens it in
+    /// rocket_db_pools' fairing, which reports its own failure.
     #[error("cannot open the database: {0}")]
     Database(#[from] DbError),
 }
@@ -71,9 +75,11 @@ async fn assemble(
     jobs: Jobs,
 ) -> Result<Rocket<Build>, StartupError> {
     settings.auth = effective_auth(&figment, settings.auth)?;
-    let db = Db::open(&settings.database_url).await?;
-    let templates = OsTemplateStore::new(settings.template_dir.clone());
-    crate::first_os_template::provide(&templates).await;
+    // rocket_db_pools reads `[databases.berth]`; the URL there is the one
+    // the settings resolved (from it, its alias or the default).
+    let figment = figment.merge(Serialized::global(DATABASE_URL_KEY, &settings.database_url));
+    let os_templates = OsTemplateStore::new(settings.template_dir.clone());
+    crate::first_os_template::provide(&os_templates).await;
     let queue = JobQueue::new();
     let events = EventBus::new();
     let metrics = Metrics::new();
@@ -83,54 +89,73 @@ async fn assemble(
         settings.stop_timeout_secs,
         settings.template_cache,
     ));
-    tidy_up(&settings, &templates, &driver);
-    let runner = Runner::new(
-        db.clone(),
-        driver,
-        templates.clone(),
-        queue.clone(),
-        events.clone(),
-        metrics.clone(),
-        RunnerSettings {
-            max_parallel: settings.max_parallel_jobs,
-            retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
-        },
-    );
+    tidy_up(&settings, &os_templates, &driver);
     let host = HostProbe::new(settings.lxc_path.clone(), settings.allow_disk_overcommit);
-    let service = Service::new(db.clone(), templates, queue.clone(), events.clone(), host);
+    let runner_settings = RunnerSettings {
+        max_parallel: settings.max_parallel_jobs,
+        retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
+    };
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
     let gate = Gate::new(
         settings.auth == AuthMode::None,
         settings.allowed_hosts.clone(),
     );
-    let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
-    let systemd = SystemdFairing::new(health.clone());
+
+    // What needs the database is built once rocket_db_pools has opened it.
+    let with_database = {
+        let (queue, events, metrics) = (queue.clone(), events.clone(), metrics.clone());
+        move |rocket: Rocket<Build>| async move {
+            // Not `BerthDb::fetch`: when opening failed, rocket_db_pools has
+            // said why, and its "unattached database" would only mislead.
+            let Some(db) = rocket.state::<BerthDb>().map(|db| Db::clone(db)) else {
+                return Err(rocket);
+            };
+            let service = Service::new(
+                db.clone(),
+                os_templates.clone(),
+                queue.clone(),
+                events.clone(),
+                host,
+            );
+            let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
+            let mut rocket = rocket
+                .manage(service)
+                .manage(health.clone())
+                .attach(SystemdFairing::new(health));
+            if jobs == Jobs::Run {
+                let runner = Runner::new(
+                    db.clone(),
+                    driver,
+                    os_templates,
+                    queue,
+                    events,
+                    metrics,
+                    runner_settings,
+                );
+                rocket = rocket.attach(RunnerFairing::new(
+                    runner,
+                    db,
+                    grace,
+                    crate::systemd::extend_stop_timeout,
+                ));
+            }
+            Ok(rocket)
+        }
+    };
 
     let mut rocket = rocket::custom(figment)
-        .manage(service)
+        .attach(BerthDb::init())
+        .attach(AdHoc::try_on_ignite("berth services", with_database))
         .manage(queue)
-        .manage(health)
         .manage(events)
         .manage(metrics)
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
-        .attach(gate);
-    rocket = match jobs {
-        Jobs::Run => rocket.attach(RunnerFairing::new(
-            runner,
-            db,
-            grace,
-            crate::systemd::extend_stop_timeout,
-        )),
-        // Without the runner's fairing the pool is closed when it drops.
-        Jobs::Queue => rocket,
-    };
-    rocket = rocket
+        .attach(gate)
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))
         }))
-        .attach(systemd)
         .attach(RequestLog)
         .attach(crate::console::SecurityHeaders)
         .mount("/", crate::api::health_routes())

@@ -27,7 +27,8 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     /// LXC's lxcpath; every container lives in `<lxc_path>/<name>/`.
     pub lxc_path: Option<PathBuf>,
-    /// An sqlx SQLite URL; defaults to `sqlite://<data_dir>/berth.db`.
+    /// An sqlx SQLite URL; defaults to `sqlite://<data_dir>/berth.db`. The
+    /// same as Rocket's `[databases.berth] url`, which may be used instead.
     pub database_url: Option<String>,
     pub auth: AuthMode,
     /// The bridge every container's eth0 is attached to; created if missing.
@@ -164,12 +165,15 @@ fn config_file() -> PathBuf {
 
 impl Settings {
     pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigError> {
-        if !figment.contains("berth") {
-            return Ok(Settings::default());
-        }
-        figment
-            .extract_inner("berth")
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+        let mut settings: Settings = if figment.contains("berth") {
+            figment
+                .extract_inner("berth")
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?
+        } else {
+            Settings::default()
+        };
+        settings.database_url = database_url(figment, settings.database_url.take())?;
+        Ok(settings)
     }
 
     /// Checks the values, creates the directories berth needs and makes every
@@ -220,6 +224,31 @@ impl Settings {
             allow_disk_overcommit: self.allow_disk_overcommit,
             open_dirs,
         })
+    }
+}
+
+/// Rocket's key for berth's database URL (rocket_db_pools' `Config`).
+pub const DATABASE_URL_KEY: &str = "databases.berth.url";
+
+/// The database URL, from Rocket's `[databases.berth] url` or its alias,
+/// berth's `database_url` (`BERTH_DATABASE_URL`). Set both and they must
+/// agree: which one wins would otherwise be a guess.
+fn database_url(figment: &Figment, alias: Option<String>) -> Result<Option<String>, ConfigError> {
+    let rocket_url = if figment.contains(DATABASE_URL_KEY) {
+        Some(
+            figment
+                .extract_inner::<String>(DATABASE_URL_KEY)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    match (rocket_url, alias) {
+        (Some(url), Some(alias)) if url != alias => Err(ConfigError::Invalid(format!(
+            "the database URL is set twice, differently: [databases.berth] url = {url:?} \
+             and database_url (BERTH_DATABASE_URL) = {alias:?}; keep one"
+        ))),
+        (url, alias) => Ok(url.or(alias)),
     }
 }
 
@@ -294,6 +323,22 @@ mod tests {
         let settings = Settings::from_figment(&Figment::new()).unwrap();
         assert_eq!(settings.data_dir, PathBuf::from("data"));
         assert_eq!(settings.auth, AuthMode::None);
+    }
+
+    #[test]
+    fn the_database_url_comes_from_rocket_or_its_alias() {
+        let rocket = Figment::new().merge((DATABASE_URL_KEY, "sqlite:///a.db"));
+        let alias = Figment::new().merge(("berth.database_url", "sqlite:///b.db"));
+        let url = |figment: &Figment| Settings::from_figment(figment).unwrap().database_url;
+        assert_eq!(url(&rocket).as_deref(), Some("sqlite:///a.db"));
+        assert_eq!(url(&alias).as_deref(), Some("sqlite:///b.db"));
+        let same = rocket
+            .clone()
+            .merge(("berth.database_url", "sqlite:///a.db"));
+        assert_eq!(url(&same).as_deref(), Some("sqlite:///a.db"));
+        let both = rocket.merge(("berth.database_url", "sqlite:///b.db"));
+        let error = Settings::from_figment(&both).unwrap_err().to_string();
+        assert!(error.contains("set twice"), "{error}");
     }
 
     #[test]

@@ -471,3 +471,54 @@ async fn console_pages_and_forms_work_and_refuse_forged_posts() {
         .is_some_and(|l| l.starts_with("/containers/")));
     assert_eq!(berth.containers().await.as_array().unwrap().len(), 2);
 }
+
+// ---------------------------------------------------------------- database
+
+/// The database is rocket_db_pools' `berth`: a URL under
+/// `[databases.berth]` is where berth keeps its rows (not the default file
+/// in the data directory), and `/metrics` reads them through the pool's
+/// request guard.
+#[rocket::async_test]
+async fn the_database_is_the_one_configured_under_databases_berth() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("elsewhere.db");
+    let figment = berth::config::figment()
+        .merge(("log_level", "off"))
+        .merge(("berth.data_dir", dir.path().join("data")))
+        .merge((
+            berth::config::DATABASE_URL_KEY,
+            format!("sqlite://{}", file.display()),
+        ));
+    let settings = berth::config::Settings::from_figment(&figment)
+        .unwrap()
+        .resolve()
+        .unwrap();
+    local::put_template(&settings.template_dir, TEMPLATE);
+    let rocket = berth::app::build_without_runner(figment, settings)
+        .await
+        .unwrap();
+    let client = rocket::local::asynchronous::Client::tracked(rocket)
+        .await
+        .unwrap();
+    let created = client
+        .post("/v1/containers/")
+        .header(ContentType::JSON)
+        .body(create_body("c1").to_string())
+        .dispatch()
+        .await;
+    assert_eq!(created.status(), Status::Accepted);
+    assert!(file.exists());
+    assert!(!dir.path().join("data/berth.db").exists());
+
+    let metrics = client.get("/metrics").dispatch().await;
+    assert_eq!(metrics.status(), Status::Ok);
+    let text = metrics.into_string().await.unwrap();
+    assert!(
+        text.contains("berth_containers{status=\"creating\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_jobs{status=\"queued\",action=\"create\"} 1"),
+        "{text}"
+    );
+}

@@ -1,5 +1,7 @@
-//! The only module that speaks SQL: the SQLite pools (reads, and the one
-//! writer), migrations, and, in its submodules, every query.
+//! The only module that speaks SQL: berth's database as Rocket knows it
+//! (`BerthDb`, a rocket_db_pools `Database` named `berth`), its SQLite pools
+//! (reads, and the one writer), migrations, and, in its submodules, every
+//! query.
 
 pub mod containers;
 pub mod idempotency;
@@ -10,7 +12,11 @@ pub mod tokens;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rocket::figment::Figment;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
@@ -26,6 +32,19 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database holds a value berth cannot read: {0}")]
     Corrupt(String),
+    #[error("cannot open the database {url}: {source}")]
+    Open {
+        /// Without its password.
+        url: String,
+        source: sqlx::Error,
+    },
+    #[error("database settings ([databases.berth]): {0}")]
+    Config(String),
+    #[error(
+        "database URL {0:?}: berth keeps its data in SQLite; use sqlite://<file> \
+         (the default is sqlite://<data_dir>/berth.db)"
+    )]
+    UnsupportedUrl(String),
 }
 
 impl DbError {
@@ -36,7 +55,40 @@ impl DbError {
 
 pub type Tx<'a> = Transaction<'a, Sqlite>;
 
-/// The database handle every layer above shares (Rocket-managed state).
+/// berth's database as Rocket sees it: configured under
+/// `[default.databases.berth]` (`url`, `max_connections`, `connect_timeout`),
+/// opened by the fairing `BerthDb::init()` attaches, found again with
+/// `BerthDb::fetch(&rocket)`, closed at shutdown. `database_url` /
+/// `BERTH_DATABASE_URL` name the same URL (see `config`).
+#[derive(rocket_db_pools::Database)]
+#[database("berth")]
+pub struct BerthDb(Db);
+
+/// How many connections to keep, and how long to wait for one.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    /// Read connections (the writer is always one).
+    pub readers: u32,
+    /// How long a read waits for a connection.
+    pub acquire_timeout: Duration,
+}
+
+/// How long a write waits its turn for the one writer connection: writes
+/// queue there in bursts by design, so this is a queueing bound (sqlx's
+/// default), not a connection time-out.
+const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize {
+            readers: 8,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The database handle every layer above shares: Rocket manages it as
+/// `BerthDb`, the layers above keep clones.
 #[derive(Clone)]
 pub struct Db {
     /// Connections for reads: in WAL mode they never wait for a writer.
@@ -49,12 +101,38 @@ pub struct Db {
     writer: SqlitePool,
     /// The database file, for the files kept beside it (none in memory).
     file: Option<PathBuf>,
+    /// Held (read) by whoever must still write after Rocket starts shutting
+    /// down (the runner, while it drains); `close` takes it for writing.
+    users: Arc<RwLock<()>>,
 }
+
+/// While held, `Db::close` waits: the pools stay open for its holder.
+pub struct OpenHold(#[allow(dead_code)] OwnedRwLockReadGuard<()>);
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and brings its schema
     /// up to date.
     pub async fn open(url: &str) -> Result<Db, DbError> {
+        Db::open_with(url, PoolSize::default()).await
+    }
+
+    /// `open`, with the pool sizes given.
+    pub async fn open_with(url: &str, size: PoolSize) -> Result<Db, DbError> {
+        if !is_sqlite_url(url) {
+            return Err(DbError::UnsupportedUrl(without_password(url)));
+        }
+        Db::open_sqlite(url, size)
+            .await
+            .map_err(|error| match error {
+                DbError::Sqlx(source) => DbError::Open {
+                    url: without_password(url),
+                    source,
+                },
+                other => other,
+            })
+    }
+
+    async fn open_sqlite(url: &str, size: PoolSize) -> Result<Db, DbError> {
         let base = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
         let file = Some(base.clone().get_filename().to_path_buf())
             .filter(|file| !file.as_os_str().is_empty() && file.as_os_str() != ":memory:");
@@ -68,14 +146,29 @@ impl Db {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(WRITE_QUEUE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(size.readers.max(1))
+            .acquire_timeout(size.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Db { pool, writer, file })
+        Ok(Db {
+            pool,
+            writer,
+            file,
+            users: Arc::new(RwLock::new(())),
+        })
+    }
+
+    /// Keeps the pools open past Rocket's shutdown until the hold is
+    /// dropped. Rocket runs its shutdown fairings at the same time, so the
+    /// runner, still recording the jobs it drains, holds the database open
+    /// against the fairing that closes it.
+    pub async fn hold_open(&self) -> OpenHold {
+        OpenHold(self.users.clone().read_owned().await)
     }
 
     /// Begins a write transaction that holds SQLite's write lock from its
@@ -113,7 +206,9 @@ impl Db {
         Ok(self.writer.acquire().await?)
     }
 
+    /// Closes both pools once every `OpenHold` is dropped.
     pub async fn close(&self) {
+        let _no_holders = self.users.write().await;
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -155,6 +250,55 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+/// Rocket's way in: `BerthDb::init()` opens the database from the
+/// `[databases.berth]` settings, and `Connection<BerthDb>` is a read
+/// connection.
+#[rocket::async_trait]
+impl rocket_db_pools::Pool for Db {
+    type Connection = PoolConnection<Sqlite>;
+    type Error = DbError;
+
+    async fn init(figment: &Figment) -> Result<Self, DbError> {
+        let config: rocket_db_pools::Config = figment
+            .extract()
+            .map_err(|e| DbError::Config(e.to_string()))?;
+        let size = PoolSize {
+            readers: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
+            acquire_timeout: Duration::from_secs(config.connect_timeout),
+        };
+        Db::open_with(&config.url, size).await
+    }
+
+    async fn get(&self) -> Result<Self::Connection, DbError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn close(&self) {
+        Db::close(self).await
+    }
+}
+
+/// `url` fit for a log: any password replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The backends berth can keep its data in; today one.
+fn is_sqlite_url(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
 }
 
 async fn pragma_value(conn: &mut sqlx::SqliteConnection, pragma: &str) -> Result<i64, DbError> {
@@ -202,4 +346,64 @@ fn parse_optional_time(
     text: Option<String>,
 ) -> Result<Option<crate::domain::time::Timestamp>, DbError> {
     text.as_deref().map(parse_time).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_url_never_shows_its_password() {
+        assert_eq!(
+            without_password("postgres://berth:s3cret@db:5432/berth"),
+            "postgres://berth:***@db:5432/berth"
+        );
+        assert_eq!(
+            without_password("postgres://berth@db/berth"),
+            "postgres://berth@db/berth"
+        );
+        assert_eq!(
+            without_password("sqlite:///var/lib/berth/berth.db"),
+            "sqlite:///var/lib/berth/berth.db"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_sqlite_urls_are_opened_and_failures_name_the_database() {
+        let error = Db::open("postgres://u:pw@localhost/x").await.err().unwrap();
+        assert!(
+            matches!(error, DbError::UnsupportedUrl(ref url) if url == "postgres://u:***@localhost/x")
+        );
+        let error = Db::open("sqlite:///nonexistent-dir/berth.db")
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("/nonexistent-dir/berth.db"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_waits_for_those_holding_the_database_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let hold = db.hold_open().await;
+        let closing = tokio::spawn({
+            let db = db.clone();
+            async move { db.close().await }
+        });
+        tokio::task::yield_now().await;
+        // Still usable while held, as the draining runner needs it.
+        sqlx::query("SELECT 1")
+            .execute(&mut *db.writer().await.unwrap())
+            .await
+            .unwrap();
+        assert!(!closing.is_finished());
+        drop(hold);
+        closing.await.unwrap();
+        assert!(db.pool().is_closed());
+    }
 }

@@ -1,5 +1,5 @@
 //! The runner's place in Rocket's life: started at liftoff, drained at
-//! shutdown, and only then the database closed.
+//! shutdown, holding the database open until it has drained.
 
 use std::time::Duration;
 
@@ -8,12 +8,13 @@ use rocket::{Orbit, Rocket};
 use tokio::sync::Mutex;
 
 use super::{KeepAlive, Runner, RunnerHandle};
-use crate::db::Db;
+use crate::db::{Db, OpenHold};
 
 pub struct RunnerFairing {
     runner: Mutex<Option<Runner>>,
     handle: Mutex<Option<RunnerHandle>>,
     db: Db,
+    hold: Mutex<Option<OpenHold>>,
     grace: Duration,
     keep_alive: KeepAlive,
 }
@@ -24,6 +25,7 @@ impl RunnerFairing {
             runner: Mutex::new(Some(runner)),
             handle: Mutex::new(None),
             db,
+            hold: Mutex::new(None),
             grace,
             keep_alive,
         }
@@ -41,6 +43,7 @@ impl Fairing for RunnerFairing {
 
     async fn on_liftoff(&self, _: &Rocket<Orbit>) {
         if let Some(runner) = self.runner.lock().await.take() {
+            *self.hold.lock().await = Some(self.db.hold_open().await);
             *self.handle.lock().await = Some(RunnerHandle::spawn(runner));
         }
     }
@@ -53,8 +56,8 @@ impl Fairing for RunnerFairing {
             );
             handle.shutdown(self.grace, self.keep_alive).await;
         }
-        // Shutdown fairings run concurrently, so the pool is closed here,
-        // after the runner, rather than by a fairing of its own.
-        self.db.close().await;
+        // Shutdown fairings run concurrently: the database's own (which
+        // closes it) waits for this hold, so the drained jobs are recorded.
+        self.hold.lock().await.take();
     }
 }
