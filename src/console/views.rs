@@ -91,6 +91,8 @@ impl ContainerView {
     }
 }
 
+/// A job as the console's pages show it: names, short id and times ready
+/// for HTML (the API's JSON shape is `api::jobs::JobJson`).
 pub struct JobView {
     pub id: Uuid,
     pub short_id: String,

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{fingerprint, IdempotencyKey, Page, Requester, Service, ServiceError};
+use super::{fingerprint, IdempotencyKey, ListPage, Requester, Service, ServiceError};
 use crate::db::containers::{self, Container, ContainerFilter};
 use crate::db::idempotency::{self, KeyUse};
 use crate::db::jobs::{self, Job, NewJob};
@@ -150,10 +150,10 @@ impl Service {
         filter: &ContainerFilter,
         after: Option<i64>,
         limit: u32,
-    ) -> Result<Page<Container>, ServiceError> {
+    ) -> Result<ListPage<Container>, ServiceError> {
         let rows =
             containers::page(&mut *self.connection().await?, filter, after, limit + 1).await?;
-        Ok(Page::from_rows(rows, limit, |c| c.seq))
+        Ok(ListPage::from_rows(rows, limit, |c| c.seq))
     }
 
     /// The containers an overview lists: the first `limit`, oldest first.
