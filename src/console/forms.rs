@@ -57,9 +57,7 @@ impl<'r> FromForm<'r> for ContainerForm {
 
     fn push_value(ctxt: &mut Self::Context, field: ValueField<'r>) {
         match Parameter::from_name(field.name.key_lossy().as_str()) {
-            Some(p) => {
-                Option::<String>::push_value(&mut ctxt.parameters[p as usize], field.shift())
-            }
+            Some(p) => Option::<String>::push_value(&mut ctxt.parameters[p.index()], field.shift()),
             None => OtherFields::push_value(&mut ctxt.others, field),
         }
     }
@@ -67,7 +65,7 @@ impl<'r> FromForm<'r> for ContainerForm {
     async fn push_data(ctxt: &mut Self::Context, field: DataField<'r, '_>) {
         match Parameter::from_name(field.name.key_lossy().as_str()) {
             Some(p) => {
-                Option::<String>::push_data(&mut ctxt.parameters[p as usize], field.shift()).await
+                Option::<String>::push_data(&mut ctxt.parameters[p.index()], field.shift()).await
             }
             None => OtherFields::push_data(&mut ctxt.others, field).await,
         }

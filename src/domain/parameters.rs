@@ -83,8 +83,9 @@ impl Parameter {
         matches!(self, Parameter::Cpus | Parameter::Memsize | Parameter::Size)
     }
 
-    /// Its place in `ALL`, and in `Parameters`.
-    fn index(self) -> usize {
+    /// Its place in `ALL`, and in `Parameters`: the macro declares the
+    /// variants in `ALL`'s order.
+    pub fn index(self) -> usize {
         self as usize
     }
 }
