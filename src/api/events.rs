@@ -6,7 +6,7 @@ use rocket::tokio::select;
 use rocket::tokio::sync::broadcast::error::RecvError;
 use rocket::{Route, Shutdown, State};
 
-use super::jobs::JobView;
+use super::jobs::JobJson;
 use super::Caller;
 use crate::events::{Event, EventBus};
 
@@ -38,7 +38,7 @@ fn events(
                 _ = &mut shutdown => break,
             };
             yield match event {
-                Event::Job(job) => SseEvent::json(&JobView::from(&job)).event("job"),
+                Event::Job(job) => SseEvent::json(&JobJson::from(&job)).event("job"),
                 Event::Container(container) => SseEvent::json(&container).event("container"),
             };
         }

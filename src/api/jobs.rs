@@ -21,9 +21,10 @@ pub fn routes() -> Vec<Route> {
     rocket::routes![list, get, wait, log, cancel]
 }
 
-/// A job as the API shows it; the seed's fields first.
+/// A job as the API's JSON shows it, the seed's fields first (the console's
+/// HTML shows its own `console::views::JobView`).
 #[derive(Serialize)]
-pub struct JobView<'a> {
+pub struct JobJson<'a> {
     status: JobStatus,
     entity_type: &'a str,
     entity_id: Uuid,
@@ -44,9 +45,9 @@ pub struct JobView<'a> {
     requested_by: Option<&'a str>,
 }
 
-impl<'a> From<&'a Job> for JobView<'a> {
+impl<'a> From<&'a Job> for JobJson<'a> {
     fn from(job: &'a Job) -> Self {
-        JobView {
+        JobJson {
             status: job.status,
             entity_type: &job.entity_type,
             entity_id: job.entity_id,
@@ -94,7 +95,7 @@ async fn list(
     let page = service
         .jobs(&filter, decode_cursor(cursor)?, parse_limit(limit)?)
         .await?;
-    let views: Vec<JobView<'_>> = page.items.iter().map(JobView::from).collect();
+    let views: Vec<JobJson<'_>> = page.items.iter().map(JobJson::from).collect();
     Ok(Json(json!({
         "message": "success",
         "jobs": views,
@@ -107,7 +108,7 @@ async fn list(
 struct JobBody<'a> {
     message: &'static str,
     #[serde(flatten)]
-    job: JobView<'a>,
+    job: JobJson<'a>,
 }
 
 #[rocket::get("/jobs/<id>")]
@@ -115,7 +116,7 @@ async fn get(service: &State<Service>, _caller: Caller, id: &str) -> ApiResult<J
     let job = service.job(parse_id(id)?).await?;
     Ok(Json(json!(JobBody {
         message: "success",
-        job: JobView::from(&job)
+        job: JobJson::from(&job)
     })))
 }
 
@@ -146,7 +147,7 @@ async fn wait(
         .await?;
     Ok(Json(json!(JobBody {
         message: "success",
-        job: JobView::from(&job)
+        job: JobJson::from(&job)
     })))
 }
 
@@ -175,7 +176,7 @@ async fn cancel(
         status,
         Json(json!(JobBody {
             message: "success",
-            job: JobView::from(&job)
+            job: JobJson::from(&job)
         })),
     ))
 }

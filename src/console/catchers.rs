@@ -7,7 +7,7 @@ use rocket::http::Status;
 use rocket::response::{self, Redirect, Responder};
 use rocket::{Catcher, Request};
 
-use super::{Layout, Page, Section};
+use super::{HtmlPage, Layout, Section};
 
 pub fn catchers() -> Vec<Catcher> {
     let mut catchers = rocket::catchers![not_found, fallback];
@@ -31,9 +31,9 @@ pub struct ErrorPage {
     message: String,
 }
 
-pub fn error_page(status: Status, message: String) -> Page<ErrorPage> {
+pub fn error_page(status: Status, message: String) -> HtmlPage<ErrorPage> {
     let reason = status.reason_lossy().to_owned();
-    Page::with_status(
+    HtmlPage::with_status(
         status,
         ErrorPage {
             layout: Layout::new(reason.clone(), Section::None, None).without_live_updates(),
@@ -54,7 +54,7 @@ fn wants_html(req: &Request<'_>) -> bool {
 /// Either an HTML page or the API's JSON error.
 enum Failure {
     // Boxed: a page is much larger than an API error.
-    Html(Box<Page<ErrorPage>>),
+    Html(Box<HtmlPage<ErrorPage>>),
     Json(crate::error::ApiError),
 }
 

@@ -18,7 +18,7 @@ use super::forms::{ContainerForm, FormState};
 use super::session::{ActionForm, Console, Posted, Visitor};
 use super::views::{ContainerView, JobView};
 use super::LISTED_CONTAINERS;
-use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
+use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
 use crate::db::jobs::Job;
 use crate::domain::lifecycle::{self, Action};
 use crate::service::{Requester, Service, ServiceError};
@@ -94,11 +94,11 @@ async fn home(
     console: Console<'_>,
     service: &State<Service>,
     flash: Option<FlashMessage<'_>>,
-) -> ConsoleResult<Page<HomePage>> {
+) -> ConsoleResult<HtmlPage<HomePage>> {
     let containers = service.first_containers(LISTED_CONTAINERS).await?;
     let jobs = service.recent_jobs(RECENT_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
-    Ok(Page::ok(HomePage {
+    Ok(HtmlPage::ok(HomePage {
         layout: Layout::new("Containers", Section::Containers, flash).visited_by(console.0),
         containers: containers.iter().map(ContainerView::of).collect(),
         jobs: JobView::list(&jobs, &names),
@@ -144,8 +144,8 @@ impl NewContainerPage {
 }
 
 #[rocket::get("/containers/new")]
-async fn new_form(console: Console<'_>, service: &State<Service>) -> Page<NewContainerPage> {
-    Page::ok(NewContainerPage::build(FormState::default(), service, console.0).await)
+async fn new_form(console: Console<'_>, service: &State<Service>) -> HtmlPage<NewContainerPage> {
+    HtmlPage::ok(NewContainerPage::build(FormState::default(), service, console.0).await)
 }
 
 #[rocket::post("/containers", data = "<form>")]
@@ -153,7 +153,7 @@ async fn create(
     console: Console<'_>,
     service: &State<Service>,
     form: Posted<ContainerForm>,
-) -> ConsoleResult<Either<Flash<Redirect>, Page<NewContainerPage>>> {
+) -> ConsoleResult<Either<Flash<Redirect>, HtmlPage<NewContainerPage>>> {
     match service
         .create_container(form.new_container(), None, &console.0.requester())
         .await
@@ -168,7 +168,7 @@ async fn create(
         Err(error) => {
             let mut state = FormState::submitted(&form);
             state.absorb(error).map_err(ConsoleError::from)?;
-            Ok(Either::Right(Page::with_status(
+            Ok(Either::Right(HtmlPage::with_status(
                 Status::UnprocessableEntity,
                 NewContainerPage::build(state, service, console.0).await,
             )))
@@ -220,8 +220,8 @@ async fn show(
     service: &State<Service>,
     id: &str,
     flash: Option<FlashMessage<'_>>,
-) -> ConsoleResult<Page<ContainerPage>> {
-    Ok(Page::ok(
+) -> ConsoleResult<HtmlPage<ContainerPage>> {
+    Ok(HtmlPage::ok(
         ContainerPage::build(service, console.0, parse_id(id)?, None, flash).await?,
     ))
 }
@@ -232,7 +232,7 @@ async fn update(
     service: &State<Service>,
     id: &str,
     form: Posted<ContainerForm>,
-) -> ConsoleResult<Either<Flash<Redirect>, Page<ContainerPage>>> {
+) -> ConsoleResult<Either<Flash<Redirect>, HtmlPage<ContainerPage>>> {
     let id = parse_id(id)?;
     let container = service.container(id).await?;
     let back = Redirect::to(container_url(id));
@@ -259,7 +259,7 @@ async fn update(
             let mut state = FormState::submitted(&form);
             state.absorb(error).map_err(ConsoleError::from)?;
             let page = ContainerPage::build(service, console.0, id, Some(state), None).await?;
-            Ok(Either::Right(Page::with_status(
+            Ok(Either::Right(HtmlPage::with_status(
                 Status::UnprocessableEntity,
                 page,
             )))
@@ -341,9 +341,9 @@ async fn confirm_delete(
     console: Console<'_>,
     service: &State<Service>,
     id: &str,
-) -> ConsoleResult<Page<DeletePage>> {
+) -> ConsoleResult<HtmlPage<DeletePage>> {
     let container = service.container(parse_id(id)?).await?;
-    Ok(Page::ok(DeletePage {
+    Ok(HtmlPage::ok(DeletePage {
         layout: Layout::new(
             format!("Delete {}", container.name),
             Section::Containers,

@@ -3,28 +3,95 @@
 //! itself is the service's (the same code the API uses); nothing here
 //! decides whether a value is valid.
 
+use rocket::form::{self, DataField, FromForm, Options, ValueField};
 use serde_json::{Map, Value};
 
 use crate::db::containers::Container;
-use crate::domain::parameters::{Parameters, PARAMETER_NAMES};
+use crate::domain::parameters::{Parameter, Parameters};
 use crate::service::{NewContainer, ServiceError};
 
 /// The fields of the new-container and parameters forms, named as the
-/// API names them. A field the browser did not send is `None`.
-#[derive(Debug, Default, rocket::FromForm)]
+/// API names them: `name`, `ostemplate`, and each parameter under its name
+/// (`Parameter::ALL`). A field the browser did not send is `None`.
+#[derive(Debug, Default)]
 pub struct ContainerForm {
     pub name: Option<String>,
     pub ostemplate: Option<String>,
-    pub hostname: Option<String>,
-    pub cpus: Option<String>,
-    pub memsize: Option<String>,
-    pub memsize_units: Option<String>,
-    pub ipadd: Option<String>,
-    pub size: Option<String>,
-    pub size_units: Option<String>,
-    pub nameserver: Option<String>,
+    /// As the browser sent them, blank ones included (see `given`):
+    /// nothing here is checked.
+    pub parameters: Parameters,
     /// The visitor's CSRF secret (see `session`).
     pub csrf: Option<String>,
+}
+
+/// The fields of a `ContainerForm` that are not parameters, read by Rocket's
+/// derive; `ContainerForm`'s own `FromForm` hands it every field whose name
+/// is no parameter's.
+#[derive(rocket::FromForm)]
+#[doc(hidden)]
+pub struct OtherFields {
+    name: Option<String>,
+    ostemplate: Option<String>,
+    csrf: Option<String>,
+}
+
+/// Each parameter field is read as the derive would read an
+/// `Option<String>` field of that name (a repeated field is `None`, as
+/// there), so the parameters need not be spelled out as struct fields.
+#[doc(hidden)]
+pub struct ContainerFormContext<'r> {
+    others: <OtherFields as FromForm<'r>>::Context,
+    parameters: [<Option<String> as FromForm<'r>>::Context; Parameter::ALL.len()],
+}
+
+#[rocket::async_trait]
+impl<'r> FromForm<'r> for ContainerForm {
+    type Context = ContainerFormContext<'r>;
+
+    fn init(opts: Options) -> Self::Context {
+        ContainerFormContext {
+            others: OtherFields::init(opts),
+            parameters: std::array::from_fn(|_| <Option<String> as FromForm<'r>>::init(opts)),
+        }
+    }
+
+    fn push_value(ctxt: &mut Self::Context, field: ValueField<'r>) {
+        match Parameter::from_name(field.name.key_lossy().as_str()) {
+            Some(p) => Option::<String>::push_value(&mut ctxt.parameters[p.index()], field.shift()),
+            None => OtherFields::push_value(&mut ctxt.others, field),
+        }
+    }
+
+    async fn push_data(ctxt: &mut Self::Context, field: DataField<'r, '_>) {
+        match Parameter::from_name(field.name.key_lossy().as_str()) {
+            Some(p) => {
+                Option::<String>::push_data(&mut ctxt.parameters[p.index()], field.shift()).await
+            }
+            None => OtherFields::push_data(&mut ctxt.others, field).await,
+        }
+    }
+
+    fn push_error(ctxt: &mut Self::Context, error: form::Error<'r>) {
+        OtherFields::push_error(&mut ctxt.others, error)
+    }
+
+    fn finalize(ctxt: Self::Context) -> form::Result<'r, Self> {
+        let OtherFields {
+            name,
+            ostemplate,
+            csrf,
+        } = OtherFields::finalize(ctxt.others)?;
+        let mut parameters = Parameters::default();
+        for (p, context) in Parameter::ALL.into_iter().zip(ctxt.parameters) {
+            parameters.set(p, Option::<String>::finalize(context)?);
+        }
+        Ok(ContainerForm {
+            name,
+            ostemplate,
+            parameters,
+            csrf,
+        })
+    }
 }
 
 impl super::session::CsrfField for ContainerForm {
@@ -34,30 +101,16 @@ impl super::session::CsrfField for ContainerForm {
 }
 
 /// An empty or blank field means "not set".
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|v| !v.trim().is_empty())
+fn given(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 impl ContainerForm {
-    fn parameter(&self, name: &str) -> &Option<String> {
-        match name {
-            "hostname" => &self.hostname,
-            "cpus" => &self.cpus,
-            "memsize" => &self.memsize,
-            "memsize_units" => &self.memsize_units,
-            "ipadd" => &self.ipadd,
-            "size" => &self.size,
-            "size_units" => &self.size_units,
-            "nameserver" => &self.nameserver,
-            other => unreachable!("not a parameter: {other}"),
-        }
-    }
-
     /// The create request: only the parameters that were filled in.
     pub fn new_container(&self) -> NewContainer {
         let mut parameters = Map::new();
-        for name in PARAMETER_NAMES {
-            if let Some(value) = given(self.parameter(name)) {
+        for (name, value) in self.parameters.entries() {
+            if let Some(value) = given(Some(value)) {
                 parameters.insert(name.to_owned(), Value::String(value.to_owned()));
             }
         }
@@ -72,15 +125,11 @@ impl ContainerForm {
     /// changed values are set, emptied ones removed (`null`), untouched ones
     /// left out. Empty when nothing changed.
     pub fn parameter_patch(&self, stored: Option<&Parameters>) -> Map<String, Value> {
-        let stored = stored.cloned().unwrap_or_default();
-        let stored: Map<String, Value> = match serde_json::to_value(&stored) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
         let mut patch = Map::new();
-        for name in PARAMETER_NAMES {
-            let before = stored.get(name).and_then(Value::as_str);
-            match (given(self.parameter(name)), before) {
+        for parameter in Parameter::ALL {
+            let name = parameter.name();
+            let before = stored.and_then(|stored| stored.get(parameter));
+            match (given(self.parameters.get(parameter)), before) {
                 (Some(now), Some(before)) if now == before => {}
                 (Some(now), _) => {
                     patch.insert(name.to_owned(), Value::String(now.to_owned()));
@@ -113,10 +162,13 @@ impl FormState {
                 form.ostemplate.clone().unwrap_or_default(),
             ),
         ];
-        for name in PARAMETER_NAMES {
+        for parameter in Parameter::ALL {
             values.push((
-                name.to_owned(),
-                form.parameter(name).clone().unwrap_or_default(),
+                parameter.name().to_owned(),
+                form.parameters
+                    .get(parameter)
+                    .unwrap_or_default()
+                    .to_owned(),
             ));
         }
         FormState {
@@ -132,7 +184,7 @@ impl FormState {
             .as_ref()
             .map(|p| {
                 p.entries()
-                    .map(|(name, value)| (name.to_owned(), value.clone()))
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
                     .collect()
             })
             .unwrap_or_default();
@@ -169,9 +221,7 @@ impl FormState {
         self.errors
             .iter()
             .filter(|(name, _)| {
-                !(name == "name"
-                    || name == "ostemplate"
-                    || PARAMETER_NAMES.contains(&name.as_str()))
+                !(name == "name" || name == "ostemplate" || Parameter::from_name(name).is_some())
             })
             .map(|(_, message)| message.as_str())
             .collect()
@@ -233,24 +283,93 @@ mod tests {
     use serde_json::json;
 
     fn form(pairs: &[(&str, &str)]) -> ContainerForm {
-        let mut form = ContainerForm::default();
+        let mut form = <ContainerForm as Default>::default();
         for (name, value) in pairs {
-            let slot = match *name {
-                "name" => &mut form.name,
-                "ostemplate" => &mut form.ostemplate,
-                "hostname" => &mut form.hostname,
-                "cpus" => &mut form.cpus,
-                "memsize" => &mut form.memsize,
-                "memsize_units" => &mut form.memsize_units,
-                "ipadd" => &mut form.ipadd,
-                "size" => &mut form.size,
-                "size_units" => &mut form.size_units,
-                "nameserver" => &mut form.nameserver,
-                _ => unreachable!(),
-            };
-            *slot = Some(value.to_string());
+            let value = Some(value.to_string());
+            match *name {
+                "name" => form.name = value,
+                "ostemplate" => form.ostemplate = value,
+                other => {
+                    let parameter = Parameter::from_name(other).expect("a form field");
+                    form.parameters.set(parameter, value);
+                }
+            }
         }
         form
+    }
+
+    /// The form as it was before its parameters became one list: a field
+    /// each, read by Rocket's derive.
+    #[derive(Debug, rocket::FromForm)]
+    struct Derived {
+        name: Option<String>,
+        ostemplate: Option<String>,
+        hostname: Option<String>,
+        cpus: Option<String>,
+        memsize: Option<String>,
+        memsize_units: Option<String>,
+        ipadd: Option<String>,
+        size: Option<String>,
+        size_units: Option<String>,
+        nameserver: Option<String>,
+        csrf: Option<String>,
+    }
+
+    fn parsed<'r, T: FromForm<'r>>(body: &'r str, opts: Options) -> Result<T, String> {
+        let mut context = T::init(opts);
+        for field in rocket::form::Form::values(body) {
+            T::push_value(&mut context, field);
+        }
+        T::finalize(context).map_err(|errors| errors.to_string())
+    }
+
+    #[test]
+    fn a_posted_form_reads_as_the_derived_one_did() {
+        for body in [
+            "name=web&ostemplate=debian&hostname=h&cpus=2&memsize=&memsize_units=M\
+             &ipadd=10.0.0.1&size=1&size_units=G&nameserver=1.1.1.1&csrf=s",
+            "cpus=2&cpus=3&name=a&name=b&csrf=x&csrf=y",
+            "extra=1&hostname=x",
+            "hostname.sub=x&cpus[0]=1&_method=patch",
+            "HOSTNAME=x&Name=y&Size_Units=G",
+            "hostname=a%20b+c&nameserver=%0A",
+            "",
+        ] {
+            for opts in [Options::Lenient, Options::Strict] {
+                let ours = parsed::<ContainerForm>(body, opts);
+                let derived = parsed::<Derived>(body, opts);
+                let (ours, derived) = match (ours, derived) {
+                    (Ok(ours), Ok(derived)) => (ours, derived),
+                    (Err(ours), Err(derived)) => {
+                        assert_eq!(ours, derived, "{body} {opts:?}");
+                        continue;
+                    }
+                    other => panic!("{body} {opts:?}: {other:?}"),
+                };
+                let expected = [
+                    ("name", &derived.name),
+                    ("ostemplate", &derived.ostemplate),
+                    ("hostname", &derived.hostname),
+                    ("cpus", &derived.cpus),
+                    ("memsize", &derived.memsize),
+                    ("memsize_units", &derived.memsize_units),
+                    ("ipadd", &derived.ipadd),
+                    ("size", &derived.size),
+                    ("size_units", &derived.size_units),
+                    ("nameserver", &derived.nameserver),
+                    ("csrf", &derived.csrf),
+                ];
+                for (field, expected) in expected {
+                    let got = match field {
+                        "name" => ours.name.as_deref(),
+                        "ostemplate" => ours.ostemplate.as_deref(),
+                        "csrf" => ours.csrf.as_deref(),
+                        other => ours.parameters.get(Parameter::from_name(other).unwrap()),
+                    };
+                    assert_eq!(got, expected.as_deref(), "{body} {opts:?} {field}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -272,11 +391,9 @@ mod tests {
 
     #[test]
     fn the_patch_holds_only_what_changed() {
-        let stored = Parameters {
-            hostname: Some("old".into()),
-            cpus: Some("2".into()),
-            ..Parameters::default()
-        };
+        let mut stored = Parameters::default();
+        stored.set(Parameter::Hostname, Some("old".into()));
+        stored.set(Parameter::Cpus, Some("2".into()));
         let patch = form(&[("hostname", "new"), ("cpus", "2"), ("ipadd", "")])
             .parameter_patch(Some(&stored));
         assert_eq!(Value::Object(patch), json!({ "hostname": "new" }));

@@ -11,7 +11,7 @@ use super::containers::{container_names, parse_id};
 use super::session::Console;
 use super::views::{JobView, LogLineView};
 use super::LISTED_CONTAINERS;
-use super::{ConsoleResult, Layout, Page, Section};
+use super::{ConsoleResult, HtmlPage, Layout, Section};
 use crate::domain::container::ContainerStatus;
 use crate::service::{Service, ServiceError};
 
@@ -35,11 +35,11 @@ async fn list(
     console: Console<'_>,
     service: &State<Service>,
     flash: Option<FlashMessage<'_>>,
-) -> ConsoleResult<Page<JobsPage>> {
+) -> ConsoleResult<HtmlPage<JobsPage>> {
     let containers = service.first_containers(LISTED_CONTAINERS).await?;
     let jobs = service.recent_jobs(LISTED_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
-    Ok(Page::ok(JobsPage {
+    Ok(HtmlPage::ok(JobsPage {
         layout: Layout::new("Jobs", Section::Jobs, flash).visited_by(console.0),
         jobs: JobView::list(&jobs, &names),
         limit: LISTED_JOBS,
@@ -62,7 +62,7 @@ async fn show(
     service: &State<Service>,
     id: &str,
     flash: Option<FlashMessage<'_>>,
-) -> ConsoleResult<Page<JobPage>> {
+) -> ConsoleResult<HtmlPage<JobPage>> {
     let job = service.job(parse_id(id)?).await?;
     let (name, exists) = match service.container_any(job.entity_id).await {
         Ok(container) => (
@@ -75,7 +75,7 @@ async fn show(
     let log = service.job_log(&job).await?;
     let names: HashMap<_, _> = name.into_iter().map(|n| (job.entity_id, n)).collect();
     let view = JobView::list(std::slice::from_ref(&job), &names).remove(0);
-    Ok(Page::ok(JobPage {
+    Ok(HtmlPage::ok(JobPage {
         layout: Layout::new(
             format!("{} {}", capitalise(view.action), view.container_label()),
             Section::Jobs,

@@ -122,27 +122,27 @@ impl Layout {
     }
 }
 
-/// A rendered page with its status. Pages are never cached: they show the
+/// A rendered HTML page with its status. Pages are never cached: they show the
 /// state of the host at the moment they were asked for.
-pub struct Page<T: Template> {
+pub struct HtmlPage<T: Template> {
     status: Status,
     template: T,
 }
 
-impl<T: Template> Page<T> {
+impl<T: Template> HtmlPage<T> {
     pub fn ok(template: T) -> Self {
-        Page {
+        HtmlPage {
             status: Status::Ok,
             template,
         }
     }
 
     pub fn with_status(status: Status, template: T) -> Self {
-        Page { status, template }
+        HtmlPage { status, template }
     }
 }
 
-impl<'r, T: Template> Responder<'r, 'static> for Page<T> {
+impl<'r, T: Template> Responder<'r, 'static> for HtmlPage<T> {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let html = self.template.render().map_err(|error| {
             log::error!(

@@ -24,7 +24,7 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::response::Redirect;
 use rocket::{Either, Route, State};
 
-use super::{ConsoleError, ConsoleResult, Layout, Page, Section};
+use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
 use crate::api::ApiAuth;
 use crate::auth;
 use crate::config::AuthMode;
@@ -249,8 +249,8 @@ pub struct LoginPage {
     problem: Option<String>,
 }
 
-fn login_form(visitor: &Visitor, status: Status, problem: Option<String>) -> Page<LoginPage> {
-    Page::with_status(
+fn login_form(visitor: &Visitor, status: Status, problem: Option<String>) -> HtmlPage<LoginPage> {
+    HtmlPage::with_status(
         status,
         LoginPage {
             layout: Layout::new("Log in", Section::None, None)
@@ -262,7 +262,7 @@ fn login_form(visitor: &Visitor, status: Status, problem: Option<String>) -> Pag
 }
 
 #[rocket::get("/login")]
-fn login_page(visitor: &Visitor) -> Either<Redirect, Page<LoginPage>> {
+fn login_page(visitor: &Visitor) -> Either<Redirect, HtmlPage<LoginPage>> {
     if visitor.may_enter() {
         return Either::Left(Redirect::to("/"));
     }
@@ -278,7 +278,7 @@ async fn login(
     client: Option<IpAddr>,
     config: &rocket::Config,
     form: Posted<LoginForm>,
-) -> ConsoleResult<Either<Redirect, Page<LoginPage>>> {
+) -> ConsoleResult<Either<Redirect, HtmlPage<LoginPage>>> {
     if visitor.open {
         return Ok(Either::Left(Redirect::to("/")));
     }

@@ -10,7 +10,7 @@ use crate::db::jobs::{Job, LogLine};
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::JobStatus;
 use crate::domain::lifecycle::{self, Action};
-use crate::domain::parameters::Parameters;
+use crate::domain::parameters::{Parameter, Parameters};
 use crate::domain::time::{self, Timestamp};
 
 /// A time as an operator reads it (UTC, to the second) and as a machine
@@ -50,20 +50,21 @@ pub struct ContainerView {
 /// `dash` for a parameter that is not set.
 const DASH: &str = "—";
 
-fn amount(value: &Option<String>, units: &Option<String>) -> String {
+fn amount(value: Option<&str>, units: Option<&str>) -> String {
     match (value, units) {
         (Some(value), Some(units)) => format!("{value} {units}iB"),
-        (Some(value), None) => value.clone(),
+        (Some(value), None) => value.to_owned(),
         (None, _) => DASH.to_owned(),
     }
 }
 
-fn or_dash(value: &Option<String>) -> String {
-    value.clone().unwrap_or_else(|| DASH.to_owned())
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or(DASH).to_owned()
 }
 
 impl ContainerView {
     pub fn of(container: &Container) -> Self {
+        use Parameter::*;
         let none = Parameters::default();
         let p = container.parameters.as_ref().unwrap_or(&none);
         ContainerView {
@@ -72,12 +73,12 @@ impl ContainerView {
             ostemplate: container.ostemplate.clone(),
             status: container.status,
             created: TimeView::of(&container.created_at),
-            hostname: or_dash(&p.hostname),
-            address: or_dash(&p.ipadd),
-            cpus: or_dash(&p.cpus),
-            memory: amount(&p.memsize, &p.memsize_units),
-            disk: amount(&p.size, &p.size_units),
-            nameserver: or_dash(&p.nameserver),
+            hostname: or_dash(p.get(Hostname)),
+            address: or_dash(p.get(Ipadd)),
+            cpus: or_dash(p.get(Cpus)),
+            memory: amount(p.get(Memsize), p.get(MemsizeUnits)),
+            disk: amount(p.get(Size), p.get(SizeUnits)),
+            nameserver: or_dash(p.get(Nameserver)),
         }
     }
 
@@ -91,6 +92,8 @@ impl ContainerView {
     }
 }
 
+/// A job as the console's pages show it: names, short id and times ready
+/// for HTML (the API's JSON shape is `api::jobs::JobJson`).
 pub struct JobView {
     pub id: Uuid,
     pub short_id: String,

@@ -153,6 +153,7 @@ impl JobPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::parameters::Parameter;
 
     #[test]
     fn names_round_trip() {
@@ -184,8 +185,8 @@ mod tests {
             panic!("not a configure payload");
         };
         assert_eq!(change.before, None);
-        assert_eq!(change.after.hostname.as_deref(), Some("web1"));
-        assert_eq!(change.after.cpus.as_deref(), Some("2"));
+        assert_eq!(change.after.get(Parameter::Hostname), Some("web1"));
+        assert_eq!(change.after.get(Parameter::Cpus), Some("2"));
         assert_eq!(JobPayload::Configure(change).to_json(), configure);
 
         let delete = r#"{"previous_status":"running"}"#;

@@ -2,50 +2,105 @@
 //! spells them: how they arrive, how they are merged and stored, and the
 //! rules that turn them into validated values the driver can apply.
 
+use std::fmt;
 use std::net::IpAddr;
 
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{has_control_chars, ValidationErrors};
 
-/// The parameters as stored and shown: every value a string, as in the seed
-/// (`"cpus": "2"`), whether it arrived as a string or a JSON number.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Parameters {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memsize: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memsize_units: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipadd: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_units: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nameserver: Option<String>,
+/// Declares [`Parameter`] from the one list of parameters, so that its
+/// variants, [`Parameter::ALL`] and [`Parameter::name`] cannot disagree.
+macro_rules! parameters {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// One parameter of a container, as the seed API names it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Parameter {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Parameter {
+            /// Every parameter, in the order the seed lists them: the order
+            /// of the stored JSON, of the API's answers and of the forms.
+            pub const ALL: [Parameter; [$($name),*].len()] = [$(Parameter::$variant),*];
+
+            /// The name the API, the stored JSON and the console's form
+            /// fields use.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Parameter::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-/// The parameter names, in the order the seed lists them.
-pub const PARAMETER_NAMES: [&str; 8] = [
-    "hostname",
-    "cpus",
-    "memsize",
-    "memsize_units",
-    "ipadd",
-    "size",
-    "size_units",
-    "nameserver",
-];
+parameters! {
+    /// RFC 1123 host name, set inside the container.
+    Hostname = "hostname",
+    /// CPU quota, a whole number of CPUs.
+    Cpus = "cpus",
+    /// Memory limit, in `memsize_units`.
+    Memsize = "memsize",
+    MemsizeUnits = "memsize_units",
+    /// Interface addresses, a comma list with optional /prefix.
+    Ipadd = "ipadd",
+    /// Disk size, in `size_units`.
+    Size = "size",
+    SizeUnits = "size_units",
+    /// Resolvers for `/etc/resolv.conf`, a comma list.
+    Nameserver = "nameserver",
+}
 
-/// Parameters that may arrive as JSON numbers as well as strings.
-const NUMERIC: [&str; 3] = ["cpus", "memsize", "size"];
+/// The parameter names, in the seed's order, for messages that list them.
+pub const PARAMETER_NAMES: [&str; Parameter::ALL.len()] = {
+    let mut names = [""; Parameter::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Parameter::ALL[i].name();
+        i += 1;
+    }
+    names
+};
+
+impl Parameter {
+    /// The parameter the API calls `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Parameter> {
+        Parameter::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The field a validation error about it names, nested as in the API's
+    /// JSON.
+    pub fn field(self) -> String {
+        format!("parameters.{}", self.name())
+    }
+
+    /// Whether it may arrive as a JSON number as well as a string.
+    fn numeric(self) -> bool {
+        matches!(self, Parameter::Cpus | Parameter::Memsize | Parameter::Size)
+    }
+
+    /// Its place in `ALL`, and in `Parameters`: the macro declares the
+    /// variants in `ALL`'s order.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Parameter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The parameters as stored and shown: every value a string, as in the seed
+/// (`"cpus": "2"`), whether it arrived as a string or a JSON number. As JSON,
+/// an object of the ones that are set, in the seed's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parameters([Option<String>; Parameter::ALL.len()]);
 
 /// Smallest memory limit and disk berth accepts: below this a system
 /// container cannot even run its init.
@@ -56,10 +111,10 @@ pub const MAX_NAMESERVERS: usize = 3;
 /// The kernel's limit on a UTS host name.
 pub const MAX_HOSTNAME_LEN: usize = 64;
 
-/// A change to the stored parameters: each named key set to a value or,
+/// A change to the stored parameters: each named one set to a value or,
 /// with JSON `null`, removed (JSON merge-patch semantics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ParameterPatch(Vec<(String, Option<String>)>);
+pub struct ParameterPatch(Vec<(Parameter, Option<String>)>);
 
 impl ParameterPatch {
     /// Reads a JSON object of parameters. Unknown names and values of the
@@ -73,56 +128,51 @@ impl ParameterPatch {
         let mut errors = ValidationErrors::default();
         let mut changes = Vec::with_capacity(map.len());
         for (key, value) in map {
-            let field = format!("parameters.{key}");
-            if !PARAMETER_NAMES.contains(&key.as_str()) {
+            let Some(parameter) = Parameter::from_name(key) else {
                 errors.push(
-                    field,
+                    format!("parameters.{key}"),
                     format!("unknown parameter; known: {}", PARAMETER_NAMES.join(", ")),
                 );
                 continue;
-            }
+            };
             match value {
-                Value::Null => changes.push((key.clone(), None)),
-                Value::String(text) => changes.push((key.clone(), Some(text.clone()))),
-                Value::Number(number) if NUMERIC.contains(&key.as_str()) => {
-                    changes.push((key.clone(), Some(number.to_string())))
+                Value::Null => changes.push((parameter, None)),
+                Value::String(text) => changes.push((parameter, Some(text.clone()))),
+                Value::Number(number) if parameter.numeric() => {
+                    changes.push((parameter, Some(number.to_string())))
                 }
-                _ if NUMERIC.contains(&key.as_str()) => {
-                    errors.push(field, "must be a string or a number")
+                _ if parameter.numeric() => {
+                    errors.push(parameter.field(), "must be a string or a number")
                 }
-                _ => errors.push(field, "must be a string"),
+                _ => errors.push(parameter.field(), "must be a string"),
             }
         }
         errors.into_result(ParameterPatch(changes))
     }
 
-    /// Whether this change gives `name` a value (rather than leaving it
+    /// Whether this change gives `parameter` a value (rather than leaving it
     /// alone or removing it).
-    pub fn sets(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, v)| n == name && v.is_some())
+    pub fn sets(&self, parameter: Parameter) -> bool {
+        self.0.iter().any(|(p, v)| *p == parameter && v.is_some())
     }
 }
 
 impl Parameters {
-    fn slot(&mut self, name: &str) -> &mut Option<String> {
-        match name {
-            "hostname" => &mut self.hostname,
-            "cpus" => &mut self.cpus,
-            "memsize" => &mut self.memsize,
-            "memsize_units" => &mut self.memsize_units,
-            "ipadd" => &mut self.ipadd,
-            "size" => &mut self.size,
-            "size_units" => &mut self.size_units,
-            "nameserver" => &mut self.nameserver,
-            other => unreachable!("ParameterPatch admits only known names, got {other}"),
-        }
+    /// The value of `parameter`, if it is set.
+    pub fn get(&self, parameter: Parameter) -> Option<&str> {
+        self.0[parameter.index()].as_deref()
+    }
+
+    /// Sets `parameter` to `value`, or unsets it with `None`.
+    pub fn set(&mut self, parameter: Parameter, value: Option<String>) {
+        self.0[parameter.index()] = value;
     }
 
     /// These parameters with `patch` applied on top.
     pub fn merged(&self, patch: &ParameterPatch) -> Parameters {
         let mut merged = self.clone();
-        for (name, value) in &patch.0 {
-            *merged.slot(name) = value.clone();
+        for (parameter, value) in &patch.0 {
+            merged.set(*parameter, value.clone());
         }
         merged
     }
@@ -131,12 +181,10 @@ impl Parameters {
     /// still hold what the change set; values changed since are kept.
     pub fn undone(&self, before: &Parameters, after: &Parameters) -> Parameters {
         let mut restored = self.clone();
-        let (mut before, mut after) = (before.clone(), after.clone());
-        for name in PARAMETER_NAMES {
-            let (was, set) = (before.slot(name).clone(), after.slot(name).clone());
-            let slot = restored.slot(name);
-            if *slot == set && set != was {
-                *slot = was;
+        for parameter in Parameter::ALL {
+            let (was, set) = (before.get(parameter), after.get(parameter));
+            if restored.get(parameter) == set && set != was {
+                restored.set(parameter, was.map(str::to_owned));
             }
         }
         restored
@@ -166,10 +214,11 @@ impl Parameters {
         &self,
         request: Option<(&ParameterPatch, &HostLimits)>,
     ) -> Result<ContainerSettings, ValidationErrors> {
+        use Parameter::*;
         // The host's bound on each value, where the request sets it.
-        let bound = |names: &[&str], limit: fn(&HostLimits) -> Option<u64>| {
+        let bound = |parameters: &[Parameter], limit: fn(&HostLimits) -> Option<u64>| {
             request
-                .filter(|(patch, _)| names.iter().any(|name| patch.sets(name)))
+                .filter(|(patch, _)| parameters.iter().any(|p| patch.sets(*p)))
                 .and_then(|(_, host)| limit(host))
         };
         let mut errors = ValidationErrors::default();
@@ -187,14 +236,14 @@ impl Parameters {
             return Err(errors);
         }
 
-        if let Some(hostname) = &self.hostname {
+        if let Some(hostname) = self.get(Hostname) {
             match check_hostname(hostname) {
-                Ok(()) => settings.hostname = Some(hostname.clone()),
-                Err(why) => errors.push("parameters.hostname", why),
+                Ok(()) => settings.hostname = Some(hostname.to_owned()),
+                Err(why) => errors.push(Hostname.field(), why),
             }
         }
-        if let Some(cpus) = &self.cpus {
-            let most = bound(&["cpus"], |host| Some(u64::from(host.cpus)));
+        if let Some(cpus) = self.get(Cpus) {
+            let most = bound(&[Cpus], |host| Some(u64::from(host.cpus)));
             match cpus.parse::<u32>() {
                 // A sign is refused here as for memsize and size.
                 Ok(n)
@@ -205,7 +254,7 @@ impl Parameters {
                     settings.cpus = Some(n)
                 }
                 _ => errors.push(
-                    "parameters.cpus",
+                    Cpus.field(),
                     match most {
                         Some(most) => {
                             format!("must be a whole number from 1 to {most} (this host's CPUs)")
@@ -215,20 +264,14 @@ impl Parameters {
                 ),
             }
         }
-        settings.memory_bytes = sized(
-            &mut errors,
-            "memsize",
-            &self.memsize,
-            &self.memsize_units,
-            MIN_MEMORY_BYTES,
-        );
+        settings.memory_bytes = self.sized(&mut errors, Memsize, MemsizeUnits, MIN_MEMORY_BYTES);
         if let (Some(bytes), Some(memory)) = (
             settings.memory_bytes,
-            bound(&["memsize", "memsize_units"], |host| host.memory_bytes),
+            bound(&[Memsize, MemsizeUnits], |host| host.memory_bytes),
         ) {
             if bytes > memory {
                 errors.push(
-                    "parameters.memsize",
+                    Memsize.field(),
                     format!(
                         "must be at most this host's memory ({} MiB): a limit above it limits nothing",
                         memory >> 20
@@ -236,20 +279,14 @@ impl Parameters {
                 );
             }
         }
-        settings.disk_bytes = sized(
-            &mut errors,
-            "size",
-            &self.size,
-            &self.size_units,
-            MIN_DISK_BYTES,
-        );
+        settings.disk_bytes = self.sized(&mut errors, Size, SizeUnits, MIN_DISK_BYTES);
         if let (Some(bytes), Some(file_system)) = (
             settings.disk_bytes,
-            bound(&["size", "size_units"], |host| host.disk_bytes),
+            bound(&[Size, SizeUnits], |host| host.disk_bytes),
         ) {
             if bytes > file_system {
                 errors.push(
-                    "parameters.size",
+                    Size.field(),
                     format!(
                         "is larger than the file system that would hold the disk ({} MiB); \
                          choose a smaller size, or let the operator allow thin provisioning \
@@ -259,36 +296,136 @@ impl Parameters {
                 );
             }
         }
-        if let Some(ipadd) = &self.ipadd {
+        if let Some(ipadd) = self.get(Ipadd) {
             match parse_addresses(ipadd) {
                 Ok(addresses) => settings.addresses = addresses,
-                Err(why) => errors.push("parameters.ipadd", why),
+                Err(why) => errors.push(Ipadd.field(), why),
             }
         }
-        if let Some(nameserver) = &self.nameserver {
+        if let Some(nameserver) = self.get(Nameserver) {
             match parse_nameservers(nameserver) {
                 Ok(servers) => settings.nameservers = servers,
-                Err(why) => errors.push("parameters.nameserver", why),
+                Err(why) => errors.push(Nameserver.field(), why),
             }
         }
         errors.into_result(settings)
     }
 
+    /// An amount (`memsize`, `size`) and its `units` companion, as a number
+    /// of bytes.
+    fn sized(
+        &self,
+        errors: &mut ValidationErrors,
+        amount: Parameter,
+        units: Parameter,
+        minimum: u64,
+    ) -> Option<u64> {
+        let multiplier = match self.get(units).map(|u| (u, unit_multiplier(u))) {
+            None => None,
+            Some((_, Some(m))) => Some(m),
+            Some((_, None)) => {
+                errors.push(
+                    units.field(),
+                    "must be one of K, M, G, T (binary multiples)",
+                );
+                return None;
+            }
+        };
+        let value = self.get(amount)?;
+        let Some(multiplier) = multiplier else {
+            errors.push(
+                units.field(),
+                format!("is required with {amount} (K, M, G or T)"),
+            );
+            return None;
+        };
+        let number = match value.parse::<u64>() {
+            Ok(n) if n > 0 && !value.starts_with('+') => n,
+            _ => {
+                errors.push(amount.field(), "must be a positive whole number");
+                return None;
+            }
+        };
+        match number.checked_mul(multiplier) {
+            Some(bytes) if bytes >= minimum => Some(bytes),
+            Some(_) => {
+                errors.push(
+                    amount.field(),
+                    format!("must be at least {} MiB", minimum >> 20),
+                );
+                None
+            }
+            None => {
+                errors.push(amount.field(), "is too large");
+                None
+            }
+        }
+    }
+
     /// The parameters that are set, by name, in the seed's order.
-    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &String)> {
-        [
-            &self.hostname,
-            &self.cpus,
-            &self.memsize,
-            &self.memsize_units,
-            &self.ipadd,
-            &self.size,
-            &self.size_units,
-            &self.nameserver,
-        ]
-        .into_iter()
-        .zip(PARAMETER_NAMES)
-        .filter_map(|(value, name)| value.as_ref().map(|v| (name, v)))
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        Parameter::ALL
+            .into_iter()
+            .filter_map(|p| self.get(p).map(|value| (p.name(), value)))
+    }
+}
+
+/// As the derived form of a struct with one optional field per parameter
+/// would: an object of the parameters that are set, in the seed's order.
+impl Serialize for Parameters {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.entries().count()))?;
+        for (name, value) in self.entries() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Reads what `serialize` wrote: missing and `null` ones are unset; an
+/// unknown or repeated name is an error, as with serde's
+/// `deny_unknown_fields`.
+impl<'de> Deserialize<'de> for Parameters {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParametersVisitor;
+
+        impl<'de> Visitor<'de> for ParametersVisitor {
+            type Value = Parameters;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct Parameters")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parameters, A::Error> {
+                let mut parameters = Parameters::default();
+                let mut seen = [false; Parameter::ALL.len()];
+                while let Some(key) = map.next_key::<String>()? {
+                    let Some(parameter) = Parameter::from_name(&key) else {
+                        return Err(de::Error::unknown_field(&key, &PARAMETER_NAMES));
+                    };
+                    if std::mem::replace(&mut seen[parameter.index()], true) {
+                        return Err(de::Error::duplicate_field(parameter.name()));
+                    }
+                    parameters.set(parameter, map.next_value()?);
+                }
+                Ok(parameters)
+            }
+
+            /// Values in the seed's order, as serde reads a struct from an
+            /// array; missing ones are unset.
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parameters, A::Error> {
+                let mut parameters = Parameters::default();
+                for parameter in Parameter::ALL {
+                    match seq.next_element()? {
+                        Some(value) => parameters.set(parameter, value),
+                        None => break,
+                    }
+                }
+                Ok(parameters)
+            }
+        }
+
+        deserializer.deserialize_struct("Parameters", &PARAMETER_NAMES, ParametersVisitor)
     }
 }
 
@@ -377,55 +514,6 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
     }
 }
 
-/// `memsize`/`size` and their `_units` companion, as a number of bytes.
-fn sized(
-    errors: &mut ValidationErrors,
-    name: &str,
-    amount: &Option<String>,
-    units: &Option<String>,
-    minimum: u64,
-) -> Option<u64> {
-    let units_name = format!("{name}_units");
-    let multiplier = match units.as_deref().map(|u| (u, unit_multiplier(u))) {
-        None => None,
-        Some((_, Some(m))) => Some(m),
-        Some((_, None)) => {
-            errors.push(
-                format!("parameters.{units_name}"),
-                "must be one of K, M, G, T (binary multiples)",
-            );
-            return None;
-        }
-    };
-    let amount = amount.as_ref()?;
-    let Some(multiplier) = multiplier else {
-        errors.push(
-            format!("parameters.{units_name}"),
-            format!("is required with {name} (K, M, G or T)"),
-        );
-        return None;
-    };
-    let field = format!("parameters.{name}");
-    let number = match amount.parse::<u64>() {
-        Ok(n) if n > 0 && !amount.starts_with('+') => n,
-        _ => {
-            errors.push(field, "must be a positive whole number");
-            return None;
-        }
-    };
-    match number.checked_mul(multiplier) {
-        Some(bytes) if bytes >= minimum => Some(bytes),
-        Some(_) => {
-            errors.push(field, format!("must be at least {} MiB", minimum >> 20));
-            None
-        }
-        None => {
-            errors.push(field, "is too large");
-            None
-        }
-    }
-}
-
 /// Splits a comma list, allowing spaces around the commas.
 fn comma_list(raw: &str) -> Result<Vec<&str>, String> {
     let items: Vec<&str> = raw.split(',').map(str::trim).collect();
@@ -495,9 +583,9 @@ mod tests {
     /// Checks `params` as a create does: the request sets every value.
     fn as_created(params: &Parameters) -> Result<ContainerSettings, ValidationErrors> {
         let request = ParameterPatch(
-            params
-                .entries()
-                .map(|(name, value)| (name.to_owned(), Some(value.clone())))
+            Parameter::ALL
+                .into_iter()
+                .filter_map(|p| params.get(p).map(|v| (p, Some(v.to_owned()))))
                 .collect(),
         );
         params.validate(&request, &HOST)
@@ -514,6 +602,112 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn every_parameter_is_found_by_its_name_and_nothing_else_is() {
+        for (i, parameter) in Parameter::ALL.into_iter().enumerate() {
+            assert_eq!(Parameter::from_name(parameter.name()), Some(parameter));
+            assert_eq!(parameter.index(), i, "{parameter}");
+            assert_eq!(PARAMETER_NAMES[i], parameter.name());
+            assert_eq!(parameter.field(), format!("parameters.{parameter}"));
+        }
+        for other in ["", "cpu", "CPUS", "Hostname", "parameters.cpus", "name"] {
+            assert_eq!(Parameter::from_name(other), None, "{other}");
+        }
+    }
+
+    /// The body of the seed's PATCH example, byte for byte.
+    const SEED_PATCH: &str = "{\n    \"parameters\":\n \t{\n                \"hostname\": \"hostname1\",\n\t\t\"cpus\": \"2\",\n\t\t\"memsize\": \"1\",\n\t\t\"memsize_units\": \"G\",\n\t\t\"ipadd\": \"10.0.0.1\",\n\t\t\"size\": \"10\",\n\t\t\"size_units\": \"G\",\n\t\t\"nameserver\": \"1.1.1.1,8.8.8.8\"\n\t}\n}";
+
+    #[test]
+    fn the_list_is_the_seeds_in_its_order() {
+        let body: Value = serde_json::from_str(SEED_PATCH).unwrap();
+        let seed = &body["parameters"];
+        let names: Vec<&str> = seed
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, PARAMETER_NAMES);
+        // Stored and shown again with the seed's names, order and strings.
+        let stored = Parameters::default().merged(&patch(seed.clone()));
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            r#"{"hostname":"hostname1","cpus":"2","memsize":"1","memsize_units":"G","ipadd":"10.0.0.1","size":"10","size_units":"G","nameserver":"1.1.1.1,8.8.8.8"}"#
+        );
+    }
+
+    /// The struct `Parameters` was before it became one list, with serde's
+    /// derive: what rows and job payloads already stored were written by.
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Derived {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hostname: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpus: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memsize: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memsize_units: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ipadd: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_units: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nameserver: Option<String>,
+    }
+
+    #[test]
+    fn json_is_as_the_derived_struct_wrote_and_read_it() {
+        // Every combination of set and unset parameters.
+        for set in 0..1u32 << Parameter::ALL.len() {
+            let mut parameters = Parameters::default();
+            let mut object = serde_json::Map::new();
+            for (i, parameter) in Parameter::ALL.into_iter().enumerate() {
+                if set & (1 << i) != 0 {
+                    let value = format!("v{i}");
+                    parameters.set(parameter, Some(value.clone()));
+                    object.insert(parameter.name().to_owned(), Value::String(value));
+                }
+            }
+            let derived: Derived = serde_json::from_value(Value::Object(object)).unwrap();
+            let json = serde_json::to_string(&derived).unwrap();
+            assert_eq!(serde_json::to_string(&parameters).unwrap(), json);
+            assert_eq!(
+                serde_json::from_str::<Parameters>(&json).unwrap(),
+                parameters
+            );
+        }
+        for json in [
+            r#"{}"#,
+            r#"{"cpus":null,"hostname":"h"}"#,
+            r#"{"cpus":"1","cpu":"2"}"#,
+            r#"{"cpus":"1","cpus":"2"}"#,
+            r#"{"cpus":2}"#,
+            r#"[]"#,
+            r#"["h",null,"1"]"#,
+            r#"["1","2","3","4","5","6","7","8","9"]"#,
+            r#"[1]"#,
+            r#"null"#,
+        ] {
+            let ours = serde_json::from_str::<Parameters>(json).map_err(|e| e.to_string());
+            let derived = serde_json::from_str::<Derived>(json)
+                .map_err(|e| e.to_string().replace("struct Derived", "struct Parameters"));
+            match (&ours, &derived) {
+                (Ok(ours), Ok(derived)) => assert_eq!(
+                    serde_json::to_string(ours).unwrap(),
+                    serde_json::to_string(derived).unwrap(),
+                    "{json}"
+                ),
+                (Err(ours), Err(derived)) => assert_eq!(ours, derived, "{json}"),
+                _ => panic!("{json}: {ours:?} but the derive gave {derived:?}"),
+            }
+        }
     }
 
     #[test]
@@ -542,8 +736,8 @@ mod tests {
         let params = Parameters::default().merged(&patch(
             json!({"cpus": 2, "memsize": 512, "memsize_units": "M"}),
         ));
-        assert_eq!(params.cpus.as_deref(), Some("2"));
-        assert_eq!(params.memsize.as_deref(), Some("512"));
+        assert_eq!(params.get(Parameter::Cpus), Some("2"));
+        assert_eq!(params.get(Parameter::Memsize), Some("512"));
         assert_eq!(
             serde_json::to_value(&params).unwrap(),
             json!({"cpus": "2", "memsize": "512", "memsize_units": "M"})
@@ -554,8 +748,8 @@ mod tests {
     fn merge_keeps_what_the_patch_does_not_name_and_null_removes() {
         let stored = Parameters::default().merged(&patch(json!({"hostname": "a", "cpus": "1"})));
         let merged = stored.merged(&patch(json!({"cpus": "2", "hostname": null})));
-        assert_eq!(merged.hostname, None);
-        assert_eq!(merged.cpus.as_deref(), Some("2"));
+        assert_eq!(merged.get(Parameter::Hostname), None);
+        assert_eq!(merged.get(Parameter::Cpus), Some("2"));
     }
 
     #[test]
@@ -565,9 +759,9 @@ mod tests {
         let after = before.merged(&patch(json!({"size": "2", "cpus": "2"})));
         let since = after.merged(&patch(json!({"cpus": "1", "hostname": "h"})));
         let undone = since.undone(&before, &after);
-        assert_eq!(undone.size.as_deref(), Some("1"));
-        assert_eq!(undone.cpus.as_deref(), Some("1"));
-        assert_eq!(undone.hostname.as_deref(), Some("h"));
+        assert_eq!(undone.get(Parameter::Size), Some("1"));
+        assert_eq!(undone.get(Parameter::Cpus), Some("1"));
+        assert_eq!(undone.get(Parameter::Hostname), Some("h"));
         let added = before.merged(&patch(json!({"memsize": "64", "memsize_units": "M"})));
         assert_eq!(added.undone(&before, &added), before);
     }

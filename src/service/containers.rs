@@ -4,7 +4,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{fingerprint, IdempotencyKey, Page, Requester, Service, ServiceError};
+use super::{fingerprint, IdempotencyKey, ListPage, Requester, Service, ServiceError};
 use crate::db::containers::{self, Container, ContainerFilter};
 use crate::db::idempotency::{self, KeyUse};
 use crate::db::jobs::{self, Job, NewJob};
@@ -13,7 +13,7 @@ use crate::domain::container::{ContainerName, ContainerStatus};
 use crate::domain::job::{ConfigureChange, DeleteChange, JobAction, JobPayload};
 use crate::domain::lifecycle::{self, Action};
 use crate::domain::os_template::check_name;
-use crate::domain::parameters::{ParameterPatch, Parameters};
+use crate::domain::parameters::{Parameter, ParameterPatch, Parameters};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::ValidationErrors;
 
@@ -150,10 +150,10 @@ impl Service {
         filter: &ContainerFilter,
         after: Option<i64>,
         limit: u32,
-    ) -> Result<Page<Container>, ServiceError> {
+    ) -> Result<ListPage<Container>, ServiceError> {
         let rows =
             containers::page(&mut *self.connection().await?, filter, after, limit + 1).await?;
-        Ok(Page::from_rows(rows, limit, |c| c.seq))
+        Ok(ListPage::from_rows(rows, limit, |c| c.seq))
     }
 
     /// The containers an overview lists: the first `limit`, oldest first.
@@ -183,10 +183,10 @@ impl Service {
         let before = container.parameters.clone();
         let current = before.clone().unwrap_or_default();
         let after = current.merged(&patch);
-        if current.size.is_some() && after.size.is_none() {
+        if current.get(Parameter::Size).is_some() && after.get(Parameter::Size).is_none() {
             let mut errors = ValidationErrors::default();
             errors.push(
-                "parameters.size",
+                Parameter::Size.field(),
                 "cannot be removed once set; set a new size instead",
             );
             return Err(errors.into());

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{Page, Service, ServiceError};
+use super::{ListPage, Service, ServiceError};
 use crate::db::containers;
 use crate::db::jobs::{self, Job, JobFilter, LogLine};
 use crate::db::DbError;
@@ -40,9 +40,9 @@ impl Service {
         filter: &JobFilter,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Page<Job>, ServiceError> {
+    ) -> Result<ListPage<Job>, ServiceError> {
         let rows = jobs::page(&mut *self.connection().await?, filter, before, limit + 1).await?;
-        Ok(Page::from_rows(rows, limit, |j| j.seq))
+        Ok(ListPage::from_rows(rows, limit, |j| j.seq))
     }
 
     /// The newest `limit` jobs, newest first (the console's overviews).

@@ -152,22 +152,23 @@ impl Requester {
     }
 }
 
-/// A page of a list, and where the next one starts.
+/// A page of a list's rows, and where the next one starts (not an HTML
+/// page: that is the console's `HtmlPage`).
 #[derive(Debug, Clone)]
-pub struct Page<T> {
+pub struct ListPage<T> {
     pub items: Vec<T>,
     /// The sequence number to continue after, when there is more.
     pub next: Option<i64>,
 }
 
-impl<T> Page<T> {
+impl<T> ListPage<T> {
     /// Builds a page from up to `limit + 1` rows: the extra row only says
     /// that there is more.
     fn from_rows(mut rows: Vec<T>, limit: u32, seq: impl Fn(&T) -> i64) -> Self {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(seq) } else { None };
-        Page { items: rows, next }
+        ListPage { items: rows, next }
     }
 }
 
@@ -239,9 +240,9 @@ mod tests {
 
     #[test]
     fn pages_say_where_to_continue_only_when_there_is_more() {
-        let page = Page::from_rows(vec![1, 2, 3], 2, |n| *n as i64);
+        let page = ListPage::from_rows(vec![1, 2, 3], 2, |n| *n as i64);
         assert_eq!((page.items, page.next), (vec![1, 2], Some(2)));
-        let page = Page::from_rows(vec![1, 2], 2, |n| *n as i64);
+        let page = ListPage::from_rows(vec![1, 2], 2, |n| *n as i64);
         assert_eq!((page.items, page.next), (vec![1, 2], None));
     }
 
