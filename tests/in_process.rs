@@ -5,7 +5,11 @@
 //! and the console's forms. Tests that make containers use the real thing
 //! (tests/common).
 
-mod local;
+pub mod local;
+
+/// The database the in-process berths of this binary use (see tests/local).
+#[allow(dead_code)]
+const DATABASE: local::Database = local::Database::Sqlite;
 
 use std::collections::BTreeSet;
 

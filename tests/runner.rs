@@ -7,6 +7,10 @@
 
 mod local;
 
+/// The database the in-process berths of this binary use (see tests/local).
+#[allow(dead_code)]
+const DATABASE: local::Database = local::Database::Sqlite;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! Rows of the `containers` table.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{parse_time, parse_uuid, DbError};
@@ -29,7 +29,7 @@ pub struct Container {
 
 const COLUMNS: &str = "seq, id, name, ostemplate, parameters, status, created_at, updated_at";
 
-fn from_row(row: &SqliteRow) -> Result<Container, DbError> {
+fn from_row(row: &AnyRow) -> Result<Container, DbError> {
     let status: String = row.try_get("status")?;
     let parameters: Option<String> = row.try_get("parameters")?;
     Ok(Container {
@@ -56,13 +56,10 @@ fn parameters_json(parameters: &Option<Parameters>) -> Option<String> {
         .map(|p| serde_json::to_string(p).expect("parameters serialise"))
 }
 
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    container: &Container,
-) -> Result<Container, DbError> {
+pub async fn insert(conn: &mut AnyConnection, container: &Container) -> Result<Container, DbError> {
     let row = sqlx::query(&format!(
         "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(container.id.hyphenated().to_string())
     .bind(&container.name)
@@ -77,9 +74,9 @@ pub async fn insert(
 }
 
 /// The container with this id, unless it has been deleted.
-pub async fn get(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Container>, DbError> {
+pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Container>, DbError> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM containers WHERE id = ? AND status <> 'deleted'"
+        "SELECT {COLUMNS} FROM containers WHERE id = $1 AND status <> 'deleted'"
     ))
     .bind(id.hyphenated().to_string())
     .fetch_optional(conn)
@@ -88,8 +85,8 @@ pub async fn get(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Contain
 }
 
 /// The container with this id, deleted or not (jobs still refer to it).
-pub async fn get_any(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Container>, DbError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?"))
+pub async fn get_any(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Container>, DbError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM containers WHERE id = $1"))
         .bind(id.hyphenated().to_string())
         .fetch_optional(conn)
         .await?;
@@ -108,13 +105,13 @@ pub struct ContainerFilter {
 /// the insertion sequence means new containers only ever appear at the end,
 /// so paging never skips or repeats one.
 pub async fn page(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter: &ContainerFilter,
     after_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Container>, DbError> {
     let mut query =
-        sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM containers WHERE seq > "));
+        super::QueryBuilder::new(format!("SELECT {COLUMNS} FROM containers WHERE seq > "));
     query.push_bind(after_seq.unwrap_or(0));
     match filter.status {
         Some(status) => query.push(" AND status = ").push_bind(status.as_str()),
@@ -131,7 +128,7 @@ pub async fn page(
 }
 
 /// How many containers there are in each status (`deleted` aside).
-pub async fn count_by_status(conn: &mut SqliteConnection) -> Result<Vec<(String, i64)>, DbError> {
+pub async fn count_by_status(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, DbError> {
     let rows = sqlx::query(
         "SELECT status, COUNT(*) AS n FROM containers WHERE status <> 'deleted' GROUP BY status",
     )
@@ -143,7 +140,7 @@ pub async fn count_by_status(conn: &mut SqliteConnection) -> Result<Vec<(String,
 }
 
 /// Forgets deleted containers none of whose jobs are kept any more.
-pub async fn prune_deleted(conn: &mut SqliteConnection) -> Result<u64, DbError> {
+pub async fn prune_deleted(conn: &mut AnyConnection) -> Result<u64, DbError> {
     let done = sqlx::query(
         "DELETE FROM containers WHERE status = 'deleted'
            AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.entity_id = containers.id)",
@@ -154,12 +151,12 @@ pub async fn prune_deleted(conn: &mut SqliteConnection) -> Result<u64, DbError> 
 }
 
 pub async fn set_parameters(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: Uuid,
     parameters: &Parameters,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE containers SET parameters = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE containers SET parameters = $1, updated_at = $2 WHERE id = $3")
         .bind(parameters_json(&Some(parameters.clone())))
         .bind(time::format(&now))
         .bind(id.hyphenated().to_string())
@@ -169,12 +166,12 @@ pub async fn set_parameters(
 }
 
 pub async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: Uuid,
     status: ContainerStatus,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE containers SET status = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE containers SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status.as_str())
         .bind(time::format(&now))
         .bind(id.hyphenated().to_string())
@@ -186,7 +183,7 @@ pub async fn set_status(
 /// Containers said to be running or stopped that no job is working on: the
 /// ones whose status only the host can change (a shutdown from inside).
 pub async fn settled(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<(Uuid, String, ContainerStatus)>, DbError> {
     let rows = sqlx::query(
         "SELECT id, name, status FROM containers c
@@ -213,17 +210,17 @@ pub async fn settled(
 /// after the host was asked (its result is newer than the observation).
 /// True when it was recorded.
 pub async fn set_observed_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: Uuid,
     seen: ContainerStatus,
     observed: ContainerStatus,
     observed_at: Timestamp,
 ) -> Result<bool, DbError> {
     let done = sqlx::query(
-        "UPDATE containers SET status = ?, updated_at = ?
-         WHERE id = ? AND status = ?
+        "UPDATE containers SET status = $1, updated_at = $2
+         WHERE id = $3 AND status = $4
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = containers.id
-                           AND (j.status IN ('queued', 'running') OR j.finished_at >= ?))",
+                           AND (j.status IN ('queued', 'running') OR j.finished_at >= $5))",
     )
     .bind(observed.as_str())
     .bind(time::format(&time::now()))

@@ -1,6 +1,6 @@
 //! Rows of the `idempotency_keys` table.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{parse_uuid, DbError};
@@ -16,12 +16,12 @@ pub struct KeyUse {
 
 /// The use of `key` recorded since `since`, if any.
 pub async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &str,
     since: Timestamp,
 ) -> Result<Option<KeyUse>, DbError> {
     let row = sqlx::query(
-        "SELECT fingerprint, job_id, container_id FROM idempotency_keys WHERE key = ? AND created_at >= ?",
+        "SELECT fingerprint, job_id, container_id FROM idempotency_keys WHERE key = $1 AND created_at >= $2",
     )
     .bind(key)
     .bind(time::format(&since))
@@ -39,14 +39,17 @@ pub async fn find(
 
 /// Records a key's first use, replacing an expired record of the same key.
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &str,
     used: &KeyUse,
     now: Timestamp,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, job_id, container_id, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO idempotency_keys (key, fingerprint, job_id, container_id, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
+             job_id = excluded.job_id, container_id = excluded.container_id,
+             created_at = excluded.created_at",
     )
     .bind(key)
     .bind(&used.fingerprint)
@@ -59,8 +62,8 @@ pub async fn record(
 }
 
 /// Forgets keys recorded before `cutoff`.
-pub async fn prune(conn: &mut SqliteConnection, cutoff: Timestamp) -> Result<u64, DbError> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+pub async fn prune(conn: &mut AnyConnection, cutoff: Timestamp) -> Result<u64, DbError> {
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(time::format(&cutoff))
         .execute(conn)
         .await?;

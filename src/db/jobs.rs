@@ -2,8 +2,8 @@
 //! runner uses to claim work.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{parse_optional_time, parse_time, parse_uuid, DbError};
@@ -59,7 +59,7 @@ pub struct LogLine {
 const COLUMNS: &str = "seq, id, entity_type, entity_id, action, status, payload, error, progress, \
                        created_at, started_at, finished_at, requested_by";
 
-fn from_row(row: &SqliteRow) -> Result<Job, DbError> {
+fn from_row(row: &AnyRow) -> Result<Job, DbError> {
     let action: String = row.try_get("action")?;
     let status: String = row.try_get("status")?;
     let progress: Option<i64> = row.try_get("progress")?;
@@ -98,7 +98,7 @@ pub struct NewJob<'a> {
 
 /// Queues a new job for a container.
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &NewJob<'_>,
     now: Timestamp,
 ) -> Result<Job, DbError> {
@@ -108,7 +108,7 @@ pub async fn insert(
         .map_or(true, |p| p.action() == job.action));
     let row = sqlx::query(&format!(
         "INSERT INTO jobs (id, entity_type, entity_id, action, status, payload, created_at, requested_by)
-         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::new_v4().hyphenated().to_string())
     .bind(ENTITY_CONTAINER)
@@ -122,8 +122,8 @@ pub async fn insert(
     from_row(&row)
 }
 
-pub async fn get(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Job>, DbError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?"))
+pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Job>, DbError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
         .bind(id.hyphenated().to_string())
         .fetch_optional(conn)
         .await?;
@@ -141,12 +141,12 @@ pub struct JobFilter {
 /// Up to `limit` jobs before `before_seq`, newest first. New jobs appear
 /// only before the first page, so paging never skips or repeats one.
 pub async fn page(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter: &JobFilter,
     before_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Job>, DbError> {
-    let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM jobs WHERE seq < "));
+    let mut query = super::QueryBuilder::new(format!("SELECT {COLUMNS} FROM jobs WHERE seq < "));
     query.push_bind(before_seq.unwrap_or(i64::MAX));
     if let Some(status) = filter.status {
         query.push(" AND status = ").push_bind(status.as_str());
@@ -168,7 +168,7 @@ pub async fn page(
 
 /// How many jobs there are for each (status, action).
 pub async fn count_by_status_and_action(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<(String, String, i64)>, DbError> {
     let rows =
         sqlx::query("SELECT status, action, COUNT(*) AS n FROM jobs GROUP BY status, action")
@@ -188,12 +188,12 @@ pub async fn count_by_status_and_action(
 /// Cancels the container's queued jobs (its create was cancelled, so
 /// there is nothing for them to act on).
 pub async fn cancel_queued_for(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     entity_id: Uuid,
     now: Timestamp,
 ) -> Result<u64, DbError> {
     let done = sqlx::query(
-        "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE entity_id = ? AND status = 'queued'",
+        "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE entity_id = $2 AND status = 'queued'",
     )
     .bind(time::format(&now))
     .bind(entity_id.hyphenated().to_string())
@@ -205,13 +205,13 @@ pub async fn cancel_queued_for(
 /// Removes up to `batch` jobs (and their logs) that finished before
 /// `cutoff`; small batches keep the write lock short.
 pub async fn prune_finished(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cutoff: Timestamp,
     batch: u32,
 ) -> Result<u64, DbError> {
     let done = sqlx::query(
         "DELETE FROM jobs WHERE seq IN (
-             SELECT seq FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)",
+             SELECT seq FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)",
     )
     .bind(time::format(&cutoff))
     .bind(i64::from(batch))
@@ -221,12 +221,9 @@ pub async fn prune_finished(
 }
 
 /// Jobs in a given state, oldest first (recovery looks for `running`).
-pub async fn with_status(
-    conn: &mut SqliteConnection,
-    status: JobStatus,
-) -> Result<Vec<Job>, DbError> {
+pub async fn with_status(conn: &mut AnyConnection, status: JobStatus) -> Result<Vec<Job>, DbError> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE status = ? ORDER BY seq"
+        "SELECT {COLUMNS} FROM jobs WHERE status = $1 ORDER BY seq"
     ))
     .bind(status.as_str())
     .fetch_all(conn)
@@ -237,12 +234,9 @@ pub async fn with_status(
 /// Marks the next runnable job `running` and returns it: the oldest queued
 /// job whose container has no earlier unfinished job. That keeps each
 /// container's jobs strictly in order while containers run in parallel.
-pub async fn claim_next(
-    conn: &mut SqliteConnection,
-    now: Timestamp,
-) -> Result<Option<Job>, DbError> {
+pub async fn claim_next(conn: &mut AnyConnection, now: Timestamp) -> Result<Option<Job>, DbError> {
     let row = sqlx::query(&format!(
-        "UPDATE jobs SET status = 'running', started_at = ?
+        "UPDATE jobs SET status = 'running', started_at = $1
          WHERE seq = (
              SELECT j.seq FROM jobs j
              WHERE j.status = 'queued'
@@ -260,7 +254,7 @@ pub async fn claim_next(
 
 /// Settles a job: `done`, `failed` (with the reason) or `cancelled`.
 pub async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: Uuid,
     status: JobStatus,
     error: Option<&str>,
@@ -268,14 +262,13 @@ pub async fn finish(
 ) -> Result<(), DbError> {
     debug_assert!(status.is_finished());
     sqlx::query(
-        "UPDATE jobs SET status = ?, error = ?, finished_at = ?,
-                progress = CASE WHEN ? = 'done' THEN 100 ELSE progress END
-         WHERE id = ?",
+        "UPDATE jobs SET status = $1, error = $2, finished_at = $3,
+                progress = CASE WHEN $1 = 'done' THEN 100 ELSE progress END
+         WHERE id = $4",
     )
     .bind(status.as_str())
     .bind(error)
     .bind(time::format(&now))
-    .bind(status.as_str())
     .bind(id.hyphenated().to_string())
     .execute(conn)
     .await?;
@@ -283,9 +276,9 @@ pub async fn finish(
 }
 
 /// Puts a job found `running` after a crash back in the queue, in its place.
-pub async fn requeue(conn: &mut SqliteConnection, id: Uuid) -> Result<(), DbError> {
+pub async fn requeue(conn: &mut AnyConnection, id: Uuid) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE jobs SET status = 'queued', started_at = NULL, progress = NULL WHERE id = ?",
+        "UPDATE jobs SET status = 'queued', started_at = NULL, progress = NULL WHERE id = $1",
     )
     .bind(id.hyphenated().to_string())
     .execute(conn)
@@ -293,12 +286,8 @@ pub async fn requeue(conn: &mut SqliteConnection, id: Uuid) -> Result<(), DbErro
     Ok(())
 }
 
-pub async fn set_progress(
-    conn: &mut SqliteConnection,
-    seq: i64,
-    progress: u8,
-) -> Result<(), DbError> {
-    sqlx::query("UPDATE jobs SET progress = ? WHERE seq = ?")
+pub async fn set_progress(conn: &mut AnyConnection, seq: i64, progress: u8) -> Result<(), DbError> {
+    sqlx::query("UPDATE jobs SET progress = $1 WHERE seq = $2")
         .bind(progress as i64)
         .bind(seq)
         .execute(conn)
@@ -307,16 +296,15 @@ pub async fn set_progress(
 }
 
 pub async fn append_log(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     seq: i64,
     time: Timestamp,
     text: &str,
 ) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO job_log (job_seq, line, time, text)
-         VALUES (?, (SELECT COALESCE(MAX(line), 0) + 1 FROM job_log WHERE job_seq = ?), ?, ?)",
+         VALUES ($1, (SELECT COALESCE(MAX(line), 0) + 1 FROM job_log WHERE job_seq = $1), $2, $3)",
     )
-    .bind(seq)
     .bind(seq)
     .bind(time::format(&time))
     .bind(text)
@@ -325,8 +313,8 @@ pub async fn append_log(
     Ok(())
 }
 
-pub async fn log(conn: &mut SqliteConnection, seq: i64) -> Result<Vec<LogLine>, DbError> {
-    let rows = sqlx::query("SELECT time, text FROM job_log WHERE job_seq = ? ORDER BY line")
+pub async fn log(conn: &mut AnyConnection, seq: i64) -> Result<Vec<LogLine>, DbError> {
+    let rows = sqlx::query("SELECT time, text FROM job_log WHERE job_seq = $1 ORDER BY line")
         .bind(seq)
         .fetch_all(conn)
         .await?;
@@ -342,12 +330,12 @@ pub async fn log(conn: &mut SqliteConnection, seq: i64) -> Result<Vec<LogLine>, 
 
 /// Whether a create job that has not finished uses template `ostemplate`.
 pub async fn create_pending_from(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ostemplate: &str,
 ) -> Result<bool, DbError> {
     let row = sqlx::query(
         "SELECT 1 FROM jobs j JOIN containers c ON c.id = j.entity_id
-         WHERE j.action = 'create' AND j.status IN ('queued', 'running') AND c.ostemplate = ? LIMIT 1",
+         WHERE j.action = 'create' AND j.status IN ('queued', 'running') AND c.ostemplate = $1 LIMIT 1",
     )
     .bind(ostemplate)
     .fetch_optional(conn)

@@ -18,11 +18,12 @@ use std::time::Duration;
 use rocket::figment::Figment;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
+use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions};
+use sqlx::{
+    Any, AnyConnection, AnyPool, Arguments, ConnectOptions, Connection, Executor, Row, Transaction,
 };
-use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -41,8 +42,8 @@ pub enum DbError {
     #[error("database settings ([databases.berth]): {0}")]
     Config(String),
     #[error(
-        "database URL {0:?}: berth keeps its data in SQLite; use sqlite://<file> \
-         (the default is sqlite://<data_dir>/berth.db)"
+        "database URL {0:?}: berth keeps its data in SQLite (sqlite://<file>, the default \
+         being sqlite://<data_dir>/berth.db) or PostgreSQL (postgres://user@host/database)"
     )]
     UnsupportedUrl(String),
 }
@@ -53,7 +54,28 @@ impl DbError {
     }
 }
 
-pub type Tx<'a> = Transaction<'a, Sqlite>;
+pub type Tx<'a> = Transaction<'a, Any>;
+
+/// Where berth keeps its data: the embedded default for one host, or the
+/// server a cluster shares. The queries are the same on both (sqlx's `Any`
+/// driver, `$n` placeholders); where the two differ, `Db` says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names by its scheme, if berth has it.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
 
 /// berth's database as Rocket sees it: configured under
 /// `[default.databases.berth]` (`url`, `max_connections`, `connect_timeout`),
@@ -91,14 +113,16 @@ impl Default for PoolSize {
 /// `BerthDb`, the layers above keep clones.
 #[derive(Clone)]
 pub struct Db {
+    backend: Backend,
     /// Connections for reads: in WAL mode they never wait for a writer.
-    pool: SqlitePool,
+    pool: AnyPool,
     /// The one connection every write goes through. SQLite lets one writer
     /// in at a time; queueing writers here (fairly, without holding a read
     /// connection) instead of in SQLite's busy handler (sleeps of up to
     /// 100 ms between tries) keeps a burst of writes from taking every
-    /// connection away from the reads.
-    writer: SqlitePool,
+    /// connection away from the reads. PostgreSQL takes concurrent writers:
+    /// there it is the same pool as the reads.
+    writer: AnyPool,
     /// The database file, for the files kept beside it (none in memory).
     file: Option<PathBuf>,
     /// Held (read) by whoever must still write after Rocket starts shutting
@@ -118,49 +142,86 @@ impl Db {
 
     /// `open`, with the pool sizes given.
     pub async fn open_with(url: &str, size: PoolSize) -> Result<Db, DbError> {
-        if !is_sqlite_url(url) {
+        let Some(backend) = Backend::of_url(url) else {
             return Err(DbError::UnsupportedUrl(without_password(url)));
-        }
-        Db::open_sqlite(url, size)
-            .await
-            .map_err(|error| match error {
-                DbError::Sqlx(source) => DbError::Open {
-                    url: without_password(url),
-                    source,
-                },
-                other => other,
-            })
+        };
+        sqlx::any::install_default_drivers();
+        let opened = match backend {
+            Backend::Sqlite => Db::open_sqlite(url, size).await,
+            Backend::Postgres => Db::open_postgres(url, size).await,
+        };
+        opened.map_err(|error| match error {
+            DbError::Sqlx(source) => DbError::Open {
+                url: without_password(url),
+                source,
+            },
+            other => other,
+        })
     }
 
     async fn open_sqlite(url: &str, size: PoolSize) -> Result<Db, DbError> {
-        let base = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let base = SqliteConnectOptions::from_str(url)?;
         let file = Some(base.clone().get_filename().to_path_buf())
             .filter(|file| !file.as_os_str().is_empty() && file.as_os_str() != ":memory:");
         if !base.clone().get_filename().exists() {
-            create_with_incremental_vacuum(base.clone()).await?;
+            create_with_incremental_vacuum(base.create_if_missing(true)).await?;
         }
-        let options = base
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
+        // Per connection; WAL itself is kept in the file.
+        let options = || {
+            AnyPoolOptions::new().after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+        };
+        let writer = options()
             .max_connections(1)
             .acquire_timeout(WRITE_QUEUE_TIMEOUT)
-            .connect_with(options.clone())
+            .connect(url)
             .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
-        let pool = SqlitePoolOptions::new()
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let pool = options()
             .max_connections(size.readers.max(1))
             .acquire_timeout(size.acquire_timeout)
-            .connect_with(options)
+            .connect(url)
             .await?;
         Ok(Db {
+            backend: Backend::Sqlite,
             pool,
             writer,
             file,
             users: Arc::new(RwLock::new(())),
         })
+    }
+
+    async fn open_postgres(url: &str, size: PoolSize) -> Result<Db, DbError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(size.readers.max(2))
+            .acquire_timeout(size.acquire_timeout)
+            .connect(url)
+            .await?;
+        // Nodes starting together take turns: sqlx holds an advisory lock
+        // while it migrates.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Db {
+            backend: Backend::Postgres,
+            writer: pool.clone(),
+            pool,
+            file: None,
+            users: Arc::new(RwLock::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Keeps the pools open past Rocket's shutdown until the hold is
@@ -179,11 +240,15 @@ impl Db {
     /// the job runner and concurrent requests do all the time. Taking the
     /// lock first makes it wait for the busy timeout like any other writer
     /// (within berth writers queue for `writer`; the CLI is another process).
+    /// On PostgreSQL a plain transaction: row locks and constraints do
+    /// what the file lock does here.
     pub async fn begin(&self) -> Result<Tx<'_>, DbError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE containers SET seq = seq WHERE 0")
-            .execute(&mut *tx)
-            .await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("UPDATE containers SET seq = seq WHERE 0")
+                .execute(&mut *tx)
+                .await?;
+        }
         Ok(tx)
     }
 
@@ -196,13 +261,13 @@ impl Db {
     }
 
     /// Connections for reads.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// The connection for writes outside `begin`'s transactions. Never
     /// acquire it while holding it or a transaction: there is only one.
-    pub async fn writer(&self) -> Result<PoolConnection<Sqlite>, DbError> {
+    pub async fn writer(&self) -> Result<PoolConnection<Any>, DbError> {
         Ok(self.writer.acquire().await?)
     }
 
@@ -213,19 +278,23 @@ impl Db {
         self.pool.close().await;
     }
 
-    /// How the file's pages are used, for deciding whether to give some back.
-    pub async fn space(&self) -> Result<Space, DbError> {
+    /// How the file's pages are used, for deciding whether to give some
+    /// back; `None` on PostgreSQL, whose autovacuum looks after its own.
+    pub async fn space(&self) -> Result<Option<Space>, DbError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
         let mut conn = self.pool.acquire().await?;
         let page_size = pragma_value(&mut conn, "page_size").await?;
         let pages = pragma_value(&mut conn, "page_count").await?;
         let free_pages = pragma_value(&mut conn, "freelist_count").await?;
         let auto_vacuum = pragma_value(&mut conn, "auto_vacuum").await?;
-        Ok(Space {
+        Ok(Some(Space {
             page_size: page_size as u64,
             pages: pages as u64,
             free_pages: free_pages as u64,
             incremental: auto_vacuum == 2,
-        })
+        }))
     }
 
     /// Returns up to `pages` free pages to the file system (a database made
@@ -245,6 +314,9 @@ impl Db {
     /// large prune does not leave a large `-wal` file behind. Best effort:
     /// readers in the middle of a query make it stop early.
     pub async fn checkpoint(&self) -> Result<(), DbError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)
             .await?;
@@ -257,7 +329,7 @@ impl Db {
 /// connection.
 #[rocket::async_trait]
 impl rocket_db_pools::Pool for Db {
-    type Connection = PoolConnection<Sqlite>;
+    type Connection = PoolConnection<Any>;
     type Error = DbError;
 
     async fn init(figment: &Figment) -> Result<Self, DbError> {
@@ -295,13 +367,7 @@ fn without_password(url: &str) -> String {
     }
 }
 
-/// The backends berth can keep its data in; today one.
-fn is_sqlite_url(url: &str) -> bool {
-    url.get(..7)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
-}
-
-async fn pragma_value(conn: &mut sqlx::SqliteConnection, pragma: &str) -> Result<i64, DbError> {
+async fn pragma_value(conn: &mut AnyConnection, pragma: &str) -> Result<i64, DbError> {
     Ok(sqlx::query(&format!("PRAGMA {pragma}"))
         .fetch_one(conn)
         .await?
@@ -348,6 +414,49 @@ fn parse_optional_time(
     text.as_deref().map(parse_time).transpose()
 }
 
+/// Builds a query whose conditions depend on the request, numbering its
+/// placeholders `$1`, `$2`… as both backends read them (sqlx's own
+/// `QueryBuilder` writes `?` for `Any`, which PostgreSQL refuses).
+pub(crate) struct QueryBuilder {
+    sql: String,
+    arguments: AnyArguments<'static>,
+    count: usize,
+}
+
+impl QueryBuilder {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
+        QueryBuilder {
+            sql: sql.into(),
+            arguments: AnyArguments::default(),
+            count: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'static + sqlx::Encode<'static, Any> + sqlx::Type<Any> + Send,
+    {
+        self.count += 1;
+        self.sql.push('$');
+        self.sql.push_str(&self.count.to_string());
+        // As sqlx's own builder does: the values berth binds (text and
+        // integers) always encode.
+        self.arguments
+            .add(value)
+            .expect("a text or integer value encodes");
+        self
+    }
+
+    pub(crate) fn build(&mut self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+        sqlx::query_with(&self.sql, std::mem::take(&mut self.arguments))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,10 +478,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_sqlite_urls_are_opened_and_failures_name_the_database() {
-        let error = Db::open("postgres://u:pw@localhost/x").await.err().unwrap();
+    async fn unknown_backends_are_refused_and_failures_name_the_database() {
+        let error = Db::open("mysql://u:pw@localhost/x").await.err().unwrap();
         assert!(
-            matches!(error, DbError::UnsupportedUrl(ref url) if url == "postgres://u:***@localhost/x")
+            matches!(error, DbError::UnsupportedUrl(ref url) if url == "mysql://u:***@localhost/x")
         );
         let error = Db::open("sqlite:///nonexistent-dir/berth.db")
             .await

@@ -1,6 +1,6 @@
 //! Rows of the `sessions` table: console logins, by the digest of their id.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{parse_time, DbError};
 use crate::domain::time::{self, Timestamp};
@@ -14,7 +14,7 @@ pub struct SessionRecord {
 }
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     digest: &str,
     token_name: &str,
     csrf: &str,
@@ -23,7 +23,7 @@ pub async fn insert(
 ) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO sessions (digest, token_name, csrf, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(digest)
     .bind(token_name)
@@ -36,13 +36,10 @@ pub async fn insert(
 }
 
 /// The session with this digest, only while its token still exists.
-pub async fn get(
-    conn: &mut SqliteConnection,
-    digest: &str,
-) -> Result<Option<SessionRecord>, DbError> {
+pub async fn get(conn: &mut AnyConnection, digest: &str) -> Result<Option<SessionRecord>, DbError> {
     let row = sqlx::query(
         "SELECT s.token_name, s.csrf, s.expires_at FROM sessions s \
-         JOIN tokens t ON t.name = s.token_name WHERE s.digest = ?",
+         JOIN tokens t ON t.name = s.token_name WHERE s.digest = $1",
     )
     .bind(digest)
     .fetch_optional(conn)
@@ -57,8 +54,8 @@ pub async fn get(
     .transpose()
 }
 
-pub async fn delete(conn: &mut SqliteConnection, digest: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM sessions WHERE digest = ?")
+pub async fn delete(conn: &mut AnyConnection, digest: &str) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM sessions WHERE digest = $1")
         .bind(digest)
         .execute(conn)
         .await?;
@@ -67,8 +64,8 @@ pub async fn delete(conn: &mut SqliteConnection, digest: &str) -> Result<(), DbE
 
 /// Forgets sessions that have expired (timestamps share one format, so
 /// they compare as text).
-pub async fn delete_expired(conn: &mut SqliteConnection, now: Timestamp) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+pub async fn delete_expired(conn: &mut AnyConnection, now: Timestamp) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(time::format(&now))
         .execute(conn)
         .await?;

@@ -2,7 +2,7 @@
 //! check (the query that proves the database answers, for the watchdog and
 //! `/healthz`), and shown as systemd's `STATUS=`.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::DbError;
 
@@ -16,7 +16,7 @@ pub struct Summary {
 
 /// One read over the status indexes; cheap enough to run on every
 /// watchdog tick, even with many containers and jobs.
-pub async fn summary(conn: &mut SqliteConnection) -> Result<Summary, DbError> {
+pub async fn summary(conn: &mut AnyConnection) -> Result<Summary, DbError> {
     let row = sqlx::query(
         "SELECT
              (SELECT COUNT(*) FROM containers WHERE status <> 'deleted') AS containers,

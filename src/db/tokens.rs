@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{parse_optional_time, parse_time, Db, DbError};
 use crate::domain::time::{self, Timestamp};
@@ -18,12 +18,12 @@ pub struct TokenRecord {
 }
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     name: &str,
     digest: &str,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO tokens (name, digest, created_at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO tokens (name, digest, created_at) VALUES ($1, $2, $3)")
         .bind(name)
         .bind(digest)
         .bind(time::format(&now))
@@ -32,7 +32,7 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<TokenRecord>, DbError> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<TokenRecord>, DbError> {
     let rows = sqlx::query("SELECT name, created_at, last_used_at FROM tokens ORDER BY name")
         .fetch_all(conn)
         .await?;
@@ -57,7 +57,7 @@ pub struct StoredDigest {
 
 /// Every token's name, digest and last use, for verification (one query:
 /// it runs on every authenticated request).
-pub async fn digests(conn: &mut SqliteConnection) -> Result<Vec<StoredDigest>, DbError> {
+pub async fn digests(conn: &mut AnyConnection) -> Result<Vec<StoredDigest>, DbError> {
     let rows = sqlx::query("SELECT name, digest, last_used_at FROM tokens")
         .fetch_all(conn)
         .await?;
@@ -73,16 +73,16 @@ pub async fn digests(conn: &mut SqliteConnection) -> Result<Vec<StoredDigest>, D
 }
 
 /// Removes a token; false when there was none of that name.
-pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<bool, DbError> {
-    let done = sqlx::query("DELETE FROM tokens WHERE name = ?")
+pub async fn delete(conn: &mut AnyConnection, name: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM tokens WHERE name = $1")
         .bind(name)
         .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn touch(conn: &mut SqliteConnection, name: &str, now: Timestamp) -> Result<(), DbError> {
-    sqlx::query("UPDATE tokens SET last_used_at = ? WHERE name = ?")
+pub async fn touch(conn: &mut AnyConnection, name: &str, now: Timestamp) -> Result<(), DbError> {
+    sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE name = $2")
         .bind(time::format(&now))
         .bind(name)
         .execute(conn)

@@ -165,7 +165,7 @@ impl Runner {
     }
 
     /// The write connection (claiming a job writes), waiting out failures.
-    async fn writer(&self) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    async fn writer(&self) -> sqlx::pool::PoolConnection<sqlx::Any> {
         loop {
             match self.db.writer().await {
                 Ok(conn) => return conn,

@@ -222,7 +222,7 @@ impl Service {
         }
     }
 
-    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, ServiceError> {
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, ServiceError> {
         Ok(self.db.pool().acquire().await.map_err(DbError::from)?)
     }
 

@@ -1,13 +1,19 @@
 //! The in-process harness: berth's Rocket, built by the same `app` code the
-//! binary uses, on a temporary data directory and SQLite file, driven by
-//! Rocket's local client. Built without the job runner, so jobs are queued
-//! and answered but never run: nothing here needs root, LXC or busybox.
+//! binary uses, on a temporary data directory and SQLite file (or a
+//! PostgreSQL server of its own, when the test binary's `DATABASE` says
+//! so), driven by Rocket's local client. Built without the job runner, so
+//! jobs are queued and answered but never run: nothing here needs root,
+//! LXC or busybox.
 #![allow(dead_code)]
+
+#[path = "../pg/mod.rs"]
+pub mod pg;
 
 use std::path::Path;
 use std::process::Command;
 
 use berth::config::Settings;
+use berth::db::Backend;
 use berth::service::Service;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalRequest, LocalResponse};
@@ -17,10 +23,23 @@ use tempfile::TempDir;
 /// The template name the seed's examples use.
 pub const TEMPLATE: &str = "template1";
 
+/// Where an in-process berth keeps its data. Each test binary that uses
+/// this harness says which, as `const DATABASE: local::Database` in its
+/// crate root (tests/in_process_postgres.rs runs tests/in_process.rs's
+/// tests again with `Postgres`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
 pub struct Local {
     pub client: Client,
     /// Holds the database, templates and LXC path; removed on drop.
     pub dir: TempDir,
+    /// The server holding the database, when it is PostgreSQL; stopped
+    /// after the client is dropped.
+    pub postgres: Option<pg::Postgres>,
 }
 
 impl Local {
@@ -39,6 +58,10 @@ impl Local {
             data_dir: dir.path().join("data"),
             ..Settings::default()
         };
+        let postgres = (crate::DATABASE == Database::Postgres).then(pg::Postgres::start);
+        if let Some(postgres) = &postgres {
+            settings.database_url = Some(postgres.create_database("berth"));
+        }
         change(&mut settings);
         let settings = settings.resolve().unwrap();
         // A template in place keeps `first_os_template::provide` from building
@@ -51,7 +74,17 @@ impl Local {
             .await
             .unwrap();
         let client = Client::tracked(rocket).await.unwrap();
-        Local { client, dir }
+        let local = Local {
+            client,
+            dir,
+            postgres,
+        };
+        let expected = match crate::DATABASE {
+            Database::Sqlite => Backend::Sqlite,
+            Database::Postgres => Backend::Postgres,
+        };
+        assert_eq!(local.service().db().backend(), expected);
+        local
     }
 
     pub fn service(&self) -> &Service {
