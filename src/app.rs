@@ -23,7 +23,7 @@ use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::os_templates::OsTemplateStore;
-use crate::service::Service;
+use crate::service::{Capacity, Service, ThisNode};
 use crate::systemd::{Health, SystemdFairing};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,18 @@ async fn assemble(
     let runner_settings = RunnerSettings {
         max_parallel: settings.max_parallel_jobs,
         retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
+        node: settings.node_name.clone(),
+    };
+    let this_node = ThisNode {
+        name: settings.node_name.clone(),
+        host_id: settings.host_id.clone(),
+        api_url: api_url(&figment, settings.api_url.as_deref())?,
+        timeout_secs: settings.node_timeout_secs,
+    };
+    let capacity = Capacity {
+        cpus: u64::from(crate::driver::host::cpus()),
+        memory_bytes: crate::driver::host::memory_bytes().unwrap_or(0),
+        disk_bytes: crate::driver::host::file_system_bytes(&settings.lxc_path).unwrap_or(0),
     };
     let grace = Duration::from_secs(settings.shutdown_timeout_secs);
     let gate = Gate::new(
@@ -116,7 +128,14 @@ async fn assemble(
                 queue.clone(),
                 events.clone(),
                 host,
+                this_node,
             );
+            // Before anything is served: a name another live host holds
+            // must stop this one here, with the reason.
+            if let Err(error) = service.register_this_node(capacity).await {
+                log::error!("cannot join the database's nodes: {error}");
+                return Err(rocket);
+            }
             let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
             let mut rocket = rocket
                 .manage(service)
@@ -155,6 +174,9 @@ async fn assemble(
         .attach(crate::api::RequestCounter)
         .attach(AdHoc::on_liftoff("start-up notes", |rocket| {
             Box::pin(start_up_notes(rocket))
+        }))
+        .attach(AdHoc::on_liftoff("node heartbeat", |rocket| {
+            Box::pin(start_heartbeat(rocket))
         }))
         .attach(RequestLog)
         .attach(crate::console::SecurityHeaders)
@@ -215,6 +237,58 @@ fn effective_auth(figment: &Figment, configured: AuthMode) -> Result<AuthMode, C
         return Ok(AuthMode::Token);
     }
     Ok(configured)
+}
+
+/// Where the other nodes reach this one: `api_url`, or Rocket's address
+/// and port (https when TLS is on).
+fn api_url(figment: &Figment, configured: Option<&str>) -> Result<String, ConfigError> {
+    if let Some(url) = configured {
+        return Ok(url.to_owned());
+    }
+    let config: rocket::Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let scheme = if config.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    let socket = std::net::SocketAddr::new(config.address, config.port);
+    Ok(format!("{scheme}://{socket}"))
+}
+
+/// Beats for this node until Rocket shuts down.
+async fn start_heartbeat(rocket: &Rocket<Orbit>) {
+    let Some(service) = rocket.state::<Service>().cloned() else {
+        return;
+    };
+    let shutdown = rocket.shutdown();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(service.this_node().heartbeat_period());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let beating = async {
+            loop {
+                tick.tick().await;
+                match service.beat().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        log::error!(
+                            "node '{}' is now held by another host (this one was silent \
+                             past node_timeout_secs): this berth beats no more and should \
+                             be stopped",
+                            service.this_node().name
+                        );
+                        return;
+                    }
+                    Err(error) => log::warn!("node heartbeat failed: {error}"),
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = beating => {}
+        }
+    });
 }
 
 /// Warnings an operator should see once berth is up.

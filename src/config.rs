@@ -1,7 +1,8 @@
 //! berth's own settings: the `[default.berth]` table of Rocket's figment
 //! (Rocket.toml or `ROCKET_CONFIG`), overridden by `BERTH_*` variables.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rocket::data::{Limits, ToByteUnit};
@@ -54,6 +55,14 @@ pub struct Settings {
     /// Accept a disk `size` larger than the file system that holds the
     /// containers (thin provisioning); off, such a size is refused.
     pub allow_disk_overcommit: bool,
+    /// This host's name among the nodes sharing the database; defaults to
+    /// the host name.
+    pub node_name: Option<String>,
+    /// Where the other nodes reach this one's API; defaults to
+    /// `http://<address>:<port>` of Rocket's settings.
+    pub api_url: Option<String>,
+    /// A node silent for longer than this counts as offline.
+    pub node_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -72,6 +81,9 @@ impl Default for Settings {
             template_cache: true,
             allowed_hosts: Vec::new(),
             allow_disk_overcommit: false,
+            node_name: None,
+            api_url: None,
+            node_timeout_secs: 30,
         }
     }
 }
@@ -107,6 +119,14 @@ pub struct ResolvedSettings {
     /// berth's directories (data, templates, LXC path) that other users may
     /// read or enter, for a warning at start.
     pub open_dirs: Vec<PathBuf>,
+    pub node_name: String,
+    /// `None`: derived from Rocket's address and port when berth starts.
+    pub api_url: Option<String>,
+    pub node_timeout_secs: u64,
+    /// This host's identity among the nodes (a random id kept in the data
+    /// directory): a restarted node takes its own name back, another host
+    /// cannot take it while the node is alive.
+    pub host_id: String,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -204,6 +224,25 @@ impl Settings {
         let database_url = self
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("berth.db").display()));
+        let node_name = match self.node_name {
+            Some(name) => name,
+            None => host_name()?,
+        };
+        crate::domain::node::NodeName::parse(&node_name)
+            .map_err(|e| ConfigError::Invalid(format!("node_name '{node_name}' {}", e.message)))?;
+        if self.node_timeout_secs < 3 {
+            return Err(ConfigError::Invalid(
+                "node_timeout_secs must be at least 3 (nodes beat every few seconds)".into(),
+            ));
+        }
+        if let Some(url) = &self.api_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "api_url '{url}' must be an http:// or https:// URL"
+                )));
+            }
+        }
+        let host_id = host_id(&data_dir)?;
         let open_dirs = [&data_dir, &template_dir, &lxc_path]
             .into_iter()
             .filter(|dir| open_to_others(dir))
@@ -223,8 +262,54 @@ impl Settings {
             allowed_hosts,
             allow_disk_overcommit: self.allow_disk_overcommit,
             open_dirs,
+            node_name,
+            api_url: self.api_url.map(|url| url.trim_end_matches('/').to_owned()),
+            node_timeout_secs: self.node_timeout_secs,
+            host_id,
         })
     }
+}
+
+/// The kernel's host name (what `hostname` prints), the default node name.
+fn host_name() -> Result<String, ConfigError> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if name.is_empty() {
+        return Err(ConfigError::Invalid(
+            "the host has no name; set node_name (BERTH_NODE_NAME)".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// This host's id, made once and kept in `<data_dir>/host-id`.
+fn host_id(data_dir: &Path) -> Result<String, ConfigError> {
+    let path = data_dir.join("host-id");
+    let fail = |source| ConfigError::Directory {
+        what: "host id file",
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(fail)?;
+    file.write_all(format!("{id}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
+    Ok(id)
 }
 
 /// Rocket's key for berth's database URL (rocket_db_pools' `Config`).

@@ -54,6 +54,12 @@ pub enum ApiError {
     TemplateNotFound(String),
     #[error("template '{0}' not found")]
     TemplateMissing(String),
+    #[error("node '{0}' not found")]
+    NodeNotFound(String),
+    #[error("{0}")]
+    UnknownNode(String),
+    #[error("{0}")]
+    NodeUnavailable(String),
     #[error("a container named '{0}' already exists")]
     NameTaken(String),
     #[error("{0}")]
@@ -107,6 +113,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => 1005,
             ApiError::BadRequest(_) => 1006,
             ApiError::IdempotencyKeyReused(_) => 1007,
+            ApiError::UnknownNode(_) => 1008,
             ApiError::RouteNotFound { .. } => 2000,
             ApiError::MethodNotAllowed { .. } => 2001,
             ApiError::MethodNotImplemented => 2006,
@@ -114,6 +121,7 @@ impl ApiError {
             ApiError::JobNotFound(_) => 2003,
             ApiError::TemplateNotFound(_) => 2004,
             ApiError::TemplateMissing(_) => 2005,
+            ApiError::NodeNotFound(_) => 2007,
             ApiError::NameTaken(_) => 3000,
             ApiError::ContainerDeleting(_) => 3001,
             ApiError::TemplateExists(_) => 3002,
@@ -121,6 +129,7 @@ impl ApiError {
             ApiError::JobFinished(_) => 3004,
             ApiError::JobNotCancellable(_) => 3005,
             ApiError::TemplateInUse(_) => 3006,
+            ApiError::NodeUnavailable(_) => 3007,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -139,13 +148,15 @@ impl ApiError {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Validation(_)
             | ApiError::TemplateNotFound(_)
+            | ApiError::UnknownNode(_)
             | ApiError::IdempotencyKeyReused(_) => Status::UnprocessableEntity,
             ApiError::UnsupportedMediaType { .. } => Status::UnsupportedMediaType,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             ApiError::RouteNotFound { .. }
             | ApiError::ContainerNotFound(_)
             | ApiError::JobNotFound(_)
-            | ApiError::TemplateMissing(_) => Status::NotFound,
+            | ApiError::TemplateMissing(_)
+            | ApiError::NodeNotFound(_) => Status::NotFound,
             ApiError::MethodNotAllowed { .. } => Status::MethodNotAllowed,
             ApiError::MethodNotImplemented => Status::NotImplemented,
             ApiError::NameTaken(_)
@@ -154,6 +165,7 @@ impl ApiError {
             | ApiError::JobFinished(_)
             | ApiError::JobNotCancellable(_)
             | ApiError::TemplateInUse(_)
+            | ApiError::NodeUnavailable(_)
             | ApiError::TemplateExists(_) => Status::Conflict,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
@@ -200,6 +212,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             ServiceError::Database(error) => ApiError::Internal(error.to_string()),
             ServiceError::ChangeNotPublished(why) => ApiError::Internal(why),
+            ServiceError::NodeNotFound(name) => ApiError::NodeNotFound(name),
+            error @ ServiceError::UnknownNode(_) => ApiError::UnknownNode(error.to_string()),
+            error @ (ServiceError::NodeUnavailable { .. } | ServiceError::NoNodeAvailable) => {
+                ApiError::NodeUnavailable(error.to_string())
+            }
+            // Raised only at start-up, which reports it itself.
+            error @ ServiceError::NodeNameHeld { .. } => ApiError::Internal(error.to_string()),
             ServiceError::Templates(error) => error.into(),
         }
     }

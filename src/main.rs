@@ -143,6 +143,13 @@ async fn offline_service() -> Result<service::Service, app::StartupError> {
         jobs::JobQueue::new(),
         events::EventBus::new(),
         driver::host::HostProbe::new(settings.lxc_path, settings.allow_disk_overcommit),
+        // Token commands neither place containers nor beat.
+        service::ThisNode {
+            name: settings.node_name,
+            host_id: settings.host_id,
+            api_url: settings.api_url.unwrap_or_default(),
+            timeout_secs: settings.node_timeout_secs,
+        },
     ))
 }
 

@@ -377,6 +377,7 @@ mod tests {
             RunnerSettings {
                 max_parallel: 1,
                 retention: Duration::from_secs(86_400),
+                node: "local".into(),
             },
         );
         let handle = RunnerHandle::spawn(runner);
@@ -388,7 +389,7 @@ mod tests {
 
         // A write statement in an open transaction takes the write lock.
         let mut lock = db.begin().await.unwrap();
-        job_rows::claim_next(&mut lock, crate::domain::time::now())
+        job_rows::claim_next(&mut lock, "", crate::domain::time::now())
             .await
             .unwrap();
         queue.wake();

@@ -5,7 +5,7 @@
 //! outcome also holds with real containers is proven in tests/lifecycle.rs,
 //! tests/recovery.rs and tests/operations.rs.
 
-mod local;
+pub mod local;
 
 /// The database the in-process berths of this binary use (see tests/local).
 #[allow(dead_code)]
@@ -161,6 +161,8 @@ struct Bench {
     events: EventBus,
     driver: Arc<Scripted>,
     _dir: tempfile::TempDir,
+    /// The server, when the database is PostgreSQL; stopped last.
+    _postgres: Option<local::pg::Postgres>,
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -171,7 +173,12 @@ impl Bench {
         let templates_dir = dir.path().join("templates");
         std::fs::create_dir(&templates_dir).unwrap();
         local::put_template(&templates_dir, local::TEMPLATE);
-        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let postgres =
+            (crate::DATABASE == local::Database::Postgres).then(local::pg::Postgres::start);
+        let url = match &postgres {
+            Some(postgres) => postgres.create_database("berth"),
+            None => format!("sqlite://{}", dir.path().join("berth.db").display()),
+        };
         let db = Db::open(&url).await.unwrap();
         let templates = OsTemplateStore::new(templates_dir);
         let queue = JobQueue::new();
@@ -182,7 +189,16 @@ impl Bench {
             queue.clone(),
             events.clone(),
             HostProbe::new(dir.path().to_owned(), false),
+            berth::service::ThisNode::alone("local"),
         );
+        service
+            .register_this_node(berth::service::Capacity {
+                cpus: 4,
+                memory_bytes: 8 << 30,
+                disk_bytes: 100 << 30,
+            })
+            .await
+            .unwrap();
         Bench {
             service,
             db,
@@ -191,6 +207,7 @@ impl Bench {
             events,
             driver: Arc::new(Scripted::default()),
             _dir: dir,
+            _postgres: postgres,
         }
     }
 
@@ -207,6 +224,7 @@ impl Bench {
             RunnerSettings {
                 max_parallel: 4,
                 retention: Duration::from_secs(86_400),
+                node: "local".into(),
             },
         ))
     }
@@ -219,6 +237,7 @@ impl Bench {
                     name: name.into(),
                     ostemplate: local::TEMPLATE.into(),
                     parameters: None,
+                    node: None,
                 },
                 None,
                 &Requester::anonymous(),

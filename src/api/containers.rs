@@ -28,6 +28,9 @@ struct CreateBody {
     ostemplate: String,
     #[serde(default)]
     parameters: Option<Value>,
+    /// The node to create it on; without it berth places it.
+    #[serde(default)]
+    node: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +53,7 @@ async fn create(
         name: body.name,
         ostemplate: body.ostemplate,
         parameters: body.parameters,
+        node: body.node,
     };
     let Accepted { job, container_id } = service
         .create_container(request, key.as_ref(), &caller.0)
@@ -63,8 +67,8 @@ async fn create(
 
 /// Containers oldest first, `limit` (1–500, default 50) at a time; pass
 /// `next_cursor` back as `cursor` for the next page. Filters: `status`
-/// (`deleted` lists deleted ones) and exact `name`.
-#[rocket::get("/containers?<limit>&<cursor>&<status>&<name>")]
+/// (`deleted` lists deleted ones), exact `name` and `node`.
+#[rocket::get("/containers?<limit>&<cursor>&<status>&<name>&<node>")]
 async fn list(
     service: &State<Service>,
     _caller: Caller,
@@ -72,8 +76,10 @@ async fn list(
     cursor: Param<'_>,
     status: Param<'_>,
     name: Param<'_>,
+    node: Param<'_>,
 ) -> ApiResult<Json<Value>> {
     let limit = at_most_once("limit", limit)?;
+    let node = at_most_once("node", node)?;
     let cursor = at_most_once("cursor", cursor)?;
     let name = at_most_once("name", name)?;
     let status = at_most_once("status", status)?
@@ -89,6 +95,7 @@ async fn list(
     let filter = ContainerFilter {
         status,
         name: name.map(str::to_owned),
+        node: node.map(str::to_owned),
     };
     let page = service
         .containers(&filter, decode_cursor(cursor)?, parse_limit(limit)?)

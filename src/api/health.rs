@@ -142,6 +142,7 @@ mod tests {
             RunnerSettings {
                 max_parallel: 1,
                 retention: Duration::from_secs(86_400),
+                node: "local".into(),
             },
         );
         let handle = RunnerHandle::spawn(runner);
@@ -160,7 +161,7 @@ mod tests {
         assert_eq!(healthz().await, Status::Ok);
 
         let mut lock = db.begin().await.unwrap();
-        jobs::claim_next(&mut lock, crate::domain::time::now())
+        jobs::claim_next(&mut lock, "", crate::domain::time::now())
             .await
             .unwrap();
         queue.wake();

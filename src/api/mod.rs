@@ -8,6 +8,7 @@ mod containers;
 mod events;
 mod health;
 mod jobs;
+mod nodes;
 mod openapi;
 mod os_templates;
 mod paging;
@@ -33,6 +34,7 @@ pub const BASES: [&str; 2] = ["/v1", "/v0.1"];
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
+    routes.extend(nodes::routes());
     routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());

@@ -248,6 +248,9 @@ mod tests {
             ApiError::Unavailable,
             ApiError::Unhealthy(text()),
             ApiError::Internal(text()),
+            ApiError::NodeNotFound(text()),
+            ApiError::UnknownNode(text()),
+            ApiError::NodeUnavailable(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -281,7 +284,10 @@ mod tests {
                 | ApiError::HostNotAllowed(_)
                 | ApiError::Unavailable
                 | ApiError::Unhealthy(_)
-                | ApiError::Internal(_) => {}
+                | ApiError::Internal(_)
+                | ApiError::NodeNotFound(_)
+                | ApiError::UnknownNode(_)
+                | ApiError::NodeUnavailable(_) => {}
             }
         }
         errors

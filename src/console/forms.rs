@@ -118,6 +118,7 @@ impl ContainerForm {
             name: self.name.clone().unwrap_or_default(),
             ostemplate: self.ostemplate.clone().unwrap_or_default(),
             parameters: (!parameters.is_empty()).then_some(Value::Object(parameters)),
+            node: None,
         }
     }
 

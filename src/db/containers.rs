@@ -25,9 +25,11 @@ pub struct Container {
     pub status: ContainerStatus,
     #[serde(with = "time::serde_rfc3339")]
     pub updated_at: Timestamp,
+    /// The node it lives on: whose runner carries out its jobs.
+    pub node: String,
 }
 
-const COLUMNS: &str = "seq, id, name, ostemplate, parameters, status, created_at, updated_at";
+const COLUMNS: &str = "seq, id, name, ostemplate, parameters, status, created_at, updated_at, node";
 
 fn from_row(row: &AnyRow) -> Result<Container, DbError> {
     let status: String = row.try_get("status")?;
@@ -47,6 +49,7 @@ fn from_row(row: &AnyRow) -> Result<Container, DbError> {
             .ok_or_else(|| DbError::Corrupt(format!("status {status:?}")))?,
         created_at: parse_time(row.try_get("created_at")?)?,
         updated_at: parse_time(row.try_get("updated_at")?)?,
+        node: row.try_get("node")?,
     })
 }
 
@@ -58,8 +61,8 @@ fn parameters_json(parameters: &Option<Parameters>) -> Option<String> {
 
 pub async fn insert(conn: &mut AnyConnection, container: &Container) -> Result<Container, DbError> {
     let row = sqlx::query(&format!(
-        "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(container.id.hyphenated().to_string())
     .bind(&container.name)
@@ -68,6 +71,7 @@ pub async fn insert(conn: &mut AnyConnection, container: &Container) -> Result<C
     .bind(container.status.as_str())
     .bind(time::format(&container.created_at))
     .bind(time::format(&container.updated_at))
+    .bind(&container.node)
     .fetch_one(conn)
     .await?;
     from_row(&row)
@@ -99,6 +103,7 @@ pub struct ContainerFilter {
     /// `None` shows every container that exists (all but `deleted`).
     pub status: Option<ContainerStatus>,
     pub name: Option<String>,
+    pub node: Option<String>,
 }
 
 /// Up to `limit` containers after `after_seq`, oldest first. Ordering by
@@ -119,6 +124,9 @@ pub async fn page(
     };
     if let Some(name) = &filter.name {
         query.push(" AND name = ").push_bind(name.clone());
+    }
+    if let Some(node) = &filter.node {
+        query.push(" AND node = ").push_bind(node.clone());
     }
     query
         .push(" ORDER BY seq LIMIT ")

@@ -231,22 +231,35 @@ pub async fn with_status(conn: &mut AnyConnection, status: JobStatus) -> Result<
     rows.iter().map(from_row).collect()
 }
 
-/// Marks the next runnable job `running` and returns it: the oldest queued
-/// job whose container has no earlier unfinished job. That keeps each
-/// container's jobs strictly in order while containers run in parallel.
-pub async fn claim_next(conn: &mut AnyConnection, now: Timestamp) -> Result<Option<Job>, DbError> {
+/// Marks the next runnable job of `node`'s containers `running` and
+/// returns it: the oldest queued job of a container on that node that has
+/// no earlier unfinished job. That keeps each container's jobs strictly in
+/// order while containers run in parallel, and each node to its own
+/// containers. On PostgreSQL the candidate row is locked with `SKIP LOCKED`,
+/// so two runners that race for the same job never both get it (the one
+/// that loses takes the next); SQLite has a single writer.
+pub async fn claim_next(
+    conn: &mut AnyConnection,
+    node: &str,
+    now: Timestamp,
+) -> Result<Option<Job>, DbError> {
+    let lock = match conn.backend_name() {
+        "PostgreSQL" => "FOR UPDATE OF j SKIP LOCKED",
+        _ => "",
+    };
     let row = sqlx::query(&format!(
         "UPDATE jobs SET status = 'running', started_at = $1
          WHERE seq = (
-             SELECT j.seq FROM jobs j
-             WHERE j.status = 'queued'
+             SELECT j.seq FROM jobs j JOIN containers c ON c.id = j.entity_id
+             WHERE j.status = 'queued' AND c.node = $2
                AND NOT EXISTS (
                    SELECT 1 FROM jobs e
                    WHERE e.entity_id = j.entity_id AND e.seq < j.seq AND e.status IN ('queued', 'running'))
-             ORDER BY j.seq LIMIT 1)
+             ORDER BY j.seq LIMIT 1 {lock})
          RETURNING {COLUMNS}"
     ))
     .bind(time::format(&now))
+    .bind(node)
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(from_row).transpose()

@@ -6,6 +6,7 @@
 pub mod containers;
 pub mod idempotency;
 pub mod jobs;
+pub mod nodes;
 pub mod sessions;
 pub mod summary;
 pub mod tokens;

@@ -4,6 +4,7 @@
 pub mod container;
 pub mod job;
 pub mod lifecycle;
+pub mod node;
 pub mod os_template;
 pub mod parameters;
 

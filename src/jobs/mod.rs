@@ -77,12 +77,15 @@ impl JobQueue {
 }
 
 /// How the runner behaves, from berth's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunnerSettings {
     /// Jobs of different containers that may run at once.
     pub max_parallel: usize,
     /// How long finished jobs stay readable.
     pub retention: Duration,
+    /// This host's node name: the runner carries out only the jobs of the
+    /// containers that live on it.
+    pub node: String,
 }
 
 /// Everything a job needs to run.
@@ -132,7 +135,13 @@ impl Runner {
         while !*stop.borrow() {
             self.queue.inner.heartbeat.beat();
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                match job_rows::claim_next(&mut *self.writer().await, time::now()).await {
+                match job_rows::claim_next(
+                    &mut *self.writer().await,
+                    &self.settings.node,
+                    time::now(),
+                )
+                .await
+                {
                     Ok(Some(job)) => {
                         self.events.publish(Event::Job(job.clone()));
                         let runner = self.clone();

@@ -12,6 +12,7 @@ use crate::db::{DbError, Tx};
 use crate::domain::container::{ContainerName, ContainerStatus};
 use crate::domain::job::{ConfigureChange, DeleteChange, JobAction, JobPayload};
 use crate::domain::lifecycle::{self, Action};
+use crate::domain::node::NodeName;
 use crate::domain::os_template::check_name;
 use crate::domain::parameters::{Parameter, ParameterPatch, Parameters};
 use crate::domain::time::{self, Timestamp};
@@ -23,6 +24,8 @@ pub struct NewContainer {
     pub name: String,
     pub ostemplate: String,
     pub parameters: Option<Value>,
+    /// The node asked for; `None` lets berth place it.
+    pub node: Option<String>,
 }
 
 /// A change accepted and queued (or, for a retried idempotent request, the
@@ -48,6 +51,7 @@ impl Service {
         let request_print = fingerprint(&[
             "create",
             name.as_str(),
+            request.node.as_deref().unwrap_or(""),
             &request.ostemplate,
             &serde_json::to_string(&parameters).expect("parameters serialise"),
         ]);
@@ -61,6 +65,7 @@ impl Service {
         if template?.is_none() {
             return Err(ServiceError::TemplateNotFound(request.ostemplate));
         }
+        let node = self.choose_node(&mut tx, request.node.as_deref()).await?;
         let now = time::now();
         let container = Container {
             seq: 0,
@@ -71,6 +76,7 @@ impl Service {
             status: ContainerStatus::Creating,
             created_at: now,
             updated_at: now,
+            node,
         };
         // The unique index on live names answers "is the name taken" in the
         // insert itself: one statement less while the write lock is held.
@@ -106,6 +112,9 @@ impl Service {
             .map_err(|e| errors.0.push(e))
             .ok();
         if let Err(e) = check_name(&request.ostemplate) {
+            errors.0.push(e);
+        }
+        if let Some(Err(e)) = request.node.as_deref().map(NodeName::parse) {
             errors.0.push(e);
         }
         let parameters = match &request.parameters {
@@ -324,13 +333,23 @@ mod tests {
             .await
             .unwrap();
         std::fs::create_dir_all(dir.join("templates")).unwrap();
-        Service::new(
+        let service = Service::new(
             db,
             OsTemplateStore::new(dir.join("templates")),
             JobQueue::new(),
             EventBus::new(),
             crate::driver::host::HostProbe::new(dir.into(), false),
-        )
+            crate::service::ThisNode::alone("local"),
+        );
+        service
+            .register_this_node(crate::service::Capacity {
+                cpus: 4,
+                memory_bytes: 8 << 30,
+                disk_bytes: 100 << 30,
+            })
+            .await
+            .unwrap();
+        service
     }
 
     fn request(name: &str, ostemplate: &str) -> NewContainer {
@@ -338,6 +357,7 @@ mod tests {
             name: name.into(),
             ostemplate: ostemplate.into(),
             parameters: None,
+            node: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod containers;
 mod jobs;
+mod nodes;
 mod os_templates;
 mod sessions;
 mod tokens;
@@ -18,6 +19,7 @@ use crate::db::jobs::Job;
 use crate::db::{Db, DbError};
 use crate::domain::job::{JobAction, JobStatus};
 use crate::domain::lifecycle::Refusal;
+use crate::domain::node::NodeState;
 use crate::domain::parameters::HostLimits;
 use crate::domain::ValidationErrors;
 use crate::driver::host::HostProbe;
@@ -27,6 +29,7 @@ use crate::os_templates::{OsTemplateStore, TemplateError};
 
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
+pub use nodes::{parse_node_name, Capacity, NodeView, ThisNode, Usage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -60,6 +63,25 @@ pub enum ServiceError {
     IdempotencyKeyReused(String),
     #[error("{0}")]
     ChangeNotPublished(String),
+    #[error("node '{0}' not found")]
+    NodeNotFound(String),
+    /// A request names a node berth has never heard of.
+    #[error("there is no node named '{0}' (GET /v1/nodes lists them)")]
+    UnknownNode(String),
+    #[error("node '{name}' is {}: it takes no new containers now", state.as_str())]
+    NodeUnavailable { name: String, state: NodeState },
+    #[error("no node takes new containers now: every node is offline or draining")]
+    NoNodeAvailable,
+    #[error(
+        "node name '{name}' is held by another host that is alive (API {api_url}, last \
+         heartbeat {}); stop that berth or give this one another node_name",
+        crate::domain::time::format(heartbeat_at)
+    )]
+    NodeNameHeld {
+        name: String,
+        api_url: String,
+        heartbeat_at: crate::domain::time::Timestamp,
+    },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -78,6 +100,8 @@ impl ServiceError {
                 | ServiceError::TemplateInUse(_)
                 | ServiceError::TokenExists(_)
                 | ServiceError::TokenNotFound(_)
+                | ServiceError::NodeUnavailable { .. }
+                | ServiceError::NoNodeAvailable
         )
     }
 }
@@ -180,6 +204,7 @@ pub struct Service {
     events: EventBus,
     host: HostProbe,
     tokens: Arc<tokens::TokenCache>,
+    node: Arc<ThisNode>,
 }
 
 impl Service {
@@ -189,8 +214,10 @@ impl Service {
         queue: JobQueue,
         events: EventBus,
         host: HostProbe,
+        node: ThisNode,
     ) -> Self {
         Service {
+            node: Arc::new(node),
             tokens: Arc::new(tokens::TokenCache::new(&db)),
             db,
             os_templates,

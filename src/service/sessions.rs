@@ -87,6 +87,7 @@ mod tests {
             JobQueue::new(),
             EventBus::new(),
             crate::driver::host::HostProbe::new(dir.path().into(), false),
+            crate::service::ThisNode::alone("local"),
         );
         service.create_token("ops").await.unwrap();
         let id = service.open_session("ops").await.unwrap();
