@@ -136,6 +136,7 @@ async fn assemble(
                 log::error!("cannot join the database's nodes: {error}");
                 return Err(rocket);
             }
+            crate::cluster::start(&db, &service, &events, &queue).await;
             let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
             let mut rocket = rocket
                 .manage(service)

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod db;

@@ -526,3 +526,57 @@ async fn the_database_is_the_one_configured_under_databases_berth() {
         "{text}"
     );
 }
+
+// ------------------------------------------------------------------- nodes
+
+/// One berth is one node: listed, drained and put back through the API,
+/// and every bad request about nodes refused in the error shape with
+/// nothing stored.
+#[rocket::async_test]
+async fn a_berth_is_a_node_that_can_be_drained() {
+    let berth = Local::start().await;
+    let nodes = berth.get("/v1/nodes").await;
+    assert_eq!(nodes.status, Status::Ok, "{nodes:?}");
+    let listed = nodes.body["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let name = listed[0]["name"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["state"], "online");
+    assert!(listed[0]["capacity"]["memory_bytes"].as_u64().unwrap() > 0);
+
+    berth.get("/v1/nodes/no-such-node").await.assert_error(404, 2007);
+    let body = json!({ "state": "asleep" });
+    berth
+        .patch_json(&format!("/v1/nodes/{name}"), &body)
+        .await
+        .assert_error(422, 1002);
+    let unknown = json!({ "name": "c1", "ostemplate": TEMPLATE, "node": "elsewhere" });
+    berth
+        .post_json("/v1/containers/", &unknown)
+        .await
+        .assert_error(422, 1008);
+    let malformed = json!({ "name": "c1", "ostemplate": TEMPLATE, "node": "a b" });
+    berth
+        .post_json("/v1/containers/", &malformed)
+        .await
+        .assert_error(422, 1002);
+
+    let drained = berth
+        .patch_json(&format!("/v1/nodes/{name}"), &json!({ "state": "draining" }))
+        .await;
+    assert_eq!(drained.status, Status::Ok, "{drained:?}");
+    assert_eq!(drained.body["node"]["state"], "draining");
+    berth
+        .post_json("/v1/containers/", &create_body("c1"))
+        .await
+        .assert_error(409, 3007);
+    assert_nothing_stored(&berth).await;
+
+    berth
+        .patch_json(&format!("/v1/nodes/{name}"), &json!({ "state": "online" }))
+        .await;
+    let (id, _job) = seed(&berth, "c1").await;
+    let container = berth.get(&format!("/v1/containers/{id}")).await;
+    assert_eq!(container.body["container"]["node"], name.as_str());
+    let node = berth.get(&format!("/v1/nodes/{name}")).await;
+    assert_eq!(node.body["node"]["containers"], 1, "{node:?}");
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    busybox_template, derived_template, run_ok, stubborn_template, unique_name, Berth, Options,
+    busybox_template, derived_template, run_ok, stubborn_template, unique_name, Berth, Events,
+    Options,
 };
-use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -107,80 +107,6 @@ fn page_through(berth: &Berth, path: &str, field: &str, mut between: impl FnMut(
             Value::Null => return seen,
             Value::String(next) => cursor = Some(next.clone()),
             other => panic!("next_cursor is a string or null, got {other}"),
-        }
-    }
-}
-
-/// The `/v1/events` stream, read line by line as curl would.
-struct Events {
-    reader: BufReader<Response>,
-    /// berth sends a comment line every 30 s on an idle stream, so reads
-    /// never time out: give up on the stream at this point instead.
-    deadline: Instant,
-}
-
-impl Events {
-    fn open(berth: &Berth) -> Events {
-        let client = Client::builder().timeout(None).build().unwrap();
-        let response = client.get(berth.url("/v1/events")).send().unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        Events {
-            reader: BufReader::new(response),
-            deadline: Instant::now() + Duration::from_secs(120),
-        }
-    }
-
-    /// The next event: its name and its data (JSON where it is JSON).
-    fn next(&mut self) -> (String, Value) {
-        let (mut name, mut data) = (String::new(), String::new());
-        loop {
-            let mut line = String::new();
-            let read = self.reader.read_line(&mut line).expect("reading events");
-            assert!(read > 0, "the event stream ended");
-            assert!(
-                Instant::now() < self.deadline,
-                "the awaited events did not come"
-            );
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if name.is_empty() && data.is_empty() {
-                    continue;
-                }
-                let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                return (name, data);
-            }
-            if let Some(value) = line.strip_prefix("event:") {
-                name = value.trim_start().to_owned();
-            } else if let Some(value) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(value.strip_prefix(' ').unwrap_or(value));
-            }
-            // Comments (":") and other fields carry nothing for these tests.
-        }
-    }
-
-    /// Reads job events for `job_id` until it has finished; returns them all.
-    fn job_until_finished(&mut self, job_id: &str) -> Vec<Value> {
-        let mut seen = Vec::new();
-        loop {
-            let (name, data) = self.next();
-            assert_ne!(name, "lagged", "the test fell behind the stream");
-            if name == "job" && data["id"] == job_id {
-                seen.push(data.clone());
-                if matches!(
-                    data["status"].as_str(),
-                    Some("done" | "failed" | "cancelled")
-                ) {
-                    return seen;
-                }
-            }
         }
     }
 }

@@ -188,16 +188,19 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Containers said to be running or stopped that no job is working on: the
-/// ones whose status only the host can change (a shutdown from inside).
+/// `node`'s containers said to be running or stopped that no job is
+/// working on: the ones whose status only the host can change (a shutdown
+/// from inside).
 pub async fn settled(
     conn: &mut AnyConnection,
+    node: &str,
 ) -> Result<Vec<(Uuid, String, ContainerStatus)>, DbError> {
     let rows = sqlx::query(
         "SELECT id, name, status FROM containers c
-         WHERE status IN ('running', 'stopped')
+         WHERE status IN ('running', 'stopped') AND node = $1
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.entity_id = c.id AND j.status IN ('queued', 'running'))",
     )
+    .bind(node)
     .fetch_all(conn)
     .await?;
     rows.iter()

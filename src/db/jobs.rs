@@ -220,12 +220,20 @@ pub async fn prune_finished(
     Ok(done.rows_affected())
 }
 
-/// Jobs in a given state, oldest first (recovery looks for `running`).
-pub async fn with_status(conn: &mut AnyConnection, status: JobStatus) -> Result<Vec<Job>, DbError> {
+/// The jobs of `node`'s containers in a given state, oldest first
+/// (recovery looks for `running`: a node settles only its own).
+pub async fn with_status_on(
+    conn: &mut AnyConnection,
+    status: JobStatus,
+    node: &str,
+) -> Result<Vec<Job>, DbError> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE status = $1 ORDER BY seq"
+        "SELECT {COLUMNS} FROM jobs WHERE status = $1
+           AND entity_id IN (SELECT id FROM containers WHERE node = $2)
+         ORDER BY seq"
     ))
     .bind(status.as_str())
+    .bind(node)
     .fetch_all(conn)
     .await?;
     rows.iter().map(from_row).collect()
@@ -341,16 +349,20 @@ pub async fn log(conn: &mut AnyConnection, seq: i64) -> Result<Vec<LogLine>, DbE
         .collect()
 }
 
-/// Whether a create job that has not finished uses template `ostemplate`.
+/// Whether a create job on `node` that has not finished uses template
+/// `ostemplate` (each node unpacks from its own template directory).
 pub async fn create_pending_from(
     conn: &mut AnyConnection,
     ostemplate: &str,
+    node: &str,
 ) -> Result<bool, DbError> {
     let row = sqlx::query(
         "SELECT 1 FROM jobs j JOIN containers c ON c.id = j.entity_id
-         WHERE j.action = 'create' AND j.status IN ('queued', 'running') AND c.ostemplate = $1 LIMIT 1",
+         WHERE j.action = 'create' AND j.status IN ('queued', 'running') AND c.ostemplate = $1
+           AND c.node = $2 LIMIT 1",
     )
     .bind(ostemplate)
+    .bind(node)
     .fetch_optional(conn)
     .await?;
     Ok(row.is_some())

@@ -7,6 +7,7 @@ pub mod containers;
 pub mod idempotency;
 pub mod jobs;
 pub mod nodes;
+pub mod notify;
 pub mod sessions;
 pub mod summary;
 pub mod tokens;
@@ -126,6 +127,8 @@ pub struct Db {
     writer: AnyPool,
     /// The database file, for the files kept beside it (none in memory).
     file: Option<PathBuf>,
+    /// The server's URL, for the connections that listen (PostgreSQL).
+    url: Option<String>,
     /// Held (read) by whoever must still write after Rocket starts shutting
     /// down (the runner, while it drains); `close` takes it for writing.
     users: Arc<RwLock<()>>,
@@ -199,6 +202,7 @@ impl Db {
             pool,
             writer,
             file,
+            url: None,
             users: Arc::new(RwLock::new(())),
         })
     }
@@ -217,6 +221,7 @@ impl Db {
             writer: pool.clone(),
             pool,
             file: None,
+            url: Some(url.to_owned()),
             users: Arc::new(RwLock::new(())),
         })
     }

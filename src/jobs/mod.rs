@@ -191,8 +191,12 @@ impl Runner {
     /// its partial root filesystem removed.
     async fn recover(&self) -> Result<(), DbError> {
         let mut conn = self.db.pool().acquire().await?;
-        let cut_off =
-            job_rows::with_status(&mut conn, crate::domain::job::JobStatus::Running).await?;
+        let cut_off = job_rows::with_status_on(
+            &mut conn,
+            crate::domain::job::JobStatus::Running,
+            &self.settings.node,
+        )
+        .await?;
         drop(conn);
         for job in cut_off {
             if job.action.is_idempotent() {

@@ -34,7 +34,7 @@ async fn observe(runner: &Runner) -> Result<(), String> {
         .acquire()
         .await
         .map_err(|e| e.to_string())?;
-    let settled = containers::settled(&mut conn)
+    let settled = containers::settled(&mut conn, &runner.settings.node)
         .await
         .map_err(|e| e.to_string())?;
     drop(conn);

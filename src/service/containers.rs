@@ -273,6 +273,9 @@ impl Service {
         key: Option<(&IdempotencyKey, String)>,
     ) -> Result<Job, ServiceError> {
         let job = jobs::insert(&mut tx, &new_job, now).await?;
+        if let Some(why) = self.why_it_waits(&mut tx, job.entity_id, now).await? {
+            jobs::append_log(&mut tx, job.seq, now, &why).await?;
+        }
         if let Some((key, request_print)) = key {
             remember(&mut tx, key, request_print, &job).await?;
         }

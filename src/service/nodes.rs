@@ -212,6 +212,43 @@ impl Service {
             .ok_or(ServiceError::NoNodeAvailable)
     }
 
+    /// Why a job just queued for `container` will not start soon: its node
+    /// is offline (a node of its own, on SQLite, never is).
+    pub(super) async fn why_it_waits(
+        &self,
+        tx: &mut Tx<'_>,
+        container: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<Option<String>, ServiceError> {
+        if self.db.backend() == Backend::Sqlite {
+            return Ok(None);
+        }
+        let Some(node) = crate::db::containers::get_any(tx, container)
+            .await?
+            .map(|container| container.node)
+        else {
+            return Ok(None);
+        };
+        let Some(record) = nodes::get(tx, &node).await? else {
+            return Ok(Some(format!(
+                "node {node} is not registered: the job waits until a berth of that name starts"
+            )));
+        };
+        let state = NodeState::of(
+            record.state,
+            record.heartbeat_at,
+            now,
+            self.node.timeout_secs,
+        );
+        Ok((state == NodeState::Offline).then(|| {
+            format!(
+                "node {node} is offline (last heartbeat {}): the job waits until it is back, \
+                 or until it is cancelled",
+                time::format(&record.heartbeat_at)
+            )
+        }))
+    }
+
     fn view(
         &self,
         record: NodeRecord,

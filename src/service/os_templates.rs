@@ -28,7 +28,7 @@ impl Service {
 
     /// Removes a template unless a create job waiting or running needs it.
     pub async fn delete_template(&self, name: &str) -> Result<(), ServiceError> {
-        if jobs::create_pending_from(&mut *self.connection().await?, name).await? {
+        if jobs::create_pending_from(&mut *self.connection().await?, name, &self.node.name).await? {
             return Err(ServiceError::TemplateInUse(name.to_owned()));
         }
         Ok(self.os_templates.remove(name)?)
