@@ -95,6 +95,8 @@ pub enum ApiError {
     HostNotAllowed(String),
     #[error("berth is shutting down; try again shortly")]
     Unavailable,
+    #[error("the database cannot be reached ({0}); nothing was changed, try again shortly")]
+    DatabaseUnavailable(String),
     #[error("unhealthy: {0}")]
     Unhealthy(String),
     #[error("internal error; the server log has the details")]
@@ -136,6 +138,7 @@ impl ApiError {
             ApiError::HostNotAllowed(_) => 4003,
             ApiError::Internal(_) => 5000,
             ApiError::Unavailable => 5001,
+            ApiError::DatabaseUnavailable(_) => 5003,
             ApiError::Unhealthy(_) => 5002,
         }
     }
@@ -171,7 +174,9 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
             ApiError::Internal(_) => Status::InternalServerError,
-            ApiError::Unavailable | ApiError::Unhealthy(_) => Status::ServiceUnavailable,
+            ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
+                Status::ServiceUnavailable
+            }
         }
     }
 
@@ -210,6 +215,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::Internal(error.to_string())
             }
             ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
+            ServiceError::Database(error) if error.is_unreachable() => {
+                ApiError::DatabaseUnavailable(error.to_string())
+            }
             ServiceError::Database(error) => ApiError::Internal(error.to_string()),
             ServiceError::ChangeNotPublished(why) => ApiError::Internal(why),
             ServiceError::NodeNotFound(name) => ApiError::NodeNotFound(name),

@@ -246,6 +246,7 @@ mod tests {
             ApiError::CrossOrigin(text()),
             ApiError::HostNotAllowed(text()),
             ApiError::Unavailable,
+            ApiError::DatabaseUnavailable(text()),
             ApiError::Unhealthy(text()),
             ApiError::Internal(text()),
             ApiError::NodeNotFound(text()),
@@ -283,6 +284,7 @@ mod tests {
                 | ApiError::CrossOrigin(_)
                 | ApiError::HostNotAllowed(_)
                 | ApiError::Unavailable
+                | ApiError::DatabaseUnavailable(_)
                 | ApiError::Unhealthy(_)
                 | ApiError::Internal(_)
                 | ApiError::NodeNotFound(_)

@@ -32,7 +32,15 @@ pub enum DbError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
+    #[error(
+        "the database's schema is newer than this berth ({} {}) knows: it has migration {0}, \
+         which this version lacks. Upgrade berth on this host before starting it against \
+         this database; nothing was changed",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    )]
+    SchemaNewer(i64),
     #[error("database holds a value berth cannot read: {0}")]
     Corrupt(String),
     #[error("cannot open the database {url}: {source}")]
@@ -50,7 +58,33 @@ pub enum DbError {
     UnsupportedUrl(String),
 }
 
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match error {
+            sqlx::migrate::MigrateError::VersionMissing(version) => DbError::SchemaNewer(version),
+            other => DbError::Migrate(other),
+        }
+    }
+}
+
 impl DbError {
+    /// Whether the database could not be reached at all (a server down or
+    /// restarting, no connection to be had), as against a query it refused:
+    /// nothing was done, and the same request may work shortly.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sqlx(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+            )
+        ) || matches!(self, DbError::Sqlx(sqlx::Error::Database(e))
+                if e.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08")))
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
@@ -497,6 +531,24 @@ mod tests {
             error.to_string().contains("/nonexistent-dir/berth.db"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_berth_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let db = Db::open(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from the future', TRUE, X'00', 0)",
+        )
+        .execute(&mut *db.writer().await.unwrap())
+        .await
+        .unwrap();
+        db.close().await;
+        let error = Db::open(&url).await.err().unwrap();
+        assert!(matches!(error, DbError::SchemaNewer(9999)), "{error}");
+        assert!(error.to_string().contains("Upgrade berth"), "{error}");
     }
 
     #[tokio::test]

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     port: u16,
     dir: tempfile::TempDir,
-    server: Child,
+    /// `None` while stopped.
+    server: Option<Child>,
+    server_user: Option<(u32, u32)>,
 }
 
 impl Postgres {
@@ -55,11 +57,31 @@ impl Postgres {
             String::from_utf8_lossy(&initdb.stderr)
         );
         let port = free_port();
-        let server = run(bin.join("postgres"))
+        let mut postgres = Postgres {
+            port,
+            dir,
+            server: None,
+            server_user,
+        };
+        postgres.start_server();
+        postgres
+    }
+
+    /// Starts the server (again, after `stop`) on its port and waits until
+    /// it answers.
+    pub fn start_server(&mut self) {
+        assert!(self.server.is_none(), "PostgreSQL is running");
+        let mut command = Command::new(server_bin_dir().join("postgres"));
+        if let Some((uid, gid)) = self.server_user {
+            command.uid(uid).gid(gid);
+        }
+        let dir = self.dir.path();
+        let server = command
+            .current_dir(dir)
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(dir.path())
+            .arg(dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(dir)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -75,13 +97,28 @@ impl Postgres {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("server.log")).unwrap(),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("server.log"))
+                    .unwrap(),
             ))
             .spawn()
             .unwrap();
-        let postgres = Postgres { port, dir, server };
-        postgres.wait_until_ready();
-        postgres
+        self.server = Some(server);
+        self.wait_until_ready();
+    }
+
+    /// Stops the server (a fast shutdown: clients are disconnected).
+    pub fn stop_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            // SIGINT: PostgreSQL's fast shutdown.
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&server),
+                rustix::process::Signal::INT,
+            );
+            let _ = server.wait();
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -153,12 +190,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // SIGINT: PostgreSQL's fast shutdown (clients are disconnected).
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.server),
-            rustix::process::Signal::INT,
-        );
-        let _ = self.server.wait();
+        self.stop_server();
     }
 }
 
