@@ -543,7 +543,10 @@ async fn a_berth_is_a_node_that_can_be_drained() {
     assert_eq!(listed[0]["state"], "online");
     assert!(listed[0]["capacity"]["memory_bytes"].as_u64().unwrap() > 0);
 
-    berth.get("/v1/nodes/no-such-node").await.assert_error(404, 2007);
+    berth
+        .get("/v1/nodes/no-such-node")
+        .await
+        .assert_error(404, 2007);
     let body = json!({ "state": "asleep" });
     berth
         .patch_json(&format!("/v1/nodes/{name}"), &body)
@@ -561,7 +564,10 @@ async fn a_berth_is_a_node_that_can_be_drained() {
         .assert_error(422, 1002);
 
     let drained = berth
-        .patch_json(&format!("/v1/nodes/{name}"), &json!({ "state": "draining" }))
+        .patch_json(
+            &format!("/v1/nodes/{name}"),
+            &json!({ "state": "draining" }),
+        )
         .await;
     assert_eq!(drained.status, Status::Ok, "{drained:?}");
     assert_eq!(drained.body["node"]["state"], "draining");
