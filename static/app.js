@@ -153,7 +153,11 @@
   function updateContainer(container) {
     var scopes = all('[data-container="' + container.id + '"]');
     if (scopes.length === 0) {
-      if (document.querySelector("[data-containers]") && container.status !== "deleted") {
+      // A container the list does not show: stale only if the list would
+      // show it (a list filtered by node shows that node's alone).
+      var list = document.querySelector("[data-containers]");
+      var node = list && list.getAttribute("data-containers-node");
+      if (list && container.status !== "deleted" && (!node || container.node === node)) {
         showStale();
       }
       return;

@@ -264,6 +264,157 @@ fn validation_errors_are_shown_beside_their_fields() {
     });
 }
 
+/// The nodes page shows this berth's node online. Drained from the page,
+/// the node is marked on the create form, and a container asked of it is
+/// refused beside the node choice; put back online, "Let berth choose"
+/// places a new container on it, the list shows it in the Node column and
+/// filters by node, and the container's page names its node.
+#[test]
+fn nodes_page_drain_node_choice_and_node_filter() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let (_, listed) = berth.get("/v1/nodes");
+    let node = listed["nodes"][0]["name"].as_str().unwrap().to_owned();
+    let name = unique_name("placed");
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/")).await;
+        b.click_to_navigate("nav a[href='/nodes']").await;
+        assert_eq!(b.current_path().await, "/nodes");
+        let current = b.text("nav a[aria-current='page']").await;
+        assert_eq!(current, "Nodes");
+        let state = format!("tr[data-node='{node}'] [data-node-field=state]");
+        assert_eq!(b.text(&state).await, "online");
+        assert_eq!(
+            b.text(&format!("tr[data-node='{node}'] th[scope=row]"))
+                .await,
+            node
+        );
+
+        b.click_to_navigate(&format!("form[action='/nodes/{node}/drain'] button"))
+            .await;
+        assert_eq!(b.current_path().await, "/nodes");
+        let flash = b.text(".flash-success").await;
+        assert!(flash.contains("draining"), "{flash}");
+        assert_eq!(b.text(&state).await, "draining");
+        assert_eq!(
+            api_get(&berth.url(&format!("/v1/nodes/{node}"))).await.1["node"]["state"],
+            "draining"
+        );
+
+        b.goto(&berth.url("/containers/new")).await;
+        let choice = b
+            .text(&format!("select[name=node] option[value='{node}']"))
+            .await;
+        assert!(choice.contains("(draining"), "{choice}");
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.select("node", &node).await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        let node_error = b
+            .find_xpath(&error_beside("node"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(node_error.contains("is draining"), "{node_error}");
+        assert_eq!(value_of(&b, "node").await, node, "the choice is kept");
+        let (_, list) = api_get(&berth.url("/v1/containers")).await;
+        assert_eq!(list["containers"], json!([]), "nothing was created");
+
+        b.goto(&berth.url("/nodes")).await;
+        b.click_to_navigate(&format!("form[action='/nodes/{node}/online'] button"))
+            .await;
+        assert_eq!(b.text(&state).await, "online");
+        assert_eq!(
+            api_get(&berth.url(&format!("/v1/nodes/{node}"))).await.1["node"]["state"],
+            "online"
+        );
+
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "template1").await;
+        b.select("node", "").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        assert!(b.text(".flash-success").await.contains(&name));
+        let path = b.current_path().await;
+        let id = path.strip_prefix("/containers/").unwrap().to_owned();
+        assert_eq!(b.text("dd[data-container-field=node]").await, node);
+        let (_, answer) = api_get(&berth.url(&format!("/v1/containers/{id}"))).await;
+        assert_eq!(answer["container"]["node"], node.as_str());
+        b.wait_text(
+            "[data-jobs-of] tr[data-job] [data-job-field=status]",
+            "done",
+        )
+        .await;
+
+        // The list: a Node column, and a filter by node.
+        b.goto(&berth.url("/")).await;
+        b.find_xpath("//table//th[@scope='col'][normalize-space()='Node']")
+            .await;
+        let row_node = format!("tr[data-container='{id}'] [data-container-field=node]");
+        assert_eq!(b.text(&row_node).await, node);
+        b.select("node", &node).await;
+        b.click_to_navigate("form.filter button[type=submit]").await;
+        let url = b.client.current_url().await.unwrap();
+        assert_eq!(url.query(), Some(format!("node={node}").as_str()));
+        assert_eq!(b.text(&row_node).await, node);
+        assert_eq!(value_of(&b, "node").await, node);
+        // The nodes page's count links to the list filtered by its node.
+        b.goto(&berth.url("/nodes")).await;
+        let count = format!("tr[data-node='{node}'] [data-node-field=containers]");
+        assert_eq!(b.text(&count).await, "1");
+        b.click_to_navigate(&count).await;
+        assert_eq!(b.text(&row_node).await, node);
+        // Another node's list holds none of this node's containers.
+        b.goto(&berth.url("/containers?node=elsewhere")).await;
+        assert_eq!(b.text("h2").await, "No containers on elsewhere");
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css(&format!(
+                "[data-container='{id}']"
+            )))
+            .await
+            .unwrap();
+        assert!(rows.is_empty(), "the filter filters");
+        b.select("node", "").await;
+        b.click_to_navigate("form.filter button[type=submit]").await;
+        assert_eq!(b.text(&row_node).await, node, "all nodes again");
+
+        let errors: Vec<String> = b
+            .console_errors()
+            .await
+            .into_iter()
+            // The refused form answers 422 on purpose; Chromium logs that.
+            .filter(|line| !line.contains("status of 422"))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "the browser console has errors: {errors:#?}"
+        );
+        b.close().await;
+
+        // At phone width the node's state and its button stay in view.
+        let phone = Browser::start_sized(390, 844).await;
+        phone.goto(&berth.url("/nodes")).await;
+        let fits = phone
+            .client
+            .execute(
+                "var b = document.querySelector('tr[data-node] button'); \
+                 return b.getBoundingClientRect().right <= window.innerWidth \
+                   && document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "the nodes page fits a phone");
+        phone.assert_no_console_errors().await;
+        phone.close().await;
+    });
+}
+
 /// With JavaScript off the console still works: the form creates the
 /// container, and reloading shows the job done and the container stopped.
 #[test]

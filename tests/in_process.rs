@@ -476,6 +476,131 @@ async fn console_pages_and_forms_work_and_refuse_forged_posts() {
     assert_eq!(berth.containers().await.as_array().unwrap().len(), 2);
 }
 
+/// The nodes page lists this berth's node; its drain and online forms
+/// refuse a post without the visitor's CSRF secret and change nothing;
+/// with the secret they drain the node (the create form then says it takes
+/// no containers, beside the node choice) and put it back online.
+#[rocket::async_test]
+async fn the_nodes_page_refuses_forged_drains_and_drains_with_the_secret() {
+    let berth = Local::start().await;
+    let listed = berth.get("/v1/nodes").await;
+    let name = listed.body["nodes"][0]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a node: {listed:?}"))
+        .to_owned();
+    let node_path = format!("/v1/nodes/{name}");
+    let page = berth.get("/nodes").await;
+    assert_eq!(page.status, Status::Ok, "{page:?}");
+    assert_eq!(page.content_type, Some(ContentType::HTML));
+    assert!(
+        page.text.contains(&format!("<tr data-node=\"{name}\">")),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("data-node-field=\"state\">online<"),
+        "{}",
+        page.text
+    );
+
+    for body in ["", "csrf=guessed"] {
+        for action in ["drain", "online"] {
+            let forged = Local::send(
+                berth
+                    .client
+                    .post(format!("/nodes/{name}/{action}"))
+                    .header(ContentType::Form)
+                    .body(body),
+            )
+            .await;
+            assert_eq!(
+                forged.status,
+                Status::Forbidden,
+                "{action} {body:?}: {forged:?}"
+            );
+        }
+    }
+    assert_eq!(
+        berth.get(&node_path).await.body["node"]["state"],
+        "online",
+        "a forged drain changed nothing"
+    );
+
+    let csrf = csrf_of(&page.text);
+    let drained = Local::send(
+        berth
+            .client
+            .post(format!("/nodes/{name}/drain"))
+            .header(ContentType::Form)
+            .body(format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(drained.status, Status::SeeOther, "{drained:?}");
+    assert_eq!(drained.location.as_deref(), Some("/nodes"));
+    assert_eq!(
+        berth.get(&node_path).await.body["node"]["state"],
+        "draining"
+    );
+    let page = berth.get("/nodes").await;
+    assert!(
+        page.text.contains("data-node-field=\"state\">draining<"),
+        "{}",
+        page.text
+    );
+    assert!(page
+        .text
+        .contains(&format!("action=\"/nodes/{name}/online\"")));
+
+    let form = berth.get("/containers/new").await;
+    assert!(
+        form.text
+            .contains(&format!("{name} (draining: takes no new containers)")),
+        "{}",
+        form.text
+    );
+    let refused = Local::send(
+        berth
+            .client
+            .post("/containers")
+            .header(ContentType::Form)
+            .body(format!(
+                "csrf={csrf}&name=placed&ostemplate={TEMPLATE}&node={name}"
+            )),
+    )
+    .await;
+    assert_eq!(refused.status, Status::UnprocessableEntity, "{refused:?}");
+    let marker = "<p class=\"field-error\" id=\"node-error\">";
+    let at = refused
+        .text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no error beside the node: {}", refused.text));
+    let error = &refused.text[at..][..refused.text[at..].find("</p>").unwrap()];
+    assert!(error.contains("is draining"), "{error}");
+    assert_eq!(berth.containers().await, json!([]));
+
+    let online = Local::send(
+        berth
+            .client
+            .post(format!("/nodes/{name}/online"))
+            .header(ContentType::Form)
+            .body(format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(online.status, Status::SeeOther, "{online:?}");
+    assert_eq!(berth.get(&node_path).await.body["node"]["state"], "online");
+
+    let unknown = Local::send(
+        berth
+            .client
+            .post("/nodes/no-such-node/drain")
+            .header(ContentType::Form)
+            .header(header("Accept", "text/html"))
+            .body(format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(unknown.status, Status::NotFound, "{unknown:?}");
+}
+
 // ---------------------------------------------------------------- database
 
 /// The database is rocket_db_pools' `berth`: a URL under

@@ -1,4 +1,5 @@
-//! Container pages: the overview (home), the new-container form, a
+//! Container pages: the overview (home, filtered by node), the
+//! new-container form, a
 //! container with its parameters, actions and jobs, and the delete
 //! confirmation. Changes go through the service and answer with a redirect
 //! and a flash message (Post/Redirect/Get); a refused form is shown again
@@ -16,9 +17,10 @@ use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
 use super::session::{ActionForm, Console, Posted, Visitor};
-use super::views::{ContainerView, JobView};
+use super::views::{ContainerView, JobView, NodeRowView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
+use crate::db::containers::ContainerFilter;
 use crate::db::jobs::Job;
 use crate::domain::lifecycle::{self, Action};
 use crate::service::{Requester, Service, ServiceError};
@@ -87,28 +89,64 @@ struct HomePage {
     layout: Layout,
     containers: Vec<ContainerView>,
     jobs: Vec<JobView>,
+    /// The nodes the list can be filtered by.
+    nodes: Vec<NodeRowView>,
+    /// The node the list is filtered by, if any.
+    node: Option<String>,
 }
 
-#[rocket::get("/")]
+impl HomePage {
+    fn filtered_by(&self, name: &str) -> bool {
+        self.node.as_deref() == Some(name)
+    }
+}
+
+/// An empty `node` (the filter's "All nodes") is no filter.
+fn node_filter(node: Option<&str>) -> Option<String> {
+    node.map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+}
+
+#[rocket::get("/?<node>")]
 async fn home(
     console: Console<'_>,
     service: &State<Service>,
+    node: Option<&str>,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<HtmlPage<HomePage>> {
-    let containers = service.first_containers(LISTED_CONTAINERS).await?;
+    let node = node_filter(node);
+    let filter = ContainerFilter {
+        node: node.clone(),
+        ..ContainerFilter::default()
+    };
+    let containers = service
+        .containers(&filter, None, LISTED_CONTAINERS)
+        .await?
+        .items;
     let jobs = service.recent_jobs(RECENT_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
+    let nodes = service.nodes().await?;
+    let title = match &node {
+        Some(node) => format!("Containers on {node}"),
+        None => "Containers".to_owned(),
+    };
     Ok(HtmlPage::ok(HomePage {
-        layout: Layout::new("Containers", Section::Containers, flash).visited_by(console.0),
+        layout: Layout::new(title, Section::Containers, flash).visited_by(console.0),
         containers: containers.iter().map(ContainerView::of).collect(),
         jobs: JobView::list(&jobs, &names),
+        nodes: nodes.iter().map(NodeRowView::of).collect(),
+        node,
     }))
 }
 
-/// The overview is the container list.
-#[rocket::get("/containers")]
-fn containers(_console: Console<'_>) -> Redirect {
-    Redirect::to("/")
+/// The overview is the container list; its filter comes along.
+#[rocket::get("/containers?<node>")]
+fn containers(_console: Console<'_>, node: Option<&str>) -> Redirect {
+    match node_filter(node) {
+        Some(node) => Redirect::to(rocket::uri!(home(node = Some(node)))),
+        None => Redirect::to("/"),
+    }
 }
 
 #[derive(Template)]
@@ -118,6 +156,9 @@ struct NewContainerPage {
     form: FormState,
     templates: Vec<String>,
     templates_error: Option<String>,
+    /// Every node, those that take no containers now marked as such.
+    nodes: Vec<NodeRowView>,
+    nodes_error: Option<String>,
     cpus_hint: String,
 }
 
@@ -133,11 +174,22 @@ impl NewContainerPage {
                 )),
             ),
         };
+        // Like the templates: the form still works without the list (berth
+        // then chooses), so a failed read is said beside the field.
+        let (nodes, nodes_error) = match service.nodes().await {
+            Ok(nodes) => (nodes.iter().map(NodeRowView::of).collect(), None),
+            Err(error) => (
+                Vec::new(),
+                Some(format!("The nodes cannot be listed: {error}.")),
+            ),
+        };
         NewContainerPage {
             layout: Layout::new("New container", Section::Containers, None).visited_by(visitor),
             form,
             templates,
             templates_error,
+            nodes,
+            nodes_error,
             cpus_hint: cpus_hint(service),
         }
     }

@@ -11,12 +11,14 @@ use crate::domain::parameters::{Parameter, Parameters};
 use crate::service::{NewContainer, ServiceError};
 
 /// The fields of the new-container and parameters forms, named as the
-/// API names them: `name`, `ostemplate`, and each parameter under its name
+/// API names them: `name`, `ostemplate`, `node`, and each parameter under its name
 /// (`Parameter::ALL`). A field the browser did not send is `None`.
 #[derive(Debug, Default)]
 pub struct ContainerForm {
     pub name: Option<String>,
     pub ostemplate: Option<String>,
+    /// The node asked for; empty lets berth choose.
+    pub node: Option<String>,
     /// As the browser sent them, blank ones included (see `given`):
     /// nothing here is checked.
     pub parameters: Parameters,
@@ -32,6 +34,7 @@ pub struct ContainerForm {
 pub struct OtherFields {
     name: Option<String>,
     ostemplate: Option<String>,
+    node: Option<String>,
     csrf: Option<String>,
 }
 
@@ -79,6 +82,7 @@ impl<'r> FromForm<'r> for ContainerForm {
         let OtherFields {
             name,
             ostemplate,
+            node,
             csrf,
         } = OtherFields::finalize(ctxt.others)?;
         let mut parameters = Parameters::default();
@@ -88,6 +92,7 @@ impl<'r> FromForm<'r> for ContainerForm {
         Ok(ContainerForm {
             name,
             ostemplate,
+            node,
             parameters,
             csrf,
         })
@@ -118,7 +123,7 @@ impl ContainerForm {
             name: self.name.clone().unwrap_or_default(),
             ostemplate: self.ostemplate.clone().unwrap_or_default(),
             parameters: (!parameters.is_empty()).then_some(Value::Object(parameters)),
-            node: None,
+            node: given(self.node.as_deref()).map(str::to_owned),
         }
     }
 
@@ -162,6 +167,7 @@ impl FormState {
                 "ostemplate".to_owned(),
                 form.ostemplate.clone().unwrap_or_default(),
             ),
+            ("node".to_owned(), form.node.clone().unwrap_or_default()),
         ];
         for parameter in Parameter::ALL {
             values.push((
@@ -222,7 +228,10 @@ impl FormState {
         self.errors
             .iter()
             .filter(|(name, _)| {
-                !(name == "name" || name == "ostemplate" || Parameter::from_name(name).is_some())
+                !(name == "name"
+                    || name == "ostemplate"
+                    || name == "node"
+                    || Parameter::from_name(name).is_some())
             })
             .map(|(_, message)| message.as_str())
             .collect()
@@ -254,6 +263,23 @@ impl FormState {
             ServiceError::TemplateNotFound(name) => self.push_error(
                 "ostemplate",
                 format!("There is no template '{name}' in the template directory."),
+            ),
+            // The node choice is the form's too: whether the node exists and
+            // takes containers is what the operator corrects there.
+            ServiceError::UnknownNode(name) => {
+                self.push_error("node", format!("There is no node named '{name}'."))
+            }
+            ServiceError::NodeUnavailable { name, state } => self.push_error(
+                "node",
+                format!(
+                    "Node '{name}' is {}: it takes no new containers now. Choose another, \
+                     or let berth choose.",
+                    state.as_str()
+                ),
+            ),
+            ServiceError::NoNodeAvailable => self.push_error(
+                "node",
+                "No node takes new containers now: every node is offline or draining.".to_owned(),
             ),
             other => return Err(other),
         }
@@ -290,6 +316,7 @@ mod tests {
             match *name {
                 "name" => form.name = value,
                 "ostemplate" => form.ostemplate = value,
+                "node" => form.node = value,
                 other => {
                     let parameter = Parameter::from_name(other).expect("a form field");
                     form.parameters.set(parameter, value);
@@ -305,6 +332,7 @@ mod tests {
     struct Derived {
         name: Option<String>,
         ostemplate: Option<String>,
+        node: Option<String>,
         hostname: Option<String>,
         cpus: Option<String>,
         memsize: Option<String>,
@@ -327,7 +355,7 @@ mod tests {
     #[test]
     fn a_posted_form_reads_as_the_derived_one_did() {
         for body in [
-            "name=web&ostemplate=debian&hostname=h&cpus=2&memsize=&memsize_units=M\
+            "name=web&ostemplate=debian&node=n1&hostname=h&cpus=2&memsize=&memsize_units=M\
              &ipadd=10.0.0.1&size=1&size_units=G&nameserver=1.1.1.1&csrf=s",
             "cpus=2&cpus=3&name=a&name=b&csrf=x&csrf=y",
             "extra=1&hostname=x",
@@ -350,6 +378,7 @@ mod tests {
                 let expected = [
                     ("name", &derived.name),
                     ("ostemplate", &derived.ostemplate),
+                    ("node", &derived.node),
                     ("hostname", &derived.hostname),
                     ("cpus", &derived.cpus),
                     ("memsize", &derived.memsize),
@@ -364,6 +393,7 @@ mod tests {
                     let got = match field {
                         "name" => ours.name.as_deref(),
                         "ostemplate" => ours.ostemplate.as_deref(),
+                        "node" => ours.node.as_deref(),
                         "csrf" => ours.csrf.as_deref(),
                         other => ours.parameters.get(Parameter::from_name(other).unwrap()),
                     };
@@ -388,6 +418,40 @@ mod tests {
         assert_eq!(request.parameters, Some(json!({ "cpus": "2" })));
         let request = form(&[("name", "web"), ("hostname", "")]).new_container();
         assert_eq!(request.parameters, None);
+    }
+
+    #[test]
+    fn the_node_choice_asks_for_a_node_or_lets_berth_choose() {
+        let request = form(&[("name", "web"), ("node", "host1")]).new_container();
+        assert_eq!(request.node.as_deref(), Some("host1"));
+        for choice in [&[("name", "web"), ("node", "")][..], &[("name", "web")][..]] {
+            assert_eq!(form(choice).new_container().node, None, "{choice:?}");
+        }
+    }
+
+    #[test]
+    fn node_refusals_land_beside_the_node_choice() {
+        use crate::domain::node::NodeState;
+        let mut state = FormState::submitted(&form(&[("name", "web"), ("node", "n1")]));
+        assert_eq!(state.value("node"), "n1");
+        for refusal in [
+            ServiceError::UnknownNode("n1".into()),
+            ServiceError::NodeUnavailable {
+                name: "n1".into(),
+                state: NodeState::Draining,
+            },
+            ServiceError::NoNodeAvailable,
+        ] {
+            assert!(state.absorb(refusal).is_ok());
+        }
+        let error = state.error("node").unwrap();
+        assert!(error.contains("no node named 'n1'"), "{error}");
+        assert!(error.contains("'n1' is draining"), "{error}");
+        assert!(
+            error.contains("every node is offline or draining"),
+            "{error}"
+        );
+        assert!(state.general_errors().is_empty());
     }
 
     #[test]

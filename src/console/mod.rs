@@ -8,6 +8,7 @@ mod containers;
 mod forms;
 mod headers;
 mod jobs;
+mod nodes;
 mod session;
 mod views;
 
@@ -26,6 +27,7 @@ pub use session::SESSION_COOKIE;
 pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
+    routes.extend(nodes::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
     routes
@@ -46,7 +48,8 @@ const LISTED_CONTAINERS: u32 = 500;
 pub enum Section {
     Containers,
     Jobs,
-    /// Error pages and anything else outside the two sections.
+    Nodes,
+    /// Error pages and anything else outside the three sections.
     None,
 }
 
@@ -120,6 +123,10 @@ impl Layout {
     pub fn in_jobs(&self) -> bool {
         self.section == Section::Jobs
     }
+
+    pub fn in_nodes(&self) -> bool {
+        self.section == Section::Nodes
+    }
 }
 
 /// A rendered HTML page with its status. Pages are never cached: they show the
@@ -178,6 +185,9 @@ impl From<ServiceError> for ConsoleError {
             }
             ServiceError::JobNotFound(id) => {
                 ConsoleError::NotFound(format!("There is no job {id}."))
+            }
+            ServiceError::NodeNotFound(name) => {
+                ConsoleError::NotFound(format!("There is no node {name}."))
             }
             other => ConsoleError::Internal(other.to_string()),
         }

@@ -1,5 +1,5 @@
-//! What the templates show of containers and jobs: the stored rows turned
-//! into display text once, here, so templates stay free of logic.
+//! What the templates show of containers, jobs and nodes: the stored rows
+//! turned into display text once, here, so templates stay free of logic.
 
 use std::collections::HashMap;
 
@@ -10,8 +10,10 @@ use crate::db::jobs::{Job, LogLine};
 use crate::domain::container::ContainerStatus;
 use crate::domain::job::JobStatus;
 use crate::domain::lifecycle::{self, Action};
+use crate::domain::node::{AdminState, NodeState};
 use crate::domain::parameters::{Parameter, Parameters};
 use crate::domain::time::{self, Timestamp};
+use crate::service::NodeView;
 
 /// A time as an operator reads it (UTC, to the second) and as a machine
 /// reads it (`datetime`). `app.js` formats live updates the same way.
@@ -45,6 +47,7 @@ pub struct ContainerView {
     pub memory: String,
     pub disk: String,
     pub nameserver: String,
+    pub node: String,
 }
 
 /// `dash` for a parameter that is not set.
@@ -79,6 +82,7 @@ impl ContainerView {
             memory: amount(p.get(Memsize), p.get(MemsizeUnits)),
             disk: amount(p.get(Size), p.get(SizeUnits)),
             nameserver: or_dash(p.get(Nameserver)),
+            node: container.node.clone(),
         }
     }
 
@@ -178,6 +182,91 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// A node as the nodes page and the node choices show it.
+pub struct NodeRowView {
+    pub name: String,
+    pub state: NodeState,
+    pub api_url: String,
+    pub version: String,
+    pub cpus: u64,
+    pub memory: String,
+    pub disk: String,
+    pub requested_cpus: u64,
+    pub requested_memory: String,
+    pub requested_disk: String,
+    pub containers: u64,
+    pub heartbeat: TimeView,
+    /// What the operator set, which an offline node's shown state hides.
+    pub admin: AdminState,
+}
+
+impl NodeRowView {
+    pub fn of(node: &NodeView) -> Self {
+        let record = &node.record;
+        NodeRowView {
+            name: record.name.clone(),
+            state: node.state,
+            api_url: record.api_url.clone(),
+            version: record.version.clone(),
+            cpus: record.cpus,
+            memory: human_bytes(record.memory_bytes),
+            disk: human_bytes(record.disk_bytes),
+            requested_cpus: node.usage.cpus,
+            requested_memory: human_bytes(node.usage.memory_bytes),
+            requested_disk: human_bytes(node.usage.disk_bytes),
+            containers: node.usage.containers,
+            heartbeat: TimeView::of(&record.heartbeat_at),
+            admin: record.state,
+        }
+    }
+
+    pub fn state_text(&self) -> &'static str {
+        self.state.as_str()
+    }
+
+    /// Whether new containers may be placed on it now.
+    pub fn takes_containers(&self) -> bool {
+        self.state.takes_containers()
+    }
+
+    /// Whether the operator drained it (also while it is offline), so the
+    /// page offers to put it online rather than to drain it again.
+    pub fn drained(&self) -> bool {
+        self.admin == AdminState::Draining
+    }
+
+    /// The node as a choice on the create form: its name, and why it takes
+    /// no container when it does not.
+    pub fn choice_label(&self) -> String {
+        if self.takes_containers() {
+            self.name.clone()
+        } else {
+            format!(
+                "{} ({}: takes no new containers)",
+                self.name,
+                self.state_text()
+            )
+        }
+    }
+}
+
+/// Bytes in binary units, to one decimal where it matters (`1.5 GiB`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let tenths = (value * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{tenths:.1} {}", UNITS[unit])
+    }
+}
+
 pub struct LogLineView {
     pub time: TimeView,
     pub text: String,
@@ -202,5 +291,15 @@ mod tests {
         assert_eq!(human_duration(42), "42 s");
         assert_eq!(human_duration(125), "2 min 5 s");
         assert_eq!(human_duration(7260), "2 h 1 min");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(16 << 20), "16 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+        assert_eq!(human_bytes(500 << 30), "500 GiB");
+        assert_eq!(human_bytes(34_359_738_368), "32 GiB");
     }
 }
