@@ -162,7 +162,7 @@ struct Bench {
     driver: Arc<Scripted>,
     _dir: tempfile::TempDir,
     /// The server, when the database is PostgreSQL; stopped last.
-    _postgres: Option<local::pg::Postgres>,
+    postgres: Option<local::pg::Postgres>,
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -179,7 +179,13 @@ impl Bench {
             Some(postgres) => postgres.create_database("berth"),
             None => format!("sqlite://{}", dir.path().join("berth.db").display()),
         };
-        let db = Db::open(&url).await.unwrap();
+        // Connections are waited for briefly, as berth's own pool does
+        // (rocket_db_pools' connect_timeout): an outage outlasts the wait.
+        let size = berth::db::PoolSize {
+            readers: 8,
+            acquire_timeout: Duration::from_secs(1),
+        };
+        let db = Db::open_with(&url, size).await.unwrap();
         let templates = OsTemplateStore::new(templates_dir);
         let queue = JobQueue::new();
         let events = EventBus::new();
@@ -207,7 +213,7 @@ impl Bench {
             events,
             driver: Arc::new(Scripted::default()),
             _dir: dir,
-            _postgres: postgres,
+            postgres,
         }
     }
 
@@ -426,6 +432,46 @@ async fn an_idempotent_job_cut_off_by_a_crash_runs_again() {
         .filter(|c| c.0 == "start")
         .count();
     assert_eq!(starts, 2, "run again from the start");
+    stop(runner).await;
+}
+
+// --------------------------------------------------------- database outage
+
+/// A job whose work ends while PostgreSQL is away is recorded once the
+/// server is back, and never run again; the runner then takes new jobs on
+/// new connections. (In the SQLite run of this suite there is no server to
+/// stop, and the test walks the same path without the outage.)
+#[tokio::test]
+async fn a_job_that_ends_while_the_database_is_away_is_recorded_once_it_is_back() {
+    let mut bench = Bench::new().await;
+    let runner = bench.spawn_runner();
+    let (id, create) = bench.create("outage").await;
+    bench.finished(create).await;
+    bench.driver.script("start", Step::Hold);
+    let start = bench.queue(id, Action::Start).await;
+    bench.driver.entered.notified().await;
+    if let Some(postgres) = bench.postgres.as_mut() {
+        postgres.stop_server();
+    }
+    bench.driver.release.notify_one();
+    // Longer than a connection is waited for: the runner's first tries to
+    // record the result fail.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Some(postgres) = bench.postgres.as_mut() {
+        postgres.start_server();
+    }
+    let job = bench.finished(start).await;
+    assert_eq!((job.status, job.error), (JobStatus::Done, None));
+    assert_eq!(bench.status_of(id).await, ContainerStatus::Running);
+    let starts = bench
+        .driver
+        .calls()
+        .iter()
+        .filter(|c| c.0 == "start")
+        .count();
+    assert_eq!(starts, 1, "the work was done once");
+    let stop_job = bench.queue(id, Action::Stop).await;
+    assert_eq!(bench.finished(stop_job).await.status, JobStatus::Done);
     stop(runner).await;
 }
 

@@ -106,11 +106,34 @@ impl Runner {
         writer.flushed().await;
         self.metrics
             .observe_job(action, outcome.as_str(), clock.elapsed());
-        let settled = self.settle(&job, outcome).await;
+        let settled = self.settle_when_reachable(&job, &outcome).await;
         self.queue.inner.running.unregister(job.id);
         if let Err(error) = settled {
             // The job stays `running` and is settled at the next start.
             log::error!("job {}: cannot record its result: {error}", job.id);
+        }
+    }
+
+    /// `settle`, tried again while the database cannot be reached (a
+    /// PostgreSQL restart): the work is done and must be recorded, not run
+    /// again. A shutdown meanwhile leaves the job `running`, settled at the
+    /// next start like any job cut off.
+    async fn settle_when_reachable(&self, job: &Job, outcome: &Outcome) -> Result<(), DbError> {
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            match self.settle(job, outcome).await {
+                Err(error) if error.is_unreachable() => {
+                    log::warn!(
+                        "job {}: the database cannot be reached to record its result \
+                         ({error}); trying again in {} ms",
+                        job.id,
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                settled => return settled,
+            }
         }
     }
 
@@ -197,9 +220,9 @@ impl Runner {
 
     /// Records the outcome: the job's final state and the container's new
     /// status (as the lifecycle model has it), together.
-    async fn settle(&self, job: &Job, outcome: Outcome) -> Result<(), DbError> {
+    async fn settle(&self, job: &Job, outcome: &Outcome) -> Result<(), DbError> {
         // Asking the host happens before the write lock is taken.
-        let ending = match &outcome {
+        let ending = match outcome {
             Outcome::Done => Ending::Done,
             Outcome::Cancelled => Ending::Cancelled,
             Outcome::Failed(_) => Ending::Failed {
@@ -209,7 +232,7 @@ impl Runner {
                 },
             },
         };
-        let error = match &outcome {
+        let error = match outcome {
             Outcome::Failed(failure) => Some(failure.to_string()),
             Outcome::Done | Outcome::Cancelled => None,
         };
@@ -230,7 +253,7 @@ impl Runner {
             job_rows::cancel_queued_for(&mut tx, job.entity_id, now).await?;
         }
         if let (Outcome::Failed(_), Ok(Some(JobPayload::Configure(change)))) =
-            (&outcome, job.payload())
+            (outcome, job.payload())
         {
             undo_refused_change(&mut tx, change, &container, now).await?;
         }
@@ -271,7 +294,7 @@ impl Runner {
         };
         drop(step_log);
         writer.flushed().await;
-        let settled = self.settle(job, Outcome::Failed(failure)).await;
+        let settled = self.settle(job, &Outcome::Failed(failure)).await;
         self.queue.inner.running.unregister(job.id);
         settled
     }
