@@ -514,6 +514,63 @@ fn the_console_check_catches_script_errors() {
     });
 }
 
+/// The dark colour scheme (the CSS follows the system's) passes the same
+/// accessibility check as the light one, colour contrast included: the
+/// list with a running and a stopped container, the form with and without
+/// errors, a container's page, the jobs, a job and the nodes.
+#[test]
+fn pages_are_accessible_in_the_dark_colour_scheme() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let running = berth.create(&unique_name("dark"), None);
+    berth.act(&running, "start");
+    let stopped = berth.create(&unique_name("dim"), None);
+    let (_, jobs) = berth.get("/v1/jobs");
+    let job = jobs["jobs"][0]["id"].as_str().unwrap().to_owned();
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/")).await;
+        b.prefer_dark_colour_scheme().await;
+        b.find(&format!("[data-container='{stopped}']")).await;
+        let mut report = Vec::new();
+        let pages = [
+            ("the container list", "/".to_owned()),
+            ("the new-container form", "/containers/new".to_owned()),
+            (
+                "a running container's page",
+                format!("/containers/{running}"),
+            ),
+            (
+                "a stopped container's page",
+                format!("/containers/{stopped}"),
+            ),
+            (
+                "the delete confirmation",
+                format!("/containers/{stopped}/delete"),
+            ),
+            ("the jobs list", "/jobs".to_owned()),
+            ("a job's page", format!("/jobs/{job}")),
+            ("the nodes page", "/nodes".to_owned()),
+        ];
+        for (page, path) in pages {
+            b.goto(&berth.url(&path)).await;
+            b.find("main h1").await;
+            report.extend(b.accessibility_violations(&format!("{page}, dark")).await);
+        }
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", "bad name!").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        b.find_xpath(&error_beside("name")).await;
+        report.extend(
+            b.accessibility_violations("the form with errors, dark")
+                .await,
+        );
+        assert!(report.is_empty(), "{}", report.join("\n"));
+        b.close().await;
+    });
+}
+
 /// The accessibility check the other tests rely on does see a violation:
 /// a select that loses its label is reported under axe's rule for it.
 #[test]

@@ -143,6 +143,36 @@ impl Browser {
         }
     }
 
+    /// Makes pages see `prefers-color-scheme: dark` (Chrome DevTools
+    /// emulation through chromedriver), so the dark palette is what is
+    /// drawn and checked; it lasts for the session.
+    pub async fn prefer_dark_colour_scheme(&self) {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let answer = self
+            .http
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+        let dark = self
+            .client
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dark, json!(true), "the page does not see the dark scheme");
+    }
+
     /// Everything the page wrote to the console since the last call
     /// (chromedriver hands each entry out once), as `LEVEL message`.
     pub async fn console_log(&self) -> Vec<String> {
