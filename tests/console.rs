@@ -319,6 +319,8 @@ fn nodes_page_drain_node_choice_and_node_filter() {
         let flash = b.text(".flash-success").await;
         assert!(flash.contains("draining"), "{flash}");
         assert_eq!(b.text(&state).await, "draining");
+        b.assert_accessible("the nodes page with a draining node")
+            .await;
         assert_eq!(
             api_get(&berth.url(&format!("/v1/nodes/{node}"))).await.1["node"]["state"],
             "draining"
@@ -823,6 +825,9 @@ fn log_in_with_a_token_work_and_log_out() {
             .await
             .contains("not a valid API token"));
         b.assert_accessible("the login page with an error").await;
+        b.prefer_dark_colour_scheme().await;
+        b.assert_accessible("the login page with an error, dark")
+            .await;
         b.fill("token", &token).await;
         b.click_to_navigate("form[action='/login'] button[type=submit]")
             .await;
