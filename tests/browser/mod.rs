@@ -2,6 +2,7 @@
 //! WebDriver: chromedriver on a free port with a fresh profile, the
 //! browser's console log read back so a test fails on any script error,
 //! and both processes ended when the test ends, even when it fails.
+//! `assert_accessible` runs axe-core (vendored, test-only) on a page.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +25,15 @@ pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// axe-core, vendored from npm (see vendor/axe-core/README.md). Compiled
+/// into the test binary so that no test reads it from disk or the network,
+/// and berth never serves it.
+const AXE_SOURCE: &str = include_str!("vendor/axe-core/axe.min.js");
+
+/// How many elements of each violation a failure names: enough to find
+/// the template, few enough that a page-wide contrast failure stays short.
+const AXE_TARGETS_SHOWN: usize = 3;
 
 /// The longest a whole browser test may take: a browser that dies can
 /// leave a WebDriver call waiting forever; this turns that into a failure.
@@ -133,6 +143,36 @@ impl Browser {
         }
     }
 
+    /// Makes pages see `prefers-color-scheme: dark` (Chrome DevTools
+    /// emulation through chromedriver), so the dark palette is what is
+    /// drawn and checked; it lasts for the session.
+    pub async fn prefer_dark_colour_scheme(&self) {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let answer = self
+            .http
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+        let dark = self
+            .client
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dark, json!(true), "the page does not see the dark scheme");
+    }
+
     /// Everything the page wrote to the console since the last call
     /// (chromedriver hands each entry out once), as `LEVEL message`.
     pub async fn console_log(&self) -> Vec<String> {
@@ -177,6 +217,85 @@ impl Browser {
             errors.is_empty(),
             "the browser console has errors: {errors:#?}"
         );
+    }
+
+    /// Runs axe-core on the page as it is now and fails, naming `page`,
+    /// with each violation's rule id, impact, help and first elements.
+    /// Every rule axe runs by default applies; none is switched off.
+    pub async fn assert_accessible(&self, page: &str) {
+        if let Some(report) = self.accessibility_violations(page).await {
+            panic!("{report}");
+        }
+    }
+
+    /// axe-core's violations on the page as it is now, one paragraph per
+    /// rule, or `None` when there are none.
+    pub async fn accessibility_violations(&self, page: &str) -> Option<String> {
+        // Injected once per document: a new page starts without it.
+        let loaded = self
+            .client
+            .execute("return typeof window.axe === 'object';", vec![])
+            .await
+            .unwrap();
+        if loaded != json!(true) {
+            self.client
+                .execute(&format!("{AXE_SOURCE}\n;return null;"), vec![])
+                .await
+                .unwrap_or_else(|e| panic!("axe-core did not load on {page}: {e}"));
+        }
+        let answer = self
+            .client
+            .execute_async(
+                "var done = arguments[arguments.length - 1];\
+                 axe.run(document, { resultTypes: ['violations'] }).then(\
+                   function (results) {\
+                     done({ passed: results.passes.length,\
+                            violations: results.violations.map(function (v) {\
+                       return { id: v.id, impact: v.impact, help: v.help,\
+                                count: v.nodes.length,\
+                                nodes: v.nodes.map(function (n) {\
+                                  return { target: n.target.join(' '),\
+                                           summary: n.failureSummary || '' };\
+                                }) };\
+                     }) });\
+                   },\
+                   function (error) { done({ error: String(error) }); });",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("axe-core did not run on {page}: {e}"));
+        if let Some(error) = answer.get("error") {
+            panic!("axe-core failed on {page}: {error}");
+        }
+        let violations = answer["violations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core gave no result on {page}: {answer}"));
+        // A run that checked nothing (no page, axe broken) must not pass.
+        let passed = answer["passed"].as_u64().unwrap_or(0);
+        assert!(passed > 0, "axe-core checked nothing on {page}: {answer}");
+        if violations.is_empty() {
+            return None;
+        }
+        let mut report = format!("{} axe-core violation(s) on {page}:\n", violations.len());
+        for violation in violations {
+            report.push_str(&format!(
+                "- {} ({}): {} [{} element(s)]\n",
+                violation["id"].as_str().unwrap_or("?"),
+                violation["impact"].as_str().unwrap_or("?"),
+                violation["help"].as_str().unwrap_or("?"),
+                violation["count"],
+            ));
+            let nodes = violation["nodes"].as_array().cloned().unwrap_or_default();
+            for node in nodes.iter().take(AXE_TARGETS_SHOWN) {
+                let summary = node["summary"].as_str().unwrap_or("").replace('\n', " ");
+                report.push_str(&format!(
+                    "    {}: {}\n",
+                    node["target"].as_str().unwrap_or("?"),
+                    summary.trim()
+                ));
+            }
+        }
+        Some(report)
     }
 
     pub async fn goto(&self, url: &str) {
