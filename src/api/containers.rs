@@ -15,7 +15,7 @@ use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
 use crate::domain::lifecycle::Action;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{Accepted, NewContainer, Service};
+use crate::service::{parse_node_name, Accepted, NewContainer, Service};
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![create, list, get, update, delete, start, stop, restart]
@@ -79,7 +79,14 @@ async fn list(
     node: Param<'_>,
 ) -> ApiResult<Json<Value>> {
     let limit = at_most_once("limit", limit)?;
-    let node = at_most_once("node", node)?;
+    // A node filter is a node name (as documented), not any text.
+    let node = at_most_once("node", node)?
+        .map(|raw| {
+            parse_node_name(raw)
+                .map(|name| name.as_str().to_owned())
+                .map_err(|errors| ApiError::Validation(errors.to_string()))
+        })
+        .transpose()?;
     let cursor = at_most_once("cursor", cursor)?;
     let name = at_most_once("name", name)?;
     let status = at_most_once("status", status)?
@@ -95,7 +102,7 @@ async fn list(
     let filter = ContainerFilter {
         status,
         name: name.map(str::to_owned),
-        node: node.map(str::to_owned),
+        node,
     };
     let page = service
         .containers(&filter, decode_cursor(cursor)?, parse_limit(limit)?)
