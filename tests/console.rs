@@ -744,11 +744,6 @@ fn pages_assets_and_forms_work_over_plain_http() {
     assert!(job_page.contains("value=\"100\""));
 }
 
-/// With `auth = "token"`, in Chromium: the console sends the browser to
-/// the login page, a token logs in, the live updates work on the session
-/// (the event stream reads the API with the session cookie), a form posts
-/// (so the browser's `Origin` passes the check), and logging out ends it.
-/// The console-error check also covers the security headers' CSP.
 /// The new-container form, shown and shown again with the errors of a
 /// refused create, needs only template names: it never reads a template
 /// file (a digest of a big one takes minutes). A read shows in the file's
@@ -797,6 +792,11 @@ fn the_create_form_lists_templates_without_reading_them() {
     );
 }
 
+/// With `auth = "token"`, in Chromium: the console sends the browser to
+/// the login page, a token logs in, the live updates work on the session
+/// (the event stream reads the API with the session cookie), a form posts
+/// (so the browser's `Origin` passes the check), and logging out ends it.
+/// The console-error check also covers the security headers' CSP.
 #[test]
 fn log_in_with_a_token_work_and_log_out() {
     let _serial = serial();
