@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
 use super::session::{ActionForm, Console, Posted, Visitor};
-use super::views::{ContainerView, JobView, NodeRowView};
+use super::views::{ContainerView, JobView, NodeChoiceView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
 use crate::db::containers::ContainerFilter;
@@ -90,7 +90,7 @@ struct HomePage {
     containers: Vec<ContainerView>,
     jobs: Vec<JobView>,
     /// The nodes the list can be filtered by.
-    nodes: Vec<NodeRowView>,
+    nodes: Vec<NodeChoiceView>,
     /// The node the list is filtered by, if any.
     node: Option<String>,
 }
@@ -126,7 +126,7 @@ async fn home(
         .items;
     let jobs = service.recent_jobs(RECENT_JOBS).await?;
     let names = container_names(service, &jobs, &containers).await?;
-    let nodes = service.nodes().await?;
+    let nodes = service.node_states().await?;
     let title = match &node {
         Some(node) => format!("Containers on {node}"),
         None => "Containers".to_owned(),
@@ -135,7 +135,10 @@ async fn home(
         layout: Layout::new(title, Section::Containers, flash).visited_by(console.0),
         containers: containers.iter().map(ContainerView::of).collect(),
         jobs: JobView::list(&jobs, &names),
-        nodes: nodes.iter().map(NodeRowView::of).collect(),
+        nodes: nodes
+            .iter()
+            .map(|(name, state)| NodeChoiceView::of(name, *state))
+            .collect(),
         node,
     }))
 }
@@ -157,7 +160,7 @@ struct NewContainerPage {
     templates: Vec<String>,
     templates_error: Option<String>,
     /// Every node, those that take no containers now marked as such.
-    nodes: Vec<NodeRowView>,
+    nodes: Vec<NodeChoiceView>,
     nodes_error: Option<String>,
     cpus_hint: String,
 }
@@ -176,8 +179,14 @@ impl NewContainerPage {
         };
         // Like the templates: the form still works without the list (berth
         // then chooses), so a failed read is said beside the field.
-        let (nodes, nodes_error) = match service.nodes().await {
-            Ok(nodes) => (nodes.iter().map(NodeRowView::of).collect(), None),
+        let (nodes, nodes_error) = match service.node_states().await {
+            Ok(nodes) => (
+                nodes
+                    .iter()
+                    .map(|(name, state)| NodeChoiceView::of(name, *state))
+                    .collect(),
+                None,
+            ),
             Err(error) => (
                 Vec::new(),
                 Some(format!("The nodes cannot be listed: {error}.")),

@@ -183,6 +183,41 @@ pub fn human_duration(seconds: i64) -> String {
 }
 
 /// A node as the nodes page and the node choices show it.
+/// A node as a choice in a list filter or the create form: its name and
+/// state (read without the usage the nodes page shows).
+#[derive(Debug, Clone)]
+pub struct NodeChoiceView {
+    pub name: String,
+    pub state: NodeState,
+}
+
+impl NodeChoiceView {
+    pub fn of(name: &str, state: NodeState) -> Self {
+        NodeChoiceView {
+            name: name.to_owned(),
+            state,
+        }
+    }
+
+    pub fn state_text(&self) -> &'static str {
+        self.state.as_str()
+    }
+
+    /// The node as a choice on the create form: its name, and why it takes
+    /// no container when it does not.
+    pub fn choice_label(&self) -> String {
+        if self.state.takes_containers() {
+            self.name.clone()
+        } else {
+            format!(
+                "{} ({}: takes no new containers)",
+                self.name,
+                self.state_text()
+            )
+        }
+    }
+}
+
 pub struct NodeRowView {
     pub name: String,
     pub state: NodeState,
@@ -224,29 +259,10 @@ impl NodeRowView {
         self.state.as_str()
     }
 
-    /// Whether new containers may be placed on it now.
-    pub fn takes_containers(&self) -> bool {
-        self.state.takes_containers()
-    }
-
     /// Whether the operator drained it (also while it is offline), so the
     /// page offers to put it online rather than to drain it again.
     pub fn drained(&self) -> bool {
         self.admin == AdminState::Draining
-    }
-
-    /// The node as a choice on the create form: its name, and why it takes
-    /// no container when it does not.
-    pub fn choice_label(&self) -> String {
-        if self.takes_containers() {
-            self.name.clone()
-        } else {
-            format!(
-                "{} ({}: takes no new containers)",
-                self.name,
-                self.state_text()
-            )
-        }
     }
 }
 

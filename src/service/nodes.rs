@@ -137,6 +137,25 @@ impl Service {
             .collect())
     }
 
+    /// Every node's name and state, by name: what a choice of nodes needs,
+    /// without reading every container for the usage `nodes` adds.
+    pub async fn node_states(&self) -> Result<Vec<(String, NodeState)>, ServiceError> {
+        let records = nodes::list(&mut *self.connection().await?).await?;
+        let now = time::now();
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let state = NodeState::of(
+                    record.state,
+                    record.heartbeat_at,
+                    now,
+                    self.node.timeout_secs,
+                );
+                (record.name, state)
+            })
+            .collect())
+    }
+
     pub async fn node(&self, name: &str) -> Result<NodeView, ServiceError> {
         self.nodes()
             .await?
