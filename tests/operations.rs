@@ -718,17 +718,21 @@ fn templates_upload_replace_and_delete() {
     assert_eq!(std::fs::read(&file).unwrap(), other);
     assert_eq!(answer["template"]["sha256"], sha256sum(&file));
 
-    // Wrong contents, names and parameters.
+    // Wrong contents, names and parameters. Each is refused from the query
+    // or the first bytes, and berth may answer (and close) before reading
+    // the rest: a body that fits in the socket's buffer is sent whole
+    // before that, so the client reads the answer instead of a broken pipe.
+    let head = busybox[..4096].to_vec();
     for (query, body) in [
         ("name=liar.tar.gz", b"this is not gzip".to_vec()),
-        ("name=liar.tar", busybox.clone()),
-        ("name=liar.tar.zst", busybox.clone()),
-        ("name=../liar.tar.gz", busybox.clone()),
-        ("name=liar.zip", busybox.clone()),
-        ("name=.liar.tar.gz", busybox.clone()),
-        ("", busybox.clone()),
-        ("name=liar.tar.gz&replace=maybe", busybox.clone()),
-        ("name=a.tar.gz&name=b.tar.gz", busybox.clone()),
+        ("name=liar.tar", head.clone()),
+        ("name=liar.tar.zst", head.clone()),
+        ("name=../liar.tar.gz", head.clone()),
+        ("name=liar.zip", head.clone()),
+        ("name=.liar.tar.gz", head.clone()),
+        ("", head.clone()),
+        ("name=liar.tar.gz&replace=maybe", head.clone()),
+        ("name=a.tar.gz&name=b.tar.gz", head.clone()),
     ] {
         let (status, body) = upload(&berth, query, body);
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
