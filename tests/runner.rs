@@ -65,6 +65,16 @@ impl Scripted {
         self.calls.lock().unwrap().clone()
     }
 
+    /// How many times `method` was called, whatever the container.
+    fn times_called(&self, method: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(called, _)| *called == method)
+            .count()
+    }
+
     async fn act(
         &self,
         method: &'static str,
@@ -425,12 +435,7 @@ async fn an_idempotent_job_cut_off_by_a_crash_runs_again() {
             .any(|line| line.text.contains("berth restarted while this job ran")),
         "{log:?}"
     );
-    let starts = bench
-        .driver
-        .calls()
-        .iter()
-        .filter(|c| c.0 == "start")
-        .count();
+    let starts = bench.driver.times_called("start");
     assert_eq!(starts, 2, "run again from the start");
     stop(runner).await;
 }
@@ -463,12 +468,7 @@ async fn a_job_that_ends_while_the_database_is_away_is_recorded_once_it_is_back(
     let job = bench.finished(start).await;
     assert_eq!((job.status, job.error), (JobStatus::Done, None));
     assert_eq!(bench.status_of(id).await, ContainerStatus::Running);
-    let starts = bench
-        .driver
-        .calls()
-        .iter()
-        .filter(|c| c.0 == "start")
-        .count();
+    let starts = bench.driver.times_called("start");
     assert_eq!(starts, 1, "the work was done once");
     let stop_job = bench.queue(id, Action::Stop).await;
     assert_eq!(bench.finished(stop_job).await.status, JobStatus::Done);

@@ -534,6 +534,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unreachable_postgresql_is_a_clear_error_without_the_password() {
+        // Nothing listens on port 1 of the loopback.
+        let size = PoolSize {
+            readers: 2,
+            acquire_timeout: Duration::from_secs(1),
+        };
+        let error = Db::open_with("postgres://berth:s3cret@127.0.0.1:1/berth", size)
+            .await
+            .err()
+            .unwrap();
+        let said = error.to_string();
+        assert!(matches!(error, DbError::Open { .. }), "{said}");
+        assert!(
+            said.contains("postgres://berth:***@127.0.0.1:1/berth"),
+            "{said}"
+        );
+        assert!(!said.contains("s3cret"), "{said}");
+    }
+
+    #[tokio::test]
     async fn a_database_from_a_newer_berth_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
