@@ -58,16 +58,19 @@ pub enum JobAction {
     Stop,
     Restart,
     Delete,
+    /// Move the container to another node of the cluster.
+    Migrate,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 6] = [
+    pub const ALL: [JobAction; 7] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
         JobAction::Stop,
         JobAction::Restart,
         JobAction::Delete,
+        JobAction::Migrate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +81,7 @@ impl JobAction {
             JobAction::Stop => "stop",
             JobAction::Restart => "restart",
             JobAction::Delete => "delete",
+            JobAction::Migrate => "migrate",
         }
     }
 
@@ -107,6 +111,26 @@ pub struct DeleteChange {
     pub previous_status: ContainerStatus,
 }
 
+/// Payload of a migrate job: where the container goes, and how far the
+/// move has come. The job runs in two parts: on the node that has the
+/// container (stop, send the files, hand over) and then on the target
+/// (start it again), so that the job keeps its place in the container's
+/// queue and a crash of either node leaves it to be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateChange {
+    /// The target node's name.
+    pub to: String,
+    /// Whether the container was running when the move began; recorded
+    /// before it is stopped, so a move resumed after a crash still knows
+    /// to start it again.
+    #[serde(default)]
+    pub was_running: Option<bool>,
+    /// Set when the target owns the container: what is left (starting it)
+    /// runs there.
+    #[serde(default)]
+    pub handed_over: bool,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -116,6 +140,7 @@ pub enum JobPayload {
     /// Boxed: two sets of parameters, where a delete carries one status.
     Configure(Box<ConfigureChange>),
     Delete(DeleteChange),
+    Migrate(MigrateChange),
 }
 
 impl JobPayload {
@@ -124,6 +149,7 @@ impl JobPayload {
         match self {
             JobPayload::Configure(_) => JobAction::Configure,
             JobPayload::Delete(_) => JobAction::Delete,
+            JobPayload::Migrate(_) => JobAction::Migrate,
         }
     }
 
@@ -137,6 +163,9 @@ impl JobPayload {
                 .map_err(why),
             JobAction::Delete => serde_json::from_str(text)
                 .map(JobPayload::Delete)
+                .map_err(why),
+            JobAction::Migrate => serde_json::from_str(text)
+                .map(JobPayload::Migrate)
                 .map_err(why),
             JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))
@@ -208,9 +237,33 @@ mod tests {
             (JobAction::Delete, r#"{"previous_status":"sleeping"}"#),
             (JobAction::Delete, "{}"),
             (JobAction::Start, r#"{"previous_status":"running"}"#),
+            (JobAction::Migrate, "{}"),
+            (JobAction::Migrate, r#"{"to":"b","handed_over":"yes"}"#),
         ] {
             let why = JobPayload::parse(action, text).expect_err(text);
             assert!(why.contains(action.as_str()), "{why}");
         }
+    }
+
+    #[test]
+    fn a_migrate_payload_keeps_how_far_the_move_came() {
+        let fresh = JobPayload::parse(JobAction::Migrate, r#"{"to":"b"}"#).unwrap();
+        assert_eq!(
+            fresh,
+            JobPayload::Migrate(MigrateChange {
+                to: "b".into(),
+                was_running: None,
+                handed_over: false,
+            })
+        );
+        let later = JobPayload::Migrate(MigrateChange {
+            to: "b".into(),
+            was_running: Some(true),
+            handed_over: true,
+        });
+        assert_eq!(
+            JobPayload::parse(JobAction::Migrate, &later.to_json()).unwrap(),
+            later
+        );
     }
 }

@@ -17,6 +17,8 @@ pub enum Action {
     Stop,
     Restart,
     Delete,
+    /// Move it to another node.
+    Migrate,
 }
 
 impl Action {
@@ -28,6 +30,7 @@ impl Action {
             Action::Stop => JobAction::Stop,
             Action::Restart => JobAction::Restart,
             Action::Delete => JobAction::Delete,
+            Action::Migrate => JobAction::Migrate,
         }
     }
 }
@@ -82,7 +85,7 @@ pub fn offers(status: ContainerStatus, action: Action) -> bool {
     match action {
         Action::Start => status != ContainerStatus::Running,
         Action::Stop => status == ContainerStatus::Running,
-        Action::Restart => status != ContainerStatus::Creating,
+        Action::Restart | Action::Migrate => status != ContainerStatus::Creating,
         Action::Configure | Action::Delete => true,
     }
 }
@@ -142,7 +145,9 @@ pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> 
             JobAction::Create | JobAction::Stop => ContainerStatus::Stopped,
             JobAction::Start | JobAction::Restart => ContainerStatus::Running,
             JobAction::Delete => ContainerStatus::Deleted,
-            JobAction::Configure => before,
+            // A move's end depends on whether it started the container
+            // again: see `after_migration`.
+            JobAction::Configure | JobAction::Migrate => before,
         },
         // A cancelled create leaves nothing behind. Other jobs cannot be
         // cancelled while running; should one be, its container is treated
@@ -163,6 +168,17 @@ pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> 
         ContainerStatus::Deleting
     } else {
         status
+    }
+}
+
+/// The container's status once a move has handed it to the target node
+/// (stopped there) or ended there, started again or not.
+pub fn after_migration(before: ContainerStatus, running: bool) -> ContainerStatus {
+    match (before, running) {
+        // A delete queued behind the move keeps the container marked.
+        (ContainerStatus::Deleting, _) => ContainerStatus::Deleting,
+        (_, true) => ContainerStatus::Running,
+        (_, false) => ContainerStatus::Stopped,
     }
 }
 
@@ -195,12 +211,16 @@ pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) 
             status: before_delete,
             cancels_the_rest: false,
         },
-        JobAction::Configure | JobAction::Start | JobAction::Stop | JobAction::Restart => {
-            QueuedCancel {
-                status: None,
-                cancels_the_rest: false,
-            }
-        }
+        // A move not yet begun changes nothing; one handed over leaves the
+        // container stopped on its new node, as the hand-over recorded.
+        JobAction::Configure
+        | JobAction::Start
+        | JobAction::Stop
+        | JobAction::Restart
+        | JobAction::Migrate => QueuedCancel {
+            status: None,
+            cancels_the_rest: false,
+        },
     }
 }
 
@@ -210,12 +230,13 @@ mod tests {
     use ContainerStatus as S;
 
     /// Every action, in the order of the tables' columns.
-    const ACTIONS: [Action; 5] = [
+    const ACTIONS: [Action; 6] = [
         Action::Configure,
         Action::Start,
         Action::Stop,
         Action::Restart,
         Action::Delete,
+        Action::Migrate,
     ];
 
     #[test]
@@ -226,13 +247,13 @@ mod tests {
         let failed = Err(Refusal::CreateFailed);
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start,    Stop,     Restart,  Delete
-            (S::Creating, [ok,       ok,       ok,       ok,       ok]),
-            (S::Stopped,  [ok,       ok,       ok,       ok,       ok]),
-            (S::Running,  [ok,       ok,       ok,       ok,       ok]),
-            (S::Failed,   [failed,   failed,   failed,   failed,   ok]),
-            (S::Deleting, [deleting, deleting, deleting, deleting, deleting]),
-            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted]),
+            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate
+            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed]),
+            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting]),
+            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -247,13 +268,13 @@ mod tests {
         use Action::*;
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start, Stop,  Restart, Delete
-            (S::Creating, [true,     true,  false, false,   true]),
-            (S::Stopped,  [true,     true,  false, true,    true]),
-            (S::Running,  [true,     false, true,  true,    true]),
-            (S::Failed,   [false,    false, false, false,   true]),
-            (S::Deleting, [false,    false, false, false,   false]),
-            (S::Deleted,  [false,    false, false, false,   false]),
+            //            Configure, Start, Stop,  Restart, Delete, Migrate
+            (S::Creating, [true,     true,  false, false,   true,   false]),
+            (S::Stopped,  [true,     true,  false, true,    true,   true]),
+            (S::Running,  [true,     false, true,  true,    true,   true]),
+            (S::Failed,   [false,    false, false, false,   true,   false]),
+            (S::Deleting, [false,    false, false, false,   false,  false]),
+            (S::Deleted,  [false,    false, false, false,   false,  false]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -270,6 +291,7 @@ mod tests {
         assert_eq!(offered_in(Restart), "stopped running");
         assert_eq!(offered_in(Delete), "creating stopped running failed");
         assert_eq!(offered_in(Configure), "creating stopped running");
+        assert_eq!(offered_in(Migrate), "stopped running");
     }
 
     /// The status a job's ending leaves, before the "a delete is queued
@@ -307,6 +329,7 @@ mod tests {
             (JobAction::Stop,      [Is(S::Stopped),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Restart,   [Is(S::Running),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Delete,    [Is(S::Deleted),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Migrate,   [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
         ];
         assert_eq!(table.len(), JobAction::ALL.len());
         for (action, row) in table {
@@ -381,6 +404,7 @@ mod tests {
             (JobAction::Start, none),
             (JobAction::Stop, none),
             (JobAction::Restart, none),
+            (JobAction::Migrate, none),
             (
                 JobAction::Delete,
                 QueuedCancel {
@@ -409,8 +433,23 @@ mod tests {
                 JobAction::Start,
                 JobAction::Stop,
                 JobAction::Restart,
-                JobAction::Delete
+                JobAction::Delete,
+                JobAction::Migrate
             ]
         );
+    }
+
+    #[test]
+    fn a_move_leaves_the_container_as_it_ends_unless_a_delete_waits() {
+        for before in S::ALL {
+            for running in [true, false] {
+                let expected = match (before, running) {
+                    (S::Deleting, _) => S::Deleting,
+                    (_, true) => S::Running,
+                    (_, false) => S::Stopped,
+                };
+                assert_eq!(after_migration(before, running), expected, "{before:?}");
+            }
+        }
     }
 }
