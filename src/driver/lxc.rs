@@ -17,8 +17,8 @@ use super::files::{
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
 use super::{
-    unpack, ContainerSpec, CriticalSteps, Driver, DriverError, ProgressRange, RunState, StepLog,
-    TemplateSource,
+    transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, OutgoingFiles,
+    ProgressRange, RunState, StepLog, TemplateSource,
 };
 use crate::args;
 use crate::domain::parameters::{ContainerSettings, IpAddress};
@@ -62,14 +62,32 @@ impl LxcDriver {
         }
     }
 
-    /// Removes what a crash left in the LXC path (template cache fills cut
-    /// off); one berth per LXC path, so nothing else is filling now.
-    /// Returns what it removed.
+    /// Removes what a crash left in the LXC path (template cache fills and
+    /// containers arriving from another node, cut off); one berth per LXC
+    /// path, so nothing else is filling now. Returns what it removed.
     pub fn remove_crash_leftovers(&self) -> Vec<PathBuf> {
-        self.template_cache
+        let mut removed = self
+            .template_cache
             .as_ref()
             .map(TemplateCache::remove_partial_fills)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let arrivals = std::fs::read_dir(&self.lxc_path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(OsStr::to_str)
+                    .is_some_and(|name| name.starts_with(transfer::INCOMING_PREFIX))
+            });
+        for path in arrivals {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => removed.push(path),
+                Err(error) => log::warn!("cannot remove {}: {error}", path.display()),
+            }
+        }
+        removed
     }
 
     /// The directories of berth's containers, and the template cache, that
@@ -787,6 +805,59 @@ impl Driver for LxcDriver {
 
     fn critical_steps(&self) -> CriticalSteps {
         self.critical.clone()
+    }
+
+    async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if self.state(&spec.name).await? == RunState::Running {
+            return Err(DriverError::RunningHere(spec.name.clone()));
+        }
+        transfer::send(&paths)
+    }
+
+    async fn can_receive(&self, spec: &ContainerSpec) -> Result<(), DriverError> {
+        require("lxc-start")?;
+        require("tar")?;
+        let paths = self.paths(&spec.name);
+        match self.ownership(spec, &paths)? {
+            Ownership::Absent => Ok(()),
+            Ownership::Foreign => Err(DriverError::NotOurs {
+                path: paths.dir.clone(),
+            }),
+            Ownership::Ours => match self.state(&spec.name).await? {
+                RunState::Running => Err(DriverError::RunningHere(spec.name.clone())),
+                RunState::Stopped | RunState::Missing => Ok(()),
+            },
+        }
+    }
+
+    async fn receive(
+        &self,
+        spec: &ContainerSpec,
+        files: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        self.can_receive(spec).await?;
+        let paths = self.paths(&spec.name);
+        if paths.dir.exists() {
+            log.step(format!(
+                "replacing the copy an earlier move left in {}",
+                paths.dir.display()
+            ));
+        }
+        let staging = transfer::incoming_dir(&self.lxc_path, spec.id);
+        transfer::receive_into(&staging, files, log).await?;
+        transfer::install(&staging, &paths, spec.id).await?;
+        if let Err(error) = self.write_config(spec, &paths, &Changed::ALL) {
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
+        Ok(())
     }
 
     async fn running(&self) -> Result<std::collections::HashSet<String>, DriverError> {

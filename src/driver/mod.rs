@@ -8,6 +8,7 @@ pub mod host;
 pub mod lxc;
 mod lxc_config;
 mod template_cache;
+mod transfer;
 mod tree_copy;
 mod unpack;
 
@@ -16,9 +17,11 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use crate::domain::os_template::TemplateFormat;
-use crate::domain::parameters::ContainerSettings;
+use crate::domain::parameters::{ContainerSettings, Parameters};
+use crate::domain::ValidationErrors;
 
 pub use critical::CriticalSteps;
+pub use transfer::OutgoingFiles;
 
 /// Everything the driver needs to know about one container.
 #[derive(Debug, Clone)]
@@ -28,6 +31,24 @@ pub struct ContainerSpec {
     /// Also the LXC container name and its directory under the LXC path.
     pub name: String,
     pub settings: ContainerSettings,
+}
+
+impl ContainerSpec {
+    /// The driver's view of a stored container. The stored values are
+    /// taken as they are: the host's limits were checked when a request
+    /// set them, and a host that has less today must not block the
+    /// container's jobs.
+    pub fn of(
+        id: Uuid,
+        name: &str,
+        parameters: Option<&Parameters>,
+    ) -> Result<Self, ValidationErrors> {
+        Ok(ContainerSpec {
+            id,
+            name: name.to_owned(),
+            settings: parameters.cloned().unwrap_or_default().settings()?,
+        })
+    }
 }
 
 /// A template file to build a root filesystem from.
@@ -138,6 +159,10 @@ pub enum DriverError {
     TemplateChanged { path: PathBuf },
     #[error("invalid LXC configuration value for {key}: {value:?}")]
     UnsafeConfigValue { key: String, value: String },
+    #[error("{0} cannot move containers between hosts")]
+    CannotMove(&'static str),
+    #[error("container {0} is running here; a copy that runs is never replaced")]
+    RunningHere(String),
 }
 
 impl DriverError {
@@ -183,4 +208,29 @@ pub trait Driver: Send + Sync {
     /// The steps running now that must not be cut off (berth's shutdown
     /// waits for them).
     fn critical_steps(&self) -> CriticalSteps;
+    /// Starts writing a stopped container's files as one stream, for
+    /// `receive` on another host.
+    async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
+        let _ = spec;
+        Err(DriverError::CannotMove(std::any::type_name::<Self>()))
+    }
+    /// Whether `receive` could build the container here now: nothing holds
+    /// its name but an earlier copy of it that does not run.
+    async fn can_receive(&self, spec: &ContainerSpec) -> Result<(), DriverError> {
+        let _ = spec;
+        Err(DriverError::CannotMove(std::any::type_name::<Self>()))
+    }
+    /// Builds the container from a stream `send` wrote on another host,
+    /// with its configuration written for this one. A copy of the same
+    /// container left here by an earlier move is replaced, unless it runs;
+    /// on failure nothing of the new copy is left.
+    async fn receive(
+        &self,
+        spec: &ContainerSpec,
+        files: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, files, log);
+        Err(DriverError::CannotMove(std::any::type_name::<Self>()))
+    }
 }
