@@ -5,6 +5,8 @@
 //! which finds the job if it is for one of its containers. Nothing to do
 //! on SQLite, which has one node.
 
+pub mod peer;
+
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
