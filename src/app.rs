@@ -13,6 +13,7 @@ use rocket::{Build, Orbit, Rocket};
 use rocket_db_pools::Database;
 
 use crate::api::ApiAuth;
+use crate::cluster::peer::Peers;
 use crate::config::{AuthMode, ConfigError, ResolvedSettings, Settings, DATABASE_URL_KEY};
 use crate::db::{BerthDb, Db, DbError};
 use crate::driver::host::HostProbe;
@@ -23,7 +24,7 @@ use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::os_templates::OsTemplateStore;
-use crate::service::{Capacity, Service, ThisNode};
+use crate::service::{Arrivals, Capacity, Service, ThisNode};
 use crate::systemd::{Health, SystemdFairing};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +96,15 @@ async fn assemble(
         max_parallel: settings.max_parallel_jobs,
         retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
         node: settings.node_name.clone(),
+        node_timeout_secs: settings.node_timeout_secs,
+        peers: settings.cluster_secret.clone().map(Peers::new),
     };
     let this_node = ThisNode {
         name: settings.node_name.clone(),
         host_id: settings.host_id.clone(),
         api_url: api_url(&figment, settings.api_url.as_deref())?,
         timeout_secs: settings.node_timeout_secs,
+        moves_containers: settings.cluster_secret.is_some(),
     };
     let capacity = Capacity {
         cpus: u64::from(crate::driver::host::cpus()),
@@ -113,6 +117,7 @@ async fn assemble(
         settings.allowed_hosts.clone(),
     );
 
+    let node_name = settings.node_name.clone();
     // What needs the database is built once rocket_db_pools has opened it.
     let with_database = {
         let (queue, events, metrics) = (queue.clone(), events.clone(), metrics.clone());
@@ -138,8 +143,10 @@ async fn assemble(
             }
             crate::cluster::start(&db, &service, &events, &queue).await;
             let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
+            let arrivals = Arrivals::new(db.clone(), driver.clone(), node_name);
             let mut rocket = rocket
                 .manage(service)
+                .manage(arrivals)
                 .manage(health.clone())
                 .attach(SystemdFairing::new(health));
             if jobs == Jobs::Run {
@@ -210,7 +217,8 @@ fn tidy_up(settings: &ResolvedSettings, templates: &OsTemplateStore, driver: &Lx
     }
     for path in driver.remove_crash_leftovers() {
         log::info!(
-            "removed {}, a template cache fill cut off by a crash",
+            "removed {}, a template cache fill or a container's arrival from another \
+             node cut off by a crash",
             path.display()
         );
     }

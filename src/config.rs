@@ -10,6 +10,8 @@ use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::{Figment, Profile};
 use serde::Deserialize;
 
+use crate::cluster::peer::ClusterSecret;
+
 /// How API clients prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +65,10 @@ pub struct Settings {
     pub api_url: Option<String>,
     /// A node silent for longer than this counts as offline.
     pub node_timeout_secs: u64,
+    /// Shared by every node of a cluster: signs the requests by which
+    /// nodes hand containers to each other. Unset, this node neither sends
+    /// nor receives containers.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for Settings {
@@ -84,6 +90,7 @@ impl Default for Settings {
             node_name: None,
             api_url: None,
             node_timeout_secs: 30,
+            cluster_secret: None,
         }
     }
 }
@@ -127,6 +134,7 @@ pub struct ResolvedSettings {
     /// directory): a restarted node takes its own name back, another host
     /// cannot take it while the node is alive.
     pub host_id: String,
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -266,6 +274,7 @@ impl Settings {
             api_url: self.api_url.map(|url| url.trim_end_matches('/').to_owned()),
             node_timeout_secs: self.node_timeout_secs,
             host_id,
+            cluster_secret: self.cluster_secret,
         })
     }
 }

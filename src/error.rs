@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::domain::lifecycle::Refusal;
 use crate::os_templates::TemplateError;
-use crate::service::ServiceError;
+use crate::service::{ArrivalError, ServiceError};
 
 /// Every failure the API can answer with. `code` and `status` below are the
 /// table documented in the README; keep the two in step.
@@ -60,6 +60,12 @@ pub enum ApiError {
     UnknownNode(String),
     #[error("{0}")]
     NodeUnavailable(String),
+    #[error("{0}")]
+    AlreadyOnNode(String),
+    #[error("{0}")]
+    MoveRefused(String),
+    #[error("taking in the container's files failed: {0}")]
+    MoveFailed(String),
     #[error("a container named '{0}' already exists")]
     NameTaken(String),
     #[error("{0}")]
@@ -132,6 +138,8 @@ impl ApiError {
             ApiError::JobNotCancellable(_) => 3005,
             ApiError::TemplateInUse(_) => 3006,
             ApiError::NodeUnavailable(_) => 3007,
+            ApiError::AlreadyOnNode(_) => 3008,
+            ApiError::MoveRefused(_) => 3009,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -139,6 +147,7 @@ impl ApiError {
             ApiError::Internal(_) => 5000,
             ApiError::Unavailable => 5001,
             ApiError::DatabaseUnavailable(_) => 5003,
+            ApiError::MoveFailed(_) => 5004,
             ApiError::Unhealthy(_) => 5002,
         }
     }
@@ -169,11 +178,13 @@ impl ApiError {
             | ApiError::JobNotCancellable(_)
             | ApiError::TemplateInUse(_)
             | ApiError::NodeUnavailable(_)
+            | ApiError::AlreadyOnNode(_)
+            | ApiError::MoveRefused(_)
             | ApiError::TemplateExists(_) => Status::Conflict,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
-            ApiError::Internal(_) => Status::InternalServerError,
+            ApiError::Internal(_) | ApiError::MoveFailed(_) => Status::InternalServerError,
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }
@@ -225,9 +236,28 @@ impl From<ServiceError> for ApiError {
             error @ (ServiceError::NodeUnavailable { .. } | ServiceError::NoNodeAvailable) => {
                 ApiError::NodeUnavailable(error.to_string())
             }
+            error @ ServiceError::AlreadyOnNode { .. } => {
+                ApiError::AlreadyOnNode(error.to_string())
+            }
+            error @ ServiceError::MovesOff => ApiError::MoveRefused(error.to_string()),
             // Raised only at start-up, which reports it itself.
             error @ ServiceError::NodeNameHeld { .. } => ApiError::Internal(error.to_string()),
             ServiceError::Templates(error) => error.into(),
+        }
+    }
+}
+
+impl From<ArrivalError> for ApiError {
+    fn from(error: ArrivalError) -> Self {
+        match error {
+            ArrivalError::ContainerNotFound(id) => ApiError::ContainerNotFound(id.to_string()),
+            ArrivalError::NotMovingHere { .. } | ArrivalError::LivesHere { .. } => {
+                ApiError::MoveRefused(error.to_string())
+            }
+            ArrivalError::InvalidParameters(_) | ArrivalError::Driver(_) => {
+                ApiError::MoveFailed(error.to_string())
+            }
+            ArrivalError::Database(error) => ServiceError::Database(error).into(),
         }
     }
 }
@@ -248,8 +278,11 @@ impl From<TemplateError> for ApiError {
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         // The edge: the one place an API failure is logged.
-        if let ApiError::Internal(detail) = &self {
-            log::error!("{} {}: {detail}", request.method(), request.uri());
+        match &self {
+            ApiError::Internal(detail) | ApiError::MoveFailed(detail) => {
+                log::error!("{} {}: {detail}", request.method(), request.uri());
+            }
+            _ => {}
         }
         let body = self.body();
         let mut response = Response::build();

@@ -149,6 +149,7 @@ async fn offline_service() -> Result<service::Service, app::StartupError> {
             host_id: settings.host_id,
             api_url: settings.api_url.unwrap_or_default(),
             timeout_secs: settings.node_timeout_secs,
+            moves_containers: settings.cluster_secret.is_some(),
         },
     ))
 }

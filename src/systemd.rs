@@ -378,6 +378,8 @@ mod tests {
                 max_parallel: 1,
                 retention: Duration::from_secs(86_400),
                 node: "local".into(),
+                node_timeout_secs: 30,
+                peers: None,
             },
         );
         let handle = RunnerHandle::spawn(runner);

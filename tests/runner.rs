@@ -241,6 +241,8 @@ impl Bench {
                 max_parallel: 4,
                 retention: Duration::from_secs(86_400),
                 node: "local".into(),
+                node_timeout_secs: 30,
+                peers: None,
             },
         ))
     }

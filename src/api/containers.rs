@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::{parse_node_name, Accepted, NewContainer, Service};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![create, list, get, update, delete, start, stop, restart]
+    rocket::routes![create, list, get, update, delete, start, stop, restart, migrate]
 }
 
 #[derive(Deserialize)]
@@ -31,6 +31,13 @@ struct CreateBody {
     /// The node to create it on; without it berth places it.
     #[serde(default)]
     node: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrateBody {
+    /// The node to move the container to.
+    node: String,
 }
 
 #[derive(Deserialize)]
@@ -204,4 +211,28 @@ async fn restart(
     idempotency: Result<Idempotency, ApiError>,
 ) -> ApiResult<JobAnswer> {
     queue(service, caller, &base, id, Action::Restart, idempotency).await
+}
+
+/// Moves the container to another node: a job that stops it if it runs,
+/// sends its files, and starts it there again if it ran.
+#[rocket::post("/containers/<id>/migrate", data = "<body>")]
+async fn migrate(
+    service: &State<Service>,
+    caller: Caller,
+    base: ApiBase,
+    id: &str,
+    idempotency: Result<Idempotency, ApiError>,
+    body: Result<JsonBody<MigrateBody>, ApiError>,
+) -> ApiResult<JobAnswer> {
+    let id = parse_id(id)?;
+    let Idempotency(key) = idempotency?;
+    let JsonBody(body) = body?;
+    let Accepted { job, .. } = service
+        .queue_migration(id, &body.node, key.as_ref(), &caller.0)
+        .await?;
+    Ok(JobAnswer::new(
+        Status::Accepted,
+        base.job_url(job.id),
+        json!({ "message": "success", "job_id": job.id }),
+    ))
 }

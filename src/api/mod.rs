@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod catchers;
+mod cluster;
 mod containers;
 mod events;
 mod health;
@@ -35,6 +36,7 @@ pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
     routes.extend(nodes::routes());
+    routes.extend(cluster::routes());
     routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());

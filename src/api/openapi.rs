@@ -252,6 +252,9 @@ mod tests {
             ApiError::NodeNotFound(text()),
             ApiError::UnknownNode(text()),
             ApiError::NodeUnavailable(text()),
+            ApiError::AlreadyOnNode(text()),
+            ApiError::MoveRefused(text()),
+            ApiError::MoveFailed(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -289,7 +292,10 @@ mod tests {
                 | ApiError::Internal(_)
                 | ApiError::NodeNotFound(_)
                 | ApiError::UnknownNode(_)
-                | ApiError::NodeUnavailable(_) => {}
+                | ApiError::NodeUnavailable(_)
+                | ApiError::AlreadyOnNode(_)
+                | ApiError::MoveRefused(_)
+                | ApiError::MoveFailed(_) => {}
             }
         }
         errors

@@ -355,6 +355,7 @@ fn capitalised_action(action: Action) -> &'static str {
         Action::Stop => "Stop",
         Action::Restart => "Restart",
         Action::Delete => "Delete",
+        Action::Migrate => "Move",
     }
 }
 

@@ -173,6 +173,23 @@ pub async fn set_parameters(
     Ok(())
 }
 
+/// Hands the container to another node (the end of a move): from now on
+/// that node's runner carries out its jobs.
+pub async fn set_node(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    node: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE containers SET node = $1, updated_at = $2 WHERE id = $3")
+        .bind(node)
+        .bind(time::format(&now))
+        .bind(id.hyphenated().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_status(
     conn: &mut AnyConnection,
     id: Uuid,

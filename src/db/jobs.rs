@@ -130,6 +130,52 @@ pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Job>, DbEr
     row.as_ref().map(from_row).transpose()
 }
 
+/// The job running now for a container, if one is.
+pub async fn running_for(
+    conn: &mut AnyConnection,
+    entity_id: Uuid,
+) -> Result<Option<Job>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE entity_id = $1 AND status = 'running'"
+    ))
+    .bind(entity_id.hyphenated().to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Replaces a running job's payload (a move records how far it came).
+pub async fn set_payload(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    payload: &JobPayload,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE jobs SET payload = $1 WHERE id = $2")
+        .bind(payload.to_json())
+        .bind(id.hyphenated().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts a running job back in the queue, in its place, with `payload`:
+/// the rest of it is for the runner of the node its container now lives
+/// on (a move handed over to its target).
+pub async fn hand_over(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    payload: &JobPayload,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'queued', payload = $1 WHERE id = $2 AND status = 'running'",
+    )
+    .bind(payload.to_json())
+    .bind(id.hyphenated().to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Which jobs a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::migrate::{MoveFailure, Moved};
 use super::step_log::JobStepLog;
 use super::Runner;
 use crate::db::containers::{self, Container};
@@ -16,13 +17,16 @@ use crate::domain::ValidationErrors;
 use crate::driver::{host, ContainerSpec, DriverError, RunState, StepLog, TemplateSource};
 use crate::events::Event;
 
-/// How a job ended.
+/// How a job ended (or, for a move, the part of it this node ran).
 #[derive(Debug)]
 enum Outcome {
     Done,
     Failed(Failure),
     /// Stopped on request in a step that could stop safely.
     Cancelled,
+    /// A move's container and the rest of its job now belong to the
+    /// target node, whose runner finishes it: nothing to settle here.
+    HandedOver,
 }
 
 impl Outcome {
@@ -31,6 +35,7 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Failed(_) => "failed",
             Outcome::Cancelled => "cancelled",
+            Outcome::HandedOver => "handed_over",
         }
     }
 }
@@ -38,7 +43,7 @@ impl Outcome {
 /// Why a job failed; its text, stored as the job's error, is in words an
 /// operator can act on.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(super) enum Failure {
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(sqlx::Error),
     #[error("cannot read the container: {0}")]
@@ -60,6 +65,8 @@ enum Failure {
         action: JobAction,
         error: DriverError,
     },
+    #[error("{0}")]
+    Move(#[from] MoveFailure),
     /// A create cut off by a crash; `cleanup_failed` says why removing what
     /// it built failed, if it did.
     #[error("{}", abandoned_text(.cleanup_failed))]
@@ -101,11 +108,19 @@ impl Runner {
                 step_log.step("cancelled on request; what the step had built was removed".into());
                 log::info!("job {} ({action}) cancelled", job.id);
             }
+            Outcome::HandedOver => log::info!("job {} ({action}) handed over", job.id),
         }
         drop(step_log);
         writer.flushed().await;
         self.metrics
             .observe_job(action, outcome.as_str(), clock.elapsed());
+        if let Outcome::HandedOver = outcome {
+            self.queue.inner.running.unregister(job.id);
+            if let Err(error) = self.announce(&job).await {
+                log::warn!("job {}: cannot announce the hand-over: {error}", job.id);
+            }
+            return;
+        }
         let settled = self.settle_when_reachable(&job, &outcome).await;
         self.queue.inner.running.unregister(job.id);
         if let Err(error) = settled {
@@ -139,7 +154,8 @@ impl Runner {
 
     async fn perform(&self, job: &Job, log: &JobStepLog) -> Outcome {
         match self.try_perform(job, log).await {
-            Ok(()) => Outcome::Done,
+            Ok(Moved::Done) => Outcome::Done,
+            Ok(Moved::HandedOver) => Outcome::HandedOver,
             Err(Failure::Driver {
                 error: DriverError::Cancelled,
                 ..
@@ -148,7 +164,7 @@ impl Runner {
         }
     }
 
-    async fn try_perform(&self, job: &Job, log: &JobStepLog) -> Result<(), Failure> {
+    async fn try_perform(&self, job: &Job, log: &JobStepLog) -> Result<Moved, Failure> {
         let payload = job.payload().map_err(Failure::Payload)?;
         let container = self.container(job).await?;
         let mut spec = spec_of(&container)?;
@@ -170,11 +186,22 @@ impl Runner {
                 Err(e) => Err(e),
             },
             JobAction::Delete => driver.destroy(&spec, log).await,
+            JobAction::Migrate => {
+                let Some(JobPayload::Migrate(change)) = payload else {
+                    return Err(Failure::Payload(DbError::Corrupt(format!(
+                        "migrate job {} carries no target node",
+                        job.id
+                    ))));
+                };
+                return self.migrate(job, &container, &spec, change, log).await;
+            }
         };
-        result.map_err(|error| Failure::Driver {
-            action: job.action,
-            error,
-        })
+        result
+            .map(|()| Moved::Done)
+            .map_err(|error| Failure::Driver {
+                action: job.action,
+                error,
+            })
     }
 
     fn template_of(&self, container: &Container) -> Result<TemplateSource, Failure> {
@@ -223,7 +250,7 @@ impl Runner {
     async fn settle(&self, job: &Job, outcome: &Outcome) -> Result<(), DbError> {
         // Asking the host happens before the write lock is taken.
         let ending = match outcome {
-            Outcome::Done => Ending::Done,
+            Outcome::Done | Outcome::HandedOver => Ending::Done,
             Outcome::Cancelled => Ending::Cancelled,
             Outcome::Failed(_) => Ending::Failed {
                 host: match lifecycle::observes_host_after_failure(job.action) {
@@ -234,7 +261,7 @@ impl Runner {
         };
         let error = match outcome {
             Outcome::Failed(failure) => Some(failure.to_string()),
-            Outcome::Done | Outcome::Cancelled => None,
+            Outcome::Done | Outcome::Cancelled | Outcome::HandedOver => None,
         };
         let now = time::now();
         let mut tx = self.db.begin().await?;
@@ -257,7 +284,12 @@ impl Runner {
         {
             undo_refused_change(&mut tx, change, &container, now).await?;
         }
-        let status = lifecycle::after_job(job.action, container.status, ending);
+        let status = match (ending, job.payload()) {
+            (Ending::Done, Ok(Some(JobPayload::Migrate(change)))) if change.handed_over => {
+                lifecycle::after_migration(container.status, change.was_running == Some(true))
+            }
+            _ => lifecycle::after_job(job.action, container.status, ending),
+        };
         containers::set_status(&mut tx, container.id, status, now).await?;
         tx.commit().await?;
         self.announce(job).await
@@ -300,21 +332,9 @@ impl Runner {
     }
 }
 
-/// The driver's view of a stored container. The stored values are taken as
-/// they are: the host's limits were checked when a request set them, and a
-/// host that has less today must not block the container's jobs.
 fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
-    let settings = container
-        .parameters
-        .clone()
-        .unwrap_or_default()
-        .settings()
-        .map_err(Failure::InvalidParameters)?;
-    Ok(ContainerSpec {
-        id: container.id,
-        name: container.name.clone(),
-        settings,
-    })
+    ContainerSpec::of(container.id, &container.name, container.parameters.as_ref())
+        .map_err(Failure::InvalidParameters)
 }
 
 /// Lowers a CPU quota above the CPUs berth may use now (the host lost some
@@ -349,7 +369,7 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
 fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
     match payload? {
         JobPayload::Configure(change) => change.before.clone().unwrap_or_default().settings().ok(),
-        JobPayload::Delete(_) => None,
+        JobPayload::Delete(_) | JobPayload::Migrate(_) => None,
     }
 }
 

@@ -6,6 +6,7 @@ mod cancel;
 mod execute;
 mod fairing;
 mod heartbeat;
+mod migrate;
 mod observe;
 mod retention;
 mod step_log;
@@ -86,6 +87,12 @@ pub struct RunnerSettings {
     /// This host's node name: the runner carries out only the jobs of the
     /// containers that live on it.
     pub node: String,
+    /// A node silent for longer than this counts as offline (a move's
+    /// target must not be).
+    pub node_timeout_secs: u64,
+    /// How this node reaches the others to move containers; `None` without
+    /// a cluster secret.
+    pub peers: Option<crate::cluster::peer::Peers>,
 }
 
 /// Everything a job needs to run.

@@ -139,7 +139,7 @@ impl Service {
         Ok((name, parameters))
     }
 
-    async fn replay(&self, used: KeyUse) -> Result<Accepted, ServiceError> {
+    pub(super) async fn replay(&self, used: KeyUse) -> Result<Accepted, ServiceError> {
         let job = self.job(used.job_id).await?;
         Ok(Accepted {
             job,
@@ -265,7 +265,7 @@ impl Service {
     /// Ends a change: stores its job in the same transaction, with the
     /// Idempotency-Key that asked for it (so a retry finds the job or
     /// nothing), commits, and tells the runner and subscribers.
-    async fn commit_with_job(
+    pub(super) async fn commit_with_job(
         &self,
         mut tx: Tx<'_>,
         new_job: NewJob<'_>,
@@ -286,7 +286,7 @@ impl Service {
 }
 
 /// Whether the lifecycle model lets `container` take `action` now.
-fn admit(container: &Container, action: Action) -> Result<(), ServiceError> {
+pub(super) fn admit(container: &Container, action: Action) -> Result<(), ServiceError> {
     lifecycle::admits(container.status, action).map_err(|refusal| ServiceError::Refused {
         container: container.id,
         refusal,
@@ -295,7 +295,7 @@ fn admit(container: &Container, action: Action) -> Result<(), ServiceError> {
 
 /// The first use of `key`, when this request repeats it; an error when the
 /// key was used for something else.
-async fn replayed(
+pub(super) async fn replayed(
     tx: &mut Tx<'_>,
     key: Option<&IdempotencyKey>,
     request_print: &str,

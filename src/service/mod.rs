@@ -4,6 +4,7 @@
 
 mod containers;
 mod jobs;
+mod migrations;
 mod nodes;
 mod os_templates;
 mod sessions;
@@ -29,6 +30,7 @@ use crate::os_templates::{OsTemplateStore, TemplateError};
 
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
+pub use migrations::{ArrivalError, Arrivals, Arrived};
 pub use nodes::{parse_node_name, Capacity, NodeView, ThisNode, Usage};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,13 @@ pub enum ServiceError {
     NodeUnavailable { name: String, state: NodeState },
     #[error("no node takes new containers now: every node is offline or draining")]
     NoNodeAvailable,
+    #[error("container {container} is already on node '{node}'")]
+    AlreadyOnNode { container: Uuid, node: String },
+    #[error(
+        "this node has no cluster_secret set: nodes move containers between them only with \
+         one (the same on every node; see \"Many hosts as one berth\" in the README)"
+    )]
+    MovesOff,
     #[error(
         "node name '{name}' is held by another host that is alive (API {api_url}, last \
          heartbeat {}); stop that berth or give this one another node_name",
@@ -102,6 +111,8 @@ impl ServiceError {
                 | ServiceError::TokenNotFound(_)
                 | ServiceError::NodeUnavailable { .. }
                 | ServiceError::NoNodeAvailable
+                | ServiceError::AlreadyOnNode { .. }
+                | ServiceError::MovesOff
         )
     }
 }

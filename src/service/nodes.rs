@@ -21,6 +21,9 @@ pub struct ThisNode {
     pub host_id: String,
     pub api_url: String,
     pub timeout_secs: u64,
+    /// Whether this node has a cluster secret, without which no container
+    /// moves between nodes.
+    pub moves_containers: bool,
 }
 
 impl ThisNode {
@@ -32,6 +35,7 @@ impl ThisNode {
             host_id: format!("{name}-host"),
             api_url: "http://127.0.0.1:5000".to_owned(),
             timeout_secs: 30,
+            moves_containers: false,
         }
     }
 
@@ -346,6 +350,7 @@ mod tests {
             host_id: "h".into(),
             api_url: "http://127.0.0.1:5000".into(),
             timeout_secs,
+            moves_containers: false,
         };
         assert_eq!(node(30).heartbeat_period(), Duration::from_secs(5));
         assert_eq!(node(6).heartbeat_period(), Duration::from_secs(2));
