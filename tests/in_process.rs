@@ -601,6 +601,104 @@ async fn the_nodes_page_refuses_forged_drains_and_drains_with_the_secret() {
     assert_eq!(unknown.status, Status::NotFound, "{unknown:?}");
 }
 
+/// A container's page offers a move to the other nodes; the form needs
+/// the page's CSRF secret, queues the move job, and says why when the
+/// move is refused.
+#[rocket::async_test]
+async fn a_container_is_moved_from_its_page() {
+    use berth::cluster::peer::ClusterSecret;
+    use berth::db::nodes::{self, NodeRecord};
+    use berth::domain::node::AdminState;
+
+    let berth = Local::start_with(|settings| {
+        settings.cluster_secret =
+            Some(ClusterSecret::parse("in-process-secret-0123456789abcdef").unwrap());
+    })
+    .await;
+    let (id, _) = seed(&berth, "mover").await;
+    let page = berth.get(&format!("/containers/{id}")).await;
+    assert!(
+        !page.text.contains("/migrate\""),
+        "one node: no move form: {}",
+        page.text
+    );
+
+    let now = chrono::Utc::now();
+    let other = NodeRecord {
+        name: "other".into(),
+        host_id: "other-host".into(),
+        api_url: "http://127.0.0.1:9".into(),
+        version: "test".into(),
+        cpus: 1,
+        memory_bytes: 1 << 30,
+        disk_bytes: 1 << 30,
+        state: AdminState::Online,
+        started_at: now,
+        heartbeat_at: now,
+    };
+    let mut conn = berth.service().db().pool().acquire().await.unwrap();
+    nodes::register(&mut conn, &other).await.unwrap();
+    drop(conn);
+
+    let page = berth.get(&format!("/containers/{id}")).await;
+    assert!(
+        page.text
+            .contains(&format!("action=\"/containers/{id}/migrate\"")),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("<option value=\"other\">other</option>"));
+    let move_path = format!("/containers/{id}/migrate");
+    for body in ["node=other", "csrf=guessed&node=other"] {
+        let forged = Local::send(
+            berth
+                .client
+                .post(move_path.clone())
+                .header(ContentType::Form)
+                .body(body),
+        )
+        .await;
+        assert_eq!(forged.status, Status::Forbidden, "{body}: {forged:?}");
+    }
+    let csrf = csrf_of(&page.text);
+    let queued = Local::send(
+        berth
+            .client
+            .post(move_path.clone())
+            .header(ContentType::Form)
+            .body(format!("csrf={csrf}&node=other")),
+    )
+    .await;
+    assert_eq!(queued.status, Status::SeeOther, "{queued:?}");
+    assert_eq!(
+        queued.location.as_deref(),
+        Some(&*format!("/containers/{id}"))
+    );
+    let jobs = berth.jobs().await;
+    let actions: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["migrate", "create"], "newest first: {jobs}");
+
+    // To the node it is on: refused, said on the page, nothing queued.
+    let here = berth.container_node(&id).await;
+    let refused = Local::send(
+        berth
+            .client
+            .post(move_path)
+            .header(ContentType::Form)
+            .body(format!("csrf={csrf}&node={here}")),
+    )
+    .await;
+    assert_eq!(refused.status, Status::SeeOther, "{refused:?}");
+    let page = berth.get(&format!("/containers/{id}")).await;
+    assert!(page.text.contains("is already on node"), "{}", page.text);
+    assert_eq!(berth.jobs().await.as_array().unwrap().len(), 2);
+}
+
 // ---------------------------------------------------------------- database
 
 /// The database is rocket_db_pools' `berth`: a URL under

@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
-use super::session::{ActionForm, Console, Posted, Visitor};
+use super::session::{ActionForm, Console, MoveForm, Posted, Visitor};
 use super::views::{ContainerView, JobView, NodeChoiceView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
@@ -36,6 +36,7 @@ pub fn routes() -> Vec<Route> {
         start,
         stop,
         restart,
+        migrate,
         confirm_delete,
         delete
     ]
@@ -245,6 +246,8 @@ struct ContainerPage {
     form: FormState,
     jobs: Vec<JobView>,
     cpus_hint: String,
+    /// The other nodes, for the move form (none: no form).
+    move_targets: Vec<NodeChoiceView>,
 }
 
 impl ContainerPage {
@@ -258,6 +261,15 @@ impl ContainerPage {
         let container = service.container(id).await?;
         let jobs = service.container_jobs(id, CONTAINER_JOBS).await?;
         let names = HashMap::from([(container.id, container.name.clone())]);
+        // One node, or none readable: nowhere to move to, and no form.
+        let move_targets = service
+            .node_states()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|(name, _)| *name != container.node)
+            .map(|(name, state)| NodeChoiceView::of(name, *state))
+            .collect();
         Ok(ContainerPage {
             layout: Layout::new(container.name.clone(), Section::Containers, flash)
                 .visited_by(visitor),
@@ -265,6 +277,7 @@ impl ContainerPage {
             container: ContainerView::of(&container),
             jobs: JobView::list(&jobs, &names),
             cpus_hint: cpus_hint(service),
+            move_targets,
         })
     }
 
@@ -387,6 +400,36 @@ async fn restart(
     _form: Posted<ActionForm>,
 ) -> ConsoleResult<Flash<Redirect>> {
     act(service, console.0.requester(), id, Action::Restart).await
+}
+
+/// Moves the container to the node chosen; the job is listed on its page.
+#[rocket::post("/containers/<id>/migrate", data = "<form>")]
+async fn migrate(
+    console: Console<'_>,
+    service: &State<Service>,
+    id: &str,
+    form: Posted<MoveForm>,
+) -> ConsoleResult<Flash<Redirect>> {
+    let id = parse_id(id)?;
+    let back = Redirect::to(container_url(id));
+    let name = service.container(id).await?.name;
+    match service
+        .queue_migration(id, &form.node, None, &console.0.requester())
+        .await
+    {
+        Ok(_job) => Ok(Flash::success(
+            back,
+            format!("Move of {name} to node {} queued.", form.node),
+        )),
+        Err(
+            error @ (ServiceError::UnknownNode(_)
+            | ServiceError::Validation(_)
+            | ServiceError::AlreadyOnNode { .. }
+            | ServiceError::MovesOff),
+        ) => Ok(Flash::error(back, error.to_string())),
+        Err(error) if error.is_conflict() => Ok(Flash::error(back, error.to_string())),
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Template)]

@@ -230,6 +230,19 @@ impl CsrfField for ActionForm {
     }
 }
 
+/// The move form on a container's page: the node to move it to.
+#[derive(Debug, Default, rocket::FromForm)]
+pub struct MoveForm {
+    pub csrf: Option<String>,
+    pub node: String,
+}
+
+impl CsrfField for MoveForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 #[derive(Debug, Default, rocket::FromForm)]
 pub struct LoginForm {
     pub csrf: Option<String>,

@@ -121,6 +121,15 @@ impl Local {
     }
 
     /// Every container, through the API.
+    /// The node a container lives on.
+    pub async fn container_node(&self, id: &str) -> String {
+        let answer = self.get(&format!("/v1/containers/{id}")).await;
+        answer.body["container"]["node"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn containers(&self) -> Value {
         let answer = self.get("/v1/containers?limit=500").await;
         assert_eq!(answer.status, Status::Ok, "{answer:?}");
