@@ -97,7 +97,12 @@ async fn assemble(
         retention: Duration::from_secs(settings.job_retention_days.saturating_mul(86_400)),
         node: settings.node_name.clone(),
         node_timeout_secs: settings.node_timeout_secs,
-        peers: settings.cluster_secret.clone().map(Peers::new),
+        peers: settings
+            .cluster_secret
+            .clone()
+            .map(Peers::new)
+            .transpose()
+            .map_err(ConfigError::Invalid)?,
     };
     let this_node = ThisNode {
         name: settings.node_name.clone(),

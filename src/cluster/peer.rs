@@ -236,15 +236,23 @@ pub struct Peers {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Peers {
-    pub fn new(secret: ClusterSecret) -> Self {
+    /// An `https://` node is trusted by the host's CA store
+    /// (`/etc/ssl/certs`; a private CA is added with
+    /// `update-ca-certificates`).
+    pub fn new(secret: ClusterSecret) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // Node to node on the nodes' own network: a proxy set for the
             // host's outbound traffic must not see the files.
             .no_proxy()
             .build()
-            .expect("an HTTP client without TLS builds");
-        Peers { client, secret }
+            .map_err(|e| {
+                format!(
+                    "cannot make the client for node-to-node requests: {}",
+                    chain(&e)
+                )
+            })?;
+        Ok(Peers { client, secret })
     }
 
     fn path_of(container: Uuid) -> String {
