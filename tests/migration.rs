@@ -62,7 +62,10 @@ fn a_container_moves_with_its_files_and_runs_where_it_ran() {
         "echo 'made on a' > /root/marker && chmod 640 /root/marker",
     );
 
-    // Asked through b; carried out by a (the owner) and then b.
+    // Emptying a host for maintenance: drained, its containers still move
+    // out. Asked through b; carried out by a (the owner) and then b.
+    let (status, drained) = b.patch("/v1/nodes/a", &json!({ "state": "draining" }));
+    assert_eq!(status, StatusCode::OK, "{drained}");
     let job = queue_move(&b, &web, "b");
     let moved = b.job_done(&job);
     assert_eq!(moved["action"], "migrate", "{moved}");
@@ -112,6 +115,18 @@ fn a_container_moves_with_its_files_and_runs_where_it_ran() {
         400,
         1001,
     );
+
+    // A drained node takes no container, moved or made.
+    assert_error(
+        &b.post(
+            &format!("/v1/containers/{web}/migrate"),
+            &json!({ "node": "a" }),
+        ),
+        409,
+        3007,
+    );
+    let (status, online) = a.patch("/v1/nodes/a", &json!({ "state": "online" }));
+    assert_eq!(status, StatusCode::OK, "{online}");
 
     // A stopped container on a disk image, moved while its create is still
     // queued behind nothing but itself: the move waits its turn, and the
@@ -266,4 +281,57 @@ fn nodes_take_files_only_when_signed_and_only_for_a_move_to_them() {
         409,
         3009,
     );
+}
+
+/// kill -9 of the sending node in the middle of the stream: the target
+/// drops what had arrived, and at the sender's restart the move resumes
+/// from its start (it recorded that the container ran) and ends with the
+/// container running on the target, its files intact.
+#[test]
+fn a_move_cut_off_by_a_crash_resumes_at_the_restart() {
+    let postgres = pg::Postgres::start();
+    let (mut a, b) = cluster(&postgres);
+    let id = create_on(&a, "crashy", "a", json!({}));
+    a.act(&id, "start");
+    // Larger than what the sockets buffer, so that a target that stops
+    // reading holds the sender in the middle of the stream.
+    a.attach(
+        "crashy",
+        "dd if=/dev/urandom of=/root/big bs=1M count=96 2>/dev/null && md5sum /root/big > /root/big.md5",
+    );
+    let job = queue_move(&a, &id, "b");
+
+    // The stream has begun when the target's arrival directory exists;
+    // freezing the target then leaves the sender blocked mid-stream.
+    let arriving = b.lxc_path().join(format!(".incoming-{id}"));
+    a.wait_until(
+        "the files to start arriving",
+        std::time::Duration::from_secs(60),
+        || arriving.exists(),
+    );
+    let target_pid = b.pid().unwrap().to_string();
+    common::run_ok(std::process::Command::new("kill").args(["-STOP", &target_pid]));
+    a.kill();
+    common::run_ok(std::process::Command::new("kill").args(["-CONT", &target_pid]));
+    b.wait_until(
+        "the target to drop what arrived",
+        std::time::Duration::from_secs(30),
+        || !arriving.exists(),
+    );
+    let container = b.container(&id);
+    assert_eq!(container["node"], "a", "not handed over: {container}");
+    assert!(!b.lxc_path().join("crashy").exists());
+
+    a.launch();
+    let moved = b.job_done(&job);
+    assert_eq!(moved["action"], "migrate");
+    let container = b.container(&id);
+    assert_eq!(container["node"], "b", "{container}");
+    assert_eq!(container["status"], "running", "{container}");
+    assert_eq!(b.lxc_state("crashy").as_deref(), Some("RUNNING"));
+    assert_eq!(
+        b.attach("crashy", "md5sum -c /root/big.md5"),
+        "/root/big: OK\n"
+    );
+    assert!(!a.lxc_path().join("crashy").exists());
 }
