@@ -6,6 +6,7 @@
 //! was; nodes take files only from a node moving that container to them,
 //! signed with the cluster secret.
 
+mod browser;
 mod common;
 mod pg;
 
@@ -334,4 +335,47 @@ fn a_move_cut_off_by_a_crash_resumes_at_the_restart() {
         "/root/big: OK\n"
     );
     assert!(!a.lxc_path().join("crashy").exists());
+}
+
+/// The console moves a container: the page of a container on a two-node
+/// cluster offers the other node, the move is queued from it, its job
+/// row turns done live, and the page then names the new node. The page
+/// with the move form passes axe-core, at desktop and phone width.
+#[test]
+fn a_container_moves_from_its_page_in_a_browser() {
+    let _serial = browser::serial();
+    let postgres = pg::Postgres::start();
+    let (a, b) = cluster(&postgres);
+    let id = create_on(&a, "clicked", "a", json!({}));
+    a.act(&id, "start");
+    browser::run(async {
+        let page = a.url(&format!("/containers/{id}"));
+        let phone = browser::Browser::start_sized(390, 844).await;
+        phone.goto(&page).await;
+        phone
+            .assert_accessible("a container's page with the move form, at phone width")
+            .await;
+        phone.close().await;
+
+        let web = browser::Browser::start().await;
+        web.goto(&page).await;
+        web.assert_accessible("a container's page with the move form")
+            .await;
+        assert_eq!(web.text("select[name=node] option[value=b]").await, "b");
+        web.select("node", "b").await;
+        web.click_to_navigate(&format!("form[action='/containers/{id}/migrate'] button"))
+            .await;
+        assert!(web.text(".flash-success").await.contains("to node b"));
+        web.wait_text(
+            "[data-jobs-of] tr[data-job] [data-job-field=status]",
+            "done",
+        )
+        .await;
+        web.goto(&page).await;
+        assert_eq!(web.text("dd[data-container-field=node]").await, "b");
+        web.assert_no_console_errors().await;
+        web.close().await;
+    });
+    assert_eq!(b.lxc_state("clicked").as_deref(), Some("RUNNING"));
+    assert!(!a.lxc_path().join("clicked").exists());
 }
