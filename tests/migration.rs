@@ -312,6 +312,16 @@ fn a_move_cut_off_by_a_crash_resumes_at_the_restart() {
     );
     let target_pid = b.pid().unwrap().to_string();
     common::run_ok(std::process::Command::new("kill").args(["-STOP", &target_pid]));
+    // The job's progress follows the bytes sent (5 % once sending began).
+    a.wait_until(
+        "the move to show progress",
+        std::time::Duration::from_secs(30),
+        || {
+            a.job(&job)["progress"]
+                .as_u64()
+                .is_some_and(|p| (5..95).contains(&p))
+        },
+    );
     a.kill();
     common::run_ok(std::process::Command::new("kill").args(["-CONT", &target_pid]));
     b.wait_until(

@@ -145,6 +145,11 @@ impl Tally {
         inner.1 += bytes.len() as u64;
     }
 
+    /// The bytes so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.lock().expect("tally lock").1
+    }
+
     /// The hex SHA-256 and byte count so far.
     pub fn sum(&self) -> (String, u64) {
         let inner = self.0.lock().expect("tally lock");

@@ -813,7 +813,17 @@ impl Driver for LxcDriver {
         if self.state(&spec.name).await? == RunState::Running {
             return Err(DriverError::RunningHere(spec.name.clone()));
         }
-        transfer::send(&paths)
+        let measured = [paths.rootfs_image(), paths.rootfs_dir()]
+            .into_iter()
+            .find(|path| path.exists());
+        let size_hint = match measured {
+            Some(path) => tokio::task::spawn_blocking(move || disk_usage(&path).ok())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        transfer::send(&paths, size_hint)
     }
 
     async fn can_receive(&self, spec: &ContainerSpec) -> Result<(), DriverError> {

@@ -41,9 +41,16 @@ pub struct OutgoingFiles {
     child: Child,
     stream: Option<ChildStdout>,
     command: Vec<String>,
+    size_hint: Option<u64>,
 }
 
 impl OutgoingFiles {
+    /// About how many bytes the stream holds (what the files take on disk),
+    /// for progress; `None` when it could not be measured.
+    pub fn size_hint(&self) -> Option<u64> {
+        self.size_hint
+    }
+
     /// The stream to send (taken once).
     pub fn take_stream(&mut self) -> ChildStdout {
         self.stream.take().expect("the stream is taken once")
@@ -56,6 +63,7 @@ impl OutgoingFiles {
             child,
             stream,
             command,
+            ..
         } = self;
         drop(stream);
         let output = child
@@ -70,8 +78,9 @@ impl OutgoingFiles {
     }
 }
 
-/// Starts writing the root filesystem in `paths.dir` as a tar stream.
-pub fn send(paths: &ContainerPaths) -> Result<OutgoingFiles, DriverError> {
+/// Starts writing the root filesystem in `paths.dir` as a tar stream;
+/// `size_hint` is what it takes on disk.
+pub fn send(paths: &ContainerPaths, size_hint: Option<u64>) -> Result<OutgoingFiles, DriverError> {
     require("tar")?;
     let member = if paths.rootfs_image().exists() {
         ROOTFS_NAMES[1]
@@ -108,6 +117,7 @@ pub fn send(paths: &ContainerPaths) -> Result<OutgoingFiles, DriverError> {
         child,
         stream: Some(stream),
         command,
+        size_hint,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::domain::job::{JobPayload, MigrateChange};
 use crate::domain::lifecycle;
 use crate::domain::node::NodeState;
 use crate::domain::time;
-use crate::driver::{ContainerSpec, DriverError, RunState, StepLog};
+use crate::driver::{ContainerSpec, DriverError, ProgressRange, RunState, StepLog};
 
 /// How the part that ran on this node ended, when it did not fail.
 pub(super) enum Moved {
@@ -196,9 +196,8 @@ impl Runner {
         let mut outgoing = self.driver.send(spec).await.map_err(driver_failure)?;
         let tally = Tally::default();
         let started = std::time::Instant::now();
-        let received = peers
-            .send_files(peer, spec.id, outgoing.take_stream(), tally.clone())
-            .await;
+        let sending = peers.send_files(peer, spec.id, outgoing.take_stream(), tally.clone());
+        let received = with_progress(sending, &tally, outgoing.size_hint(), log).await;
         let finished = outgoing.finish().await;
         // The target's refusal first: tar cut off by it (SIGPIPE) says
         // nothing more. Then tar's verdict: a stream it could not finish
@@ -337,6 +336,33 @@ impl Runner {
             self.driver.start(spec, log).await.map_err(driver_failure)?;
         }
         Ok(())
+    }
+}
+
+/// How often the job's progress follows the bytes sent.
+const PROGRESS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Awaits `sending`, moving the job's progress from 5 to 95 % as the
+/// bytes sent approach `size_hint` (what the files take on disk).
+async fn with_progress<T>(
+    sending: impl std::future::Future<Output = T>,
+    tally: &Tally,
+    size_hint: Option<u64>,
+    log: &JobStepLog,
+) -> T {
+    let range = ProgressRange::new(log, 5, 95);
+    let mut tick = tokio::time::interval(PROGRESS_PERIOD);
+    tokio::pin!(sending);
+    loop {
+        tokio::select! {
+            done = &mut sending => return done,
+            _ = tick.tick() => {
+                if let Some(total) = size_hint.filter(|total| *total > 0) {
+                    let percent = (tally.bytes().saturating_mul(100) / total).min(100);
+                    range.progress(percent as u8);
+                }
+            }
+        }
     }
 }
 
