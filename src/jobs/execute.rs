@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::migrate::{MoveFailure, Moved};
+use super::migrate::MoveFailure;
 use super::step_log::JobStepLog;
 use super::Runner;
 use crate::db::containers::{self, Container};
@@ -38,6 +38,14 @@ impl Outcome {
             Outcome::HandedOver => "handed_over",
         }
     }
+}
+
+/// How the work this node ran for a job ended, when it did not fail.
+pub(super) enum Performed {
+    Done,
+    /// A move's part here is done: the target owns the container, and the
+    /// rest of the job waits for its runner.
+    HandedOver,
 }
 
 /// Why a job failed; its text, stored as the job's error, is in words an
@@ -154,8 +162,8 @@ impl Runner {
 
     async fn perform(&self, job: &Job, log: &JobStepLog) -> Outcome {
         match self.try_perform(job, log).await {
-            Ok(Moved::Done) => Outcome::Done,
-            Ok(Moved::HandedOver) => Outcome::HandedOver,
+            Ok(Performed::Done) => Outcome::Done,
+            Ok(Performed::HandedOver) => Outcome::HandedOver,
             Err(Failure::Driver {
                 error: DriverError::Cancelled,
                 ..
@@ -164,7 +172,7 @@ impl Runner {
         }
     }
 
-    async fn try_perform(&self, job: &Job, log: &JobStepLog) -> Result<Moved, Failure> {
+    async fn try_perform(&self, job: &Job, log: &JobStepLog) -> Result<Performed, Failure> {
         let payload = job.payload().map_err(Failure::Payload)?;
         let container = self.container(job).await?;
         let mut spec = spec_of(&container)?;
@@ -197,7 +205,7 @@ impl Runner {
             }
         };
         result
-            .map(|()| Moved::Done)
+            .map(|()| Performed::Done)
             .map_err(|error| Failure::Driver {
                 action: job.action,
                 error,

@@ -6,7 +6,7 @@
 //! where it was (and started again if it ran); its copy there is removed
 //! only after.
 
-use super::execute::Failure;
+use super::execute::{Failure, Performed};
 use super::step_log::JobStepLog;
 use super::Runner;
 use crate::cluster::peer::{Peer, PeerError, Tally};
@@ -18,14 +18,6 @@ use crate::domain::lifecycle;
 use crate::domain::node::NodeState;
 use crate::domain::time;
 use crate::driver::{ContainerSpec, DriverError, ProgressRange, RunState, StepLog};
-
-/// How the part that ran on this node ended, when it did not fail.
-pub(super) enum Moved {
-    /// The target owns the container; the job waits for its runner.
-    HandedOver,
-    /// Nothing (more) to do here: the container is where it should be.
-    Done,
-}
 
 /// Why a move failed, beyond what the driver says.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +53,16 @@ impl Runner {
         spec: &ContainerSpec,
         change: &MigrateChange,
         log: &JobStepLog,
-    ) -> Result<Moved, Failure> {
+    ) -> Result<Performed, Failure> {
         if change.handed_over {
             return self
                 .finish_arrival(spec, change, log)
                 .await
-                .map(|()| Moved::Done);
+                .map(|()| Performed::Done);
         }
         if container.node == change.to {
             log.step(format!("already on node '{}': nothing to move", change.to));
-            return Ok(Moved::Done);
+            return Ok(Performed::Done);
         }
         let peers = self
             .settings
@@ -133,7 +125,7 @@ impl Runner {
         match handed_over {
             Ok(()) => {
                 self.remove_local_copy(spec, log).await;
-                Ok(Moved::HandedOver)
+                Ok(Performed::HandedOver)
             }
             Err(failure) => {
                 log.step(format!("the move failed: {failure}"));

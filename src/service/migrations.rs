@@ -6,13 +6,14 @@ use std::sync::Arc;
 use tokio::io::AsyncRead;
 use uuid::Uuid;
 
-use super::{fingerprint, Accepted, IdempotencyKey, Requester, Service, ServiceError};
+use super::{
+    fingerprint, parse_node_name, Accepted, IdempotencyKey, Requester, Service, ServiceError,
+};
 use crate::db::containers;
 use crate::db::jobs::{self, NewJob};
 use crate::db::{Db, DbError};
 use crate::domain::job::{JobAction, JobPayload, MigrateChange};
 use crate::domain::lifecycle::Action;
-use crate::domain::node::NodeName;
 use crate::domain::time;
 use crate::driver::{ContainerSpec, Driver, DriverError, StepLog};
 
@@ -25,11 +26,7 @@ impl Service {
         key: Option<&IdempotencyKey>,
         by: &Requester,
     ) -> Result<Accepted, ServiceError> {
-        let to = NodeName::parse(to).map_err(|e| {
-            let mut errors = crate::domain::ValidationErrors::default();
-            errors.0.push(e);
-            ServiceError::Validation(errors)
-        })?;
+        let to = parse_node_name(to)?;
         if !self.node.moves_containers {
             return Err(ServiceError::MovesOff);
         }
