@@ -191,3 +191,313 @@ fn a_node_name_held_by_a_live_host_is_refused_at_start() {
     // The node itself is untouched.
     assert_eq!(node_state(&a, "a"), "online");
 }
+
+/// How many times each job was started, over the logs of all `nodes`
+/// (berth logs `job <id> (<action>) started for container <id>`).
+fn runs(nodes: &[&Berth]) -> std::collections::HashMap<String, usize> {
+    let mut runs = std::collections::HashMap::new();
+    for node in nodes {
+        for line in node.log().lines() {
+            let Some((_, rest)) = line.split_once("job ") else {
+                continue;
+            };
+            if let Some((id, _)) = rest.split_once(") started for container ") {
+                let id = id.split(' ').next().unwrap().to_owned();
+                *runs.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    runs
+}
+
+#[test]
+fn a_postgresql_restart_in_a_burst_loses_no_job_and_runs_none_twice() {
+    let mut postgres = pg::Postgres::start();
+    let (a, b) = cluster(&postgres);
+
+    // Three containers on each node, each with a chain of jobs queued at
+    // once (asked alternately through either node): create, start,
+    // configure, restart, stop, and for every other one start again.
+    let mut queued: Vec<(String, &Berth)> = Vec::new();
+    let mut expected: Vec<(String, &Berth, &str)> = Vec::new();
+    for i in 0..6 {
+        let (owner, owner_name) = if i % 2 == 0 { (&a, "a") } else { (&b, "b") };
+        let via = if i % 3 == 0 { &a } else { &b };
+        let name = format!("burst-{i}");
+        let (job, id) = queue_create_on(via, &name, owner_name);
+        queued.push((job, via));
+        queued.push((via.queue(&id, "start"), via));
+        let configure = via.patch_parameters(&id, json!({ "hostname": format!("h{i}") }));
+        queued.push((configure, via));
+        queued.push((via.queue(&id, "restart"), via));
+        queued.push((via.queue(&id, "stop"), via));
+        let end = if i % 2 == 0 {
+            queued.push((via.queue(&id, "start"), via));
+            "RUNNING"
+        } else {
+            "STOPPED"
+        };
+        expected.push((name, owner, end));
+    }
+
+    // The server goes away while jobs are queued and running.
+    a.wait_until(
+        "a job of the burst to be running",
+        Duration::from_secs(60),
+        || {
+            queued
+                .iter()
+                .any(|(job, via)| via.job(job)["status"] == "running")
+        },
+    );
+    postgres.stop_server();
+    for node in [&a, &b] {
+        assert_error(&node.get("/v1/containers"), 503, 5003);
+        assert_error(&node.get(&format!("/v1/jobs/{}", queued[0].0)), 503, 5003);
+        assert_error(
+            &node.post(
+                "/v1/containers/",
+                &json!({ "name": "during", "ostemplate": "template1" }),
+            ),
+            503,
+            5003,
+        );
+        let health = node.get("/healthz");
+        assert_error(&health, 503, 5002);
+        let said = health.1["message"].as_str().unwrap();
+        assert!(said.contains("the database cannot be reached"), "{said}");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    postgres.start_server();
+
+    for (job, via) in &queued {
+        let finished = via.wait_job_for(job, Duration::from_secs(240));
+        assert_eq!(
+            finished["status"],
+            "done",
+            "{finished}\n--- a:\n{}\n--- b:\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+    let runs = runs(&[&a, &b]);
+    for (job, _) in &queued {
+        assert_eq!(
+            runs.get(job.as_str()),
+            Some(&1),
+            "job {job} ran once\n--- a:\n{}\n--- b:\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+    assert_eq!(runs.len(), queued.len(), "no other job ran: {runs:?}");
+    for (name, owner, end) in &expected {
+        assert_eq!(owner.lxc_state(name).as_deref(), Some(*end), "{name}");
+        let status =
+            a.get(&format!("/v1/containers?name={name}")).1["containers"][0]["status"].clone();
+        assert_eq!(status, end.to_lowercase(), "{name}");
+        if *end == "RUNNING" {
+            let index = &name["burst-".len()..];
+            assert_eq!(owner.attach(name, "hostname").trim(), format!("h{index}"));
+        }
+    }
+    // Nothing is left of the burst on the node that does not own it.
+    for (name, owner, _) in &expected {
+        let other = if std::ptr::eq(*owner, &a) { &b } else { &a };
+        assert_eq!(other.lxc_state(name), None, "{name}");
+    }
+    // Nothing stays queued or running.
+    let (_, jobs) = a.get("/v1/jobs?limit=100");
+    for job in jobs["jobs"].as_array().unwrap() {
+        assert_eq!(job["status"], "done", "{job}");
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that loses, once, the answer to the
+/// runner's claim: on a connection that sent the claim (`SET status =
+/// 'running'`) and got a row back, the server's messages are held until the
+/// server says the transaction is over (ReadyForQuery, idle), and then the
+/// connection is cut instead of passing them on. The server has committed
+/// the claim; berth never hears that it did.
+mod claim_cut {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    pub struct Proxy {
+        pub port: u16,
+        armed: Arc<AtomicBool>,
+        fired: Arc<AtomicBool>,
+    }
+
+    impl Proxy {
+        pub fn start(upstream: u16) -> Proxy {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let armed = Arc::new(AtomicBool::new(false));
+            let fired = Arc::new(AtomicBool::new(false));
+            let (armed_, fired_) = (armed.clone(), fired.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { return };
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    let (armed, fired) = (armed_.clone(), fired_.clone());
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    std::thread::spawn(move || relay(client, server, armed, fired));
+                }
+            });
+            Proxy { port, armed, fired }
+        }
+
+        /// Cuts the next claim that gets a job.
+        pub fn arm(&self) {
+            self.armed.store(true, Ordering::SeqCst);
+        }
+
+        pub fn fired(&self) -> bool {
+            self.fired.load(Ordering::SeqCst)
+        }
+    }
+
+    fn relay(client: TcpStream, server: TcpStream, armed: Arc<AtomicBool>, fired: Arc<AtomicBool>) {
+        let claim_sent = Arc::new(AtomicBool::new(false));
+        let (mut from_client, mut to_server) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let sent = claim_sent.clone();
+        std::thread::spawn(move || {
+            // The claim is prepared once and then run by its statement's
+            // name: remember which names hold it.
+            let mut claims: Vec<Vec<u8>> = Vec::new();
+            let mut buffer: Vec<u8> = Vec::new();
+            let mut started = false;
+            let mut chunk = [0u8; 65536];
+            loop {
+                let n = match from_client.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buffer.extend_from_slice(&chunk[..n]);
+                loop {
+                    // The startup message has no type byte.
+                    let at = usize::from(started);
+                    if buffer.len() < at + 4 {
+                        break;
+                    }
+                    let length =
+                        u32::from_be_bytes(buffer[at..at + 4].try_into().unwrap()) as usize;
+                    if buffer.len() < at + length {
+                        break;
+                    }
+                    let message: Vec<u8> = buffer.drain(..at + length).collect();
+                    if started {
+                        let mut fields = message[5..].split(|b| *b == 0);
+                        match message[0] {
+                            b'P' => {
+                                let name = fields.next().unwrap_or_default().to_vec();
+                                let query =
+                                    String::from_utf8_lossy(fields.next().unwrap_or_default());
+                                if query.contains("SET status = 'running'") {
+                                    claims.push(name.clone());
+                                    sent.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            b'B' => {
+                                let _portal = fields.next();
+                                let name = fields.next().unwrap_or_default();
+                                if claims.iter().any(|claim| claim == name) {
+                                    sent.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    started = true;
+                    if to_server.write_all(&message).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = to_server.shutdown(Shutdown::Both);
+        });
+        let (mut from_server, mut to_client) = (server, client);
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut held: Vec<u8> = Vec::new();
+        let mut row_seen = false;
+        let mut chunk = [0u8; 65536];
+        loop {
+            let n = match from_server.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buffer.extend_from_slice(&chunk[..n]);
+            // Whole messages: a type byte, then a length that counts itself.
+            while buffer.len() >= 5 {
+                let length = u32::from_be_bytes(buffer[1..5].try_into().unwrap()) as usize;
+                if buffer.len() < 1 + length {
+                    break;
+                }
+                let message: Vec<u8> = buffer.drain(..1 + length).collect();
+                if !claim_sent.load(Ordering::SeqCst) {
+                    if to_client.write_all(&message).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                row_seen |= message[0] == b'D';
+                held.extend_from_slice(&message);
+                if message[0] != b'Z' {
+                    continue;
+                }
+                let idle = message[5] == b'I';
+                if idle && row_seen && armed.swap(false, Ordering::SeqCst) {
+                    fired.store(true, Ordering::SeqCst);
+                    let _ = to_client.shutdown(Shutdown::Both);
+                    let _ = from_server.shutdown(Shutdown::Both);
+                    return;
+                }
+                if to_client.write_all(&held).is_err() {
+                    return;
+                }
+                held.clear();
+                if idle {
+                    claim_sent.store(false, Ordering::SeqCst);
+                    row_seen = false;
+                }
+            }
+        }
+        let _ = to_client.shutdown(Shutdown::Both);
+    }
+}
+
+#[test]
+fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
+    let postgres = pg::Postgres::start();
+    let url = postgres.create_database("berth");
+    let proxy = claim_cut::Proxy::start(postgres.port());
+    let through_proxy = url.replace(
+        &format!(":{}/", postgres.port()),
+        &format!(":{}/", proxy.port),
+    ) + "?sslmode=disable";
+    let a = Berth::start_with_env(&[
+        ("BERTH_DATABASE_URL", through_proxy.as_str()),
+        ("BERTH_NODE_NAME", "a"),
+    ]);
+
+    proxy.arm();
+    let (job, _) = queue_create_on(&a, "cut", "a");
+    let done = a.wait_job_for(&job, Duration::from_secs(90));
+    assert!(proxy.fired(), "the claim was cut\n{}", a.log());
+    assert_eq!(done["status"], "done", "{done}\n{}", a.log());
+    assert_eq!(runs(&[&a]).get(job.as_str()), Some(&1), "{}", a.log());
+    let log = a.job_log(&job);
+    assert!(
+        log.iter()
+            .any(|line| line.contains("had not run, and was queued again")),
+        "{log:?}"
+    );
+    assert_eq!(a.lxc_state("cut").as_deref(), Some("STOPPED"));
+}

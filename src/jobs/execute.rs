@@ -108,6 +108,9 @@ impl Runner {
             .observe_job(action, outcome.as_str(), clock.elapsed());
         let settled = self.settle_when_reachable(&job, &outcome).await;
         self.queue.inner.running.unregister(job.id);
+        if settled.is_ok() {
+            self.release(job.id);
+        }
         if let Err(error) = settled {
             // The job stays `running` and is settled at the next start.
             log::error!("job {}: cannot record its result: {error}", job.id);
