@@ -501,3 +501,106 @@ fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
     );
     assert_eq!(a.lxc_state("cut").as_deref(), Some("STOPPED"));
 }
+
+#[test]
+fn templates_are_per_node_and_a_create_goes_where_its_template_is() {
+    let postgres = pg::Postgres::start();
+    let url = postgres.create_database("berth");
+    let node = |name: &str, templates: Vec<&'static str>| {
+        Berth::start_with(common::Options {
+            env: [
+                ("BERTH_DATABASE_URL", url.as_str()),
+                ("BERTH_NODE_NAME", name),
+                // Beats every 5 s: an upload must be known before then.
+                ("BERTH_NODE_TIMEOUT_SECS", "30"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            templates,
+        })
+    };
+    // Each node has its own template directory; only b has `onlyb`.
+    let a = node("a", vec!["template1"]);
+    let b = node("b", vec!["template1", "onlyb"]);
+    let templates = |via: &Berth, name: &str| {
+        via.get(&format!("/v1/nodes/{name}")).1["node"]["templates"].clone()
+    };
+    assert_eq!(templates(&a, "b"), json!(["onlyb", "template1"]));
+    assert_eq!(templates(&b, "a"), json!(["template1"]));
+
+    let create = |via: &Berth, name: &str, node: Option<&str>| {
+        let mut body = json!({ "name": name, "ostemplate": "onlyb" });
+        if let Some(node) = node {
+            body["node"] = json!(node);
+        }
+        via.post("/v1/containers/", &body)
+    };
+    // Named, a node that lacks it refuses: asked on b (which has it) too.
+    for via in [&a, &b] {
+        let refused = create(via, "on-a", Some("a"));
+        assert_error(&refused, 422, 2004);
+        let said = refused.1["message"].as_str().unwrap();
+        assert!(said.contains("node 'a'"), "{said}");
+    }
+    // Unnamed, asked on a: placed on b, the only node that has it.
+    let (status, placed) = create(&a, "placed", None);
+    assert_eq!(status, StatusCode::ACCEPTED, "{placed}");
+    assert_eq!(
+        a.job_done(placed["job_id"].as_str().unwrap())["status"],
+        "done"
+    );
+    let placed_id = placed["container_id"].as_str().unwrap();
+    assert_eq!(a.container(placed_id)["node"], "b");
+    assert!(b.lxc_path().join("placed").join("config").exists());
+    // Named b, asked on a: made and run by b.
+    let (status, named) = create(&a, "named-b", Some("b"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{named}");
+    a.job_done(named["job_id"].as_str().unwrap());
+    let named_id = named["container_id"].as_str().unwrap();
+    a.act(named_id, "start");
+    assert_eq!(b.lxc_state("named-b").as_deref(), Some("RUNNING"));
+    assert_eq!(a.lxc_state("named-b"), None);
+    // A template no node has is the same 422, named node or not.
+    let none = a.post(
+        "/v1/containers/",
+        &json!({ "name": "nowhere", "ostemplate": "nowhere" }),
+    );
+    assert_error(&none, 422, 2004);
+    // Those that have it are draining: no node is available.
+    let (status, _) = a.patch("/v1/nodes/b", &json!({ "state": "draining" }));
+    assert_eq!(status, StatusCode::OK);
+    assert_error(&create(&a, "drained", None), 409, 3007);
+    let (status, _) = a.patch("/v1/nodes/b", &json!({ "state": "online" }));
+    assert_eq!(status, StatusCode::OK);
+
+    // An upload through a's API is known to b at once (not a heartbeat
+    // later): a create asked on b names a and is accepted.
+    let archive = std::fs::read(common::busybox_template()).unwrap();
+    let (status, uploaded) = a.send_raw(
+        "POST",
+        "/v1/templates?name=onlyb.tar.gz",
+        "application/gzip",
+        archive,
+    );
+    assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+    let (status, on_a) = create(&b, "now-on-a", Some("a"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{on_a}");
+    a.job_done(on_a["job_id"].as_str().unwrap());
+    assert!(a.lxc_path().join("now-on-a").join("config").exists());
+    // A delete through b's API likewise.
+    let (status, deleted) = b.delete("/v1/templates/onlyb");
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_error(&create(&a, "gone-from-b", Some("b")), 422, 2004);
+    assert_eq!(templates(&a, "b"), json!(["template1"]));
+
+    // One put into the directory by hand is published with a heartbeat.
+    std::fs::copy(
+        common::busybox_template(),
+        b.template_dir().join("by-hand.tar.gz"),
+    )
+    .unwrap();
+    a.wait_until("b to publish by-hand", Duration::from_secs(60), || {
+        templates(&a, "b") == json!(["by-hand", "template1"])
+    });
+}
