@@ -311,6 +311,26 @@ fn a_postgresql_restart_in_a_burst_loses_no_job_and_runs_none_twice() {
     for job in jobs["jobs"].as_array().unwrap() {
         assert_eq!(job["status"], "done", "{job}");
     }
+
+    // Each node hears the other again (it does not poll): a job queued on
+    // one for the other's container is run by its owner.
+    for (via, owner, name) in [(&a, &b, "burst-1"), (&b, &a, "burst-0")] {
+        let (_, found) = via.get(&format!("/v1/containers?name={name}"));
+        let id = found["containers"][0]["id"].as_str().unwrap().to_owned();
+        let action = if owner.lxc_state(name).as_deref() == Some("RUNNING") {
+            "stop"
+        } else {
+            "start"
+        };
+        let job = via.queue(&id, action);
+        assert_eq!(via.wait_job(&job)["status"], "done", "{}", owner.log());
+        let end = if action == "stop" {
+            "STOPPED"
+        } else {
+            "RUNNING"
+        };
+        assert_eq!(owner.lxc_state(name).as_deref(), Some(end), "{name}");
+    }
 }
 
 /// A TCP proxy in front of PostgreSQL that loses, once, the answer to the
