@@ -333,17 +333,30 @@ fn a_postgresql_restart_in_a_burst_loses_no_job_and_runs_none_twice() {
     }
 }
 
-/// A TCP proxy in front of PostgreSQL that loses, once, the answer to the
-/// runner's claim: on a connection that sent the claim (`SET status =
-/// 'running'`) and got a row back, the server's messages are held until the
-/// server says the transaction is over (ReadyForQuery, idle), and then the
-/// connection is cut instead of passing them on. The server has committed
-/// the claim; berth never hears that it did.
+/// A TCP proxy in front of PostgreSQL that cuts, once, the connection the
+/// runner claims a job on (the claim is the statement that sets `status =
+/// 'running'`, prepared once and then run by its statement's name), in one
+/// of two places (`Cut`).
 mod claim_cut {
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+
+    /// Where the claim's connection is cut.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Cut {
+        /// Once the server has committed the claim and before berth hears
+        /// so: the server's messages are held from the claim on until it
+        /// says the transaction is over (ReadyForQuery, idle) with a row
+        /// claimed, and then the connection is cut instead of passing them on.
+        AfterCommit,
+        /// Before anything commits the claim: the client's Sync after the
+        /// claim is replaced by a Flush (so the server sends the claimed row
+        /// but its implicit transaction stays open), and the connection is
+        /// cut right after the row reaches berth. The server rolls back.
+        BeforeCommit,
+    }
 
     pub struct Proxy {
         pub port: u16,
@@ -352,7 +365,7 @@ mod claim_cut {
     }
 
     impl Proxy {
-        pub fn start(upstream: u16) -> Proxy {
+        pub fn start(upstream: u16, cut: Cut) -> Proxy {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             let armed = Arc::new(AtomicBool::new(false));
@@ -367,7 +380,7 @@ mod claim_cut {
                     let (armed, fired) = (armed_.clone(), fired_.clone());
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
-                    std::thread::spawn(move || relay(client, server, armed, fired));
+                    std::thread::spawn(move || relay(client, server, cut, armed, fired));
                 }
             });
             Proxy { port, armed, fired }
@@ -383,8 +396,16 @@ mod claim_cut {
         }
     }
 
-    fn relay(client: TcpStream, server: TcpStream, armed: Arc<AtomicBool>, fired: Arc<AtomicBool>) {
+    fn relay(
+        client: TcpStream,
+        server: TcpStream,
+        cut: Cut,
+        armed: Arc<AtomicBool>,
+        fired: Arc<AtomicBool>,
+    ) {
         let claim_sent = Arc::new(AtomicBool::new(false));
+        let flushed = Arc::new(AtomicBool::new(false));
+        let (armed_, flushed_) = (armed.clone(), flushed.clone());
         let (mut from_client, mut to_server) =
             (client.try_clone().unwrap(), server.try_clone().unwrap());
         let sent = claim_sent.clone();
@@ -435,6 +456,22 @@ mod claim_cut {
                             _ => {}
                         }
                     }
+                    if started
+                        && cut == Cut::BeforeCommit
+                        && message[0] == b'S'
+                        && sent.load(Ordering::SeqCst)
+                        && armed_.load(Ordering::SeqCst)
+                    {
+                        flushed_.store(true, Ordering::SeqCst);
+                        if to_server.write_all(b"H\0\0\0\x04").is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    if started && cut == Cut::BeforeCommit && message[0] == b'S' {
+                        // The claim's batch ends with its Sync.
+                        sent.store(false, Ordering::SeqCst);
+                    }
                     started = true;
                     if to_server.write_all(&message).is_err() {
                         return;
@@ -461,7 +498,17 @@ mod claim_cut {
                     break;
                 }
                 let message: Vec<u8> = buffer.drain(..1 + length).collect();
-                if !claim_sent.load(Ordering::SeqCst) {
+                if flushed.load(Ordering::SeqCst)
+                    && message[0] == b'D'
+                    && armed.swap(false, Ordering::SeqCst)
+                {
+                    fired.store(true, Ordering::SeqCst);
+                    let _ = to_client.write_all(&message);
+                    let _ = to_client.shutdown(Shutdown::Both);
+                    let _ = from_server.shutdown(Shutdown::Both);
+                    return;
+                }
+                if cut == Cut::BeforeCommit || !claim_sent.load(Ordering::SeqCst) {
                     if to_client.write_all(&message).is_err() {
                         return;
                     }
@@ -493,11 +540,10 @@ mod claim_cut {
     }
 }
 
-#[test]
-fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
-    let postgres = pg::Postgres::start();
+/// A node whose database connections go through a `claim_cut` proxy.
+fn behind_proxy(postgres: &pg::Postgres, cut: claim_cut::Cut) -> (claim_cut::Proxy, Berth) {
     let url = postgres.create_database("berth");
-    let proxy = claim_cut::Proxy::start(postgres.port());
+    let proxy = claim_cut::Proxy::start(postgres.port(), cut);
     let through_proxy = url.replace(
         &format!(":{}/", postgres.port()),
         &format!(":{}/", proxy.port),
@@ -506,7 +552,13 @@ fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
         ("BERTH_DATABASE_URL", through_proxy.as_str()),
         ("BERTH_NODE_NAME", "a"),
     ]);
+    (proxy, a)
+}
 
+#[test]
+fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
+    let postgres = pg::Postgres::start();
+    let (proxy, a) = behind_proxy(&postgres, claim_cut::Cut::AfterCommit);
     proxy.arm();
     let (job, _) = queue_create_on(&a, "cut", "a");
     let done = a.wait_job_for(&job, Duration::from_secs(90));
@@ -520,6 +572,19 @@ fn a_claim_whose_answer_is_lost_is_run_once_not_left_running() {
         "{log:?}"
     );
     assert_eq!(a.lxc_state("cut").as_deref(), Some("STOPPED"));
+}
+
+#[test]
+fn a_claim_the_server_rolled_back_is_not_run_until_claimed_again() {
+    let postgres = pg::Postgres::start();
+    let (proxy, a) = behind_proxy(&postgres, claim_cut::Cut::BeforeCommit);
+    proxy.arm();
+    let (job, _) = queue_create_on(&a, "uncommitted", "a");
+    let done = a.wait_job_for(&job, Duration::from_secs(90));
+    assert!(proxy.fired(), "the claim was cut\n{}", a.log());
+    assert_eq!(done["status"], "done", "{done}\n{}", a.log());
+    assert_eq!(runs(&[&a]).get(job.as_str()), Some(&1), "{}", a.log());
+    assert_eq!(a.lxc_state("uncommitted").as_deref(), Some("STOPPED"));
 }
 
 #[test]
