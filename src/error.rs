@@ -45,13 +45,10 @@ pub enum ApiError {
     #[error("job {0} not found")]
     JobNotFound(String),
     // Says where templates come from: a newcomer's first create may be the
-    // first time they hear that berth needs one.
-    #[error(
-        "template '{0}' not found in the template directory; add one with \
-         `berth template import FILE` or POST /v1/templates/ \
-         (see \"Getting an OS template\" in berth's README)"
-    )]
-    TemplateNotFound(String),
+    // first time they hear that berth needs one. `node`: the node the
+    // create named, which does not have it (templates are per node).
+    #[error("{}", template_not_found_text(.name, .node.as_deref()))]
+    TemplateNotFound { name: String, node: Option<String> },
     #[error("template '{0}' not found")]
     TemplateMissing(String),
     #[error("node '{0}' not found")]
@@ -109,6 +106,21 @@ pub enum ApiError {
     Internal(String),
 }
 
+fn template_not_found_text(name: &str, node: Option<&str>) -> String {
+    match node {
+        None => format!(
+            "template '{name}' not found in the template directory; add one with \
+             `berth template import FILE` or POST /v1/templates/ \
+             (see \"Getting an OS template\" in berth's README)"
+        ),
+        Some(node) => format!(
+            "template '{name}' is not in the template directory of node '{node}' (each node \
+             has its own); add it there (`berth template import FILE` on that host, or POST \
+             /v1/templates/ on its API), or name another node or none"
+        ),
+    }
+}
+
 impl ApiError {
     /// The application code: stable, documented, distinct per cause.
     pub fn code(&self) -> u16 {
@@ -127,7 +139,7 @@ impl ApiError {
             ApiError::MethodNotImplemented => 2006,
             ApiError::ContainerNotFound(_) => 2002,
             ApiError::JobNotFound(_) => 2003,
-            ApiError::TemplateNotFound(_) => 2004,
+            ApiError::TemplateNotFound { .. } => 2004,
             ApiError::TemplateMissing(_) => 2005,
             ApiError::NodeNotFound(_) => 2007,
             ApiError::NameTaken(_) => 3000,
@@ -159,7 +171,7 @@ impl ApiError {
             }
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Validation(_)
-            | ApiError::TemplateNotFound(_)
+            | ApiError::TemplateNotFound { .. }
             | ApiError::UnknownNode(_)
             | ApiError::IdempotencyKeyReused(_) => Status::UnprocessableEntity,
             ApiError::UnsupportedMediaType { .. } => Status::UnsupportedMediaType,
@@ -201,7 +213,11 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Validation(errors) => ApiError::Validation(errors.to_string()),
-            ServiceError::TemplateNotFound(name) => ApiError::TemplateNotFound(name),
+            ServiceError::TemplateNotFound(name) => ApiError::TemplateNotFound { name, node: None },
+            ServiceError::TemplateNotOnNode { template, node } => ApiError::TemplateNotFound {
+                name: template,
+                node: Some(node),
+            },
             ServiceError::NameTaken(name) => ApiError::NameTaken(name),
             ServiceError::ContainerNotFound(id) => ApiError::ContainerNotFound(id),
             ServiceError::JobNotFound(id) => ApiError::JobNotFound(id),

@@ -104,7 +104,9 @@ impl OsTemplateStore {
             let Some((name, format)) = TemplateFormat::split_file_name(&file_name) else {
                 continue;
             };
-            if entry.file_type()?.is_file() {
+            // As `find` sees it: a link to a template is one (and is what a
+            // create unpacks), a dangling link is none.
+            if std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()) {
                 templates.push(TemplateFile {
                     name: name.to_owned(),
                     format,
@@ -309,6 +311,21 @@ mod tests {
         assert!(store.find("../bb").unwrap().is_none());
         let names: Vec<_> = store.list().unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["bb"]);
+    }
+
+    #[test]
+    fn a_link_to_a_template_is_listed_as_find_uses_it() {
+        let (dir, store) = store();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("real.tar");
+        std::fs::write(&target, b"x").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("linked.tar")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.tar"), dir.path().join("dangling.tar"))
+            .unwrap();
+        assert!(store.find("linked").unwrap().is_some());
+        assert!(store.find("dangling").unwrap().is_none());
+        let names: Vec<_> = store.files().unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["linked"]);
     }
 
     #[test]

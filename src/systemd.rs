@@ -34,13 +34,18 @@ pub enum HealthError {
     RunnerWedged(Duration),
     #[error("the database did not answer within {} s", .0.as_secs_f32())]
     DatabaseTimeout(Duration),
+    #[error("the database cannot be reached: {0}")]
+    DatabaseUnreachable(String),
     #[error("the database failed: {0}")]
     Database(String),
 }
 
 impl From<DbError> for HealthError {
     fn from(error: DbError) -> Self {
-        HealthError::Database(error.to_string())
+        match error.is_unreachable() {
+            true => HealthError::DatabaseUnreachable(error.to_string()),
+            false => HealthError::Database(error.to_string()),
+        }
     }
 }
 

@@ -635,6 +635,7 @@ async fn a_container_is_moved_from_its_page() {
         state: AdminState::Online,
         started_at: now,
         heartbeat_at: now,
+        templates: Vec::new(),
     };
     let mut conn = berth.service().db().pool().acquire().await.unwrap();
     nodes::register(&mut conn, &other).await.unwrap();

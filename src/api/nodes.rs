@@ -37,6 +37,7 @@ pub fn node_json(view: &NodeView) -> Value {
             "disk_bytes": view.usage.disk_bytes,
         },
         "containers": view.usage.containers,
+        "templates": record.templates,
         "started_at": time::format(&record.started_at),
         "heartbeat_at": time::format(&record.heartbeat_at),
     })

@@ -230,7 +230,10 @@ mod tests {
             ApiError::MethodNotImplemented,
             ApiError::ContainerNotFound(text()),
             ApiError::JobNotFound(text()),
-            ApiError::TemplateNotFound(text()),
+            ApiError::TemplateNotFound {
+                name: text(),
+                node: None,
+            },
             ApiError::TemplateMissing(text()),
             ApiError::NameTaken(text()),
             ApiError::ContainerDeleting(text()),
@@ -271,7 +274,7 @@ mod tests {
                 | ApiError::MethodNotImplemented
                 | ApiError::ContainerNotFound(_)
                 | ApiError::JobNotFound(_)
-                | ApiError::TemplateNotFound(_)
+                | ApiError::TemplateNotFound { .. }
                 | ApiError::TemplateMissing(_)
                 | ApiError::NameTaken(_)
                 | ApiError::ContainerDeleting(_)

@@ -96,6 +96,7 @@ async fn upload(
         tokio::task::spawn_blocking(move || store.install(&staging, &file_name, replace))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
+    service.templates_changed().await;
     Ok((
         Status::Created,
         Json(json!({ "message": "success", "template": installed })),

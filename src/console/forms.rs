@@ -264,6 +264,13 @@ impl FormState {
                 "ostemplate",
                 format!("There is no template '{name}' in the template directory."),
             ),
+            ServiceError::TemplateNotOnNode { template, node } => self.push_error(
+                "node",
+                format!(
+                    "Node '{node}' does not have the template '{template}'. Choose another, \
+                     or let berth choose."
+                ),
+            ),
             // The node choice is the form's too: whether the node exists and
             // takes containers is what the operator corrects there.
             ServiceError::UnknownNode(name) => {

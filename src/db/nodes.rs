@@ -22,10 +22,13 @@ pub struct NodeRecord {
     pub state: AdminState,
     pub started_at: Timestamp,
     pub heartbeat_at: Timestamp,
+    /// The OS templates in the node's own template directory, by name, as
+    /// it last published them.
+    pub templates: Vec<String>,
 }
 
 const COLUMNS: &str = "name, host_id, api_url, version, cpus, memory_bytes, disk_bytes, state, \
-                       started_at, heartbeat_at";
+                       started_at, heartbeat_at, templates";
 
 fn from_row(row: &AnyRow) -> Result<NodeRecord, DbError> {
     let state: String = row.try_get("state")?;
@@ -45,7 +48,17 @@ fn from_row(row: &AnyRow) -> Result<NodeRecord, DbError> {
             .ok_or_else(|| DbError::Corrupt(format!("node state {state:?}")))?,
         started_at: parse_time(row.try_get("started_at")?)?,
         heartbeat_at: parse_time(row.try_get("heartbeat_at")?)?,
+        templates: parse_templates(row.try_get("templates")?)?,
     })
+}
+
+fn parse_templates(json: String) -> Result<Vec<String>, DbError> {
+    serde_json::from_str(&json)
+        .map_err(|e| DbError::Corrupt(format!("node templates {json:?}: {e}")))
+}
+
+fn templates_json(templates: &[String]) -> String {
+    serde_json::to_string(templates).expect("a list of strings is JSON")
 }
 
 fn as_i64(value: u64) -> i64 {
@@ -74,12 +87,13 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<NodeRecord>, DbError> 
 pub async fn register(conn: &mut AnyConnection, node: &NodeRecord) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO nodes (name, host_id, api_url, version, cpus, memory_bytes, disk_bytes,
-                            state, started_at, heartbeat_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                            state, started_at, heartbeat_at, templates)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (name) DO UPDATE SET host_id = excluded.host_id,
              api_url = excluded.api_url, version = excluded.version, cpus = excluded.cpus,
              memory_bytes = excluded.memory_bytes, disk_bytes = excluded.disk_bytes,
-             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+             templates = excluded.templates",
     )
     .bind(&node.name)
     .bind(&node.host_id)
@@ -91,26 +105,50 @@ pub async fn register(conn: &mut AnyConnection, node: &NodeRecord) -> Result<(),
     .bind(node.state.as_str())
     .bind(time::format(&node.started_at))
     .bind(time::format(&node.heartbeat_at))
+    .bind(templates_json(&node.templates))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Records that the node is alive. False when the row is not this host's
-/// any more (another host took the name while this one was silent).
+/// Records that the node is alive, and the templates it has now (`None`:
+/// they could not be listed; the last list stays). False when the row is
+/// not this host's any more (another host took the name while this one was
+/// silent).
 pub async fn heartbeat(
     conn: &mut AnyConnection,
     name: &str,
     host_id: &str,
     now: Timestamp,
+    templates: Option<&[String]>,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE name = $2 AND host_id = $3")
-        .bind(time::format(&now))
+    let done = sqlx::query(
+        "UPDATE nodes SET heartbeat_at = $1, templates = COALESCE($2, templates)
+         WHERE name = $3 AND host_id = $4",
+    )
+    .bind(time::format(&now))
+    .bind(templates.map(templates_json))
+    .bind(name)
+    .bind(host_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Records the templates the node has now (after an upload or a delete).
+pub async fn set_templates(
+    conn: &mut AnyConnection,
+    name: &str,
+    host_id: &str,
+    templates: &[String],
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE nodes SET templates = $1 WHERE name = $2 AND host_id = $3")
+        .bind(templates_json(templates))
         .bind(name)
         .bind(host_id)
         .execute(conn)
         .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(())
 }
 
 /// Sets the operator's state; false when there is no such node.

@@ -104,6 +104,9 @@ pub struct Candidate {
     /// The memory its containers are promised (their `memsize`).
     pub promised_memory_bytes: u64,
     pub containers: u64,
+    /// Whether the node has the container's OS template (templates live in
+    /// each node's own template directory).
+    pub has_template: bool,
 }
 
 impl Candidate {
@@ -112,14 +115,30 @@ impl Candidate {
     }
 }
 
+/// Why no node was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplaced {
+    /// No node has the template.
+    NoTemplate,
+    /// Some node has it, but none of those is online.
+    NoneAvailable,
+}
+
 /// The node a new container goes to when the request names none: among
-/// the online nodes (not offline, not draining), the one with the most
-/// memory left after what its containers are promised, then the one with
-/// the fewest containers, then the first by name (so the choice is the
-/// same on every node that makes it).
-pub fn place(candidates: &[Candidate]) -> Option<&Candidate> {
-    candidates
+/// the nodes that have its template, the online ones (not offline, not
+/// draining); of those, the one with the most memory left after what its
+/// containers are promised, then the one with the fewest containers, then
+/// the first by name (so the choice is the same on every node that makes
+/// it).
+pub fn place(candidates: &[Candidate]) -> Result<&Candidate, Unplaced> {
+    let mut with_template = candidates
         .iter()
+        .filter(|node| node.has_template)
+        .peekable();
+    if with_template.peek().is_none() {
+        return Err(Unplaced::NoTemplate);
+    }
+    with_template
         .filter(|node| node.state.takes_containers())
         .max_by(|a, b| {
             a.free_memory()
@@ -127,6 +146,7 @@ pub fn place(candidates: &[Candidate]) -> Option<&Candidate> {
                 .then(b.containers.cmp(&a.containers))
                 .then(b.name.cmp(&a.name))
         })
+        .ok_or(Unplaced::NoneAvailable)
 }
 
 #[cfg(test)]
@@ -141,6 +161,7 @@ mod tests {
             memory_bytes: memory,
             promised_memory_bytes: promised,
             containers: count,
+            has_template: true,
         }
     }
 
@@ -202,6 +223,34 @@ mod tests {
             node("small", Online, 1 << 30, 0, 5),
         ];
         assert_eq!(place(&nodes).unwrap().name, "small");
-        assert_eq!(place(&nodes[..2]), None);
+        assert_eq!(place(&nodes[..2]), Err(Unplaced::NoneAvailable));
+    }
+
+    #[test]
+    fn placement_takes_only_nodes_that_have_the_template() {
+        use NodeState::*;
+        let without = |mut candidate: Candidate| {
+            candidate.has_template = false;
+            candidate
+        };
+        let nodes = [
+            without(node("roomy", Online, 64 << 30, 0, 0)),
+            node("small", Online, 1 << 30, 0, 5),
+        ];
+        assert_eq!(place(&nodes).unwrap().name, "small");
+        // Nobody has it: that, not the nodes' states, is the reason.
+        let nobody = [
+            without(node("roomy", Online, 64 << 30, 0, 0)),
+            without(node("gone", Offline, 64 << 30, 0, 0)),
+        ];
+        assert_eq!(place(&nobody), Err(Unplaced::NoTemplate));
+        assert_eq!(place(&[]), Err(Unplaced::NoTemplate));
+        // Those that have it are away: no node is available.
+        let away = [
+            without(node("roomy", Online, 64 << 30, 0, 0)),
+            node("drained", Draining, 64 << 30, 0, 0),
+            node("gone", Offline, 64 << 30, 0, 0),
+        ];
+        assert_eq!(place(&away), Err(Unplaced::NoneAvailable));
     }
 }

@@ -56,6 +56,8 @@ pub(super) enum Failure {
     DatabaseUnavailable(sqlx::Error),
     #[error("cannot read the container: {0}")]
     ContainerUnreadable(DbError),
+    #[error("the database failed during the move: {0}")]
+    MoveDatabase(DbError),
     #[error("container {0} no longer exists")]
     ContainerGone(uuid::Uuid),
     /// The job's row holds a payload berth cannot read: it fails rather
@@ -131,6 +133,9 @@ impl Runner {
         }
         let settled = self.settle_when_reachable(&job, &outcome).await;
         self.queue.inner.running.unregister(job.id);
+        if settled.is_ok() {
+            self.release(job.id);
+        }
         if let Err(error) = settled {
             // The job stays `running` and is settled at the next start.
             log::error!("job {}: cannot record its result: {error}", job.id);

@@ -83,10 +83,13 @@ impl Runner {
                     was_running: Some(running),
                     ..change.clone()
                 });
-                let mut conn = self.writer().await;
-                job_rows::set_payload(&mut conn, job.id, &recorded)
-                    .await
-                    .map_err(Failure::ContainerUnreadable)?;
+                let recorded: Result<(), DbError> = async {
+                    let mut tx = self.db.begin().await?;
+                    job_rows::set_payload(&mut tx, job.id, &recorded).await?;
+                    Ok(tx.commit().await?)
+                }
+                .await;
+                recorded.map_err(Failure::MoveDatabase)?;
                 running
             }
         };
@@ -159,7 +162,7 @@ impl Runner {
             .map_err(Failure::DatabaseUnavailable)?;
         let record = nodes::get(&mut conn, name)
             .await
-            .map_err(Failure::ContainerUnreadable)?
+            .map_err(Failure::MoveDatabase)?
             .ok_or_else(|| Failure::Move(MoveFailure::TargetGone(name.to_owned())))?;
         let state = NodeState::of(
             record.state,
@@ -269,10 +272,10 @@ impl Runner {
                 ));
                 match self.owner_when_reachable(container.id).await {
                     Some(owner) if owner == change.to => Ok(()),
-                    _ => Err(Failure::ContainerUnreadable(error)),
+                    _ => Err(Failure::MoveDatabase(error)),
                 }
             }
-            Err(error) => Err(Failure::ContainerUnreadable(error)),
+            Err(error) => Err(Failure::MoveDatabase(error)),
         }
     }
 

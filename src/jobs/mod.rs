@@ -11,14 +11,15 @@ mod observe;
 mod retention;
 mod step_log;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::db::jobs as job_rows;
+use crate::db::jobs::{self as job_rows, Job};
 use crate::db::{Db, DbError};
 use crate::domain::time;
 use crate::driver::{CriticalSteps, Driver};
@@ -104,6 +105,10 @@ pub struct Runner {
     events: EventBus,
     metrics: Metrics,
     settings: RunnerSettings,
+    /// The jobs this runner claimed whose end is not recorded yet: a job of
+    /// this node found `running` and not here was claimed by a claim whose
+    /// answer was lost (see `requeue_lost_claims`).
+    claimed: Mutex<HashSet<uuid::Uuid>>,
 }
 
 impl Runner {
@@ -124,14 +129,22 @@ impl Runner {
             events,
             metrics,
             settings,
+            claimed: Mutex::default(),
         }
     }
 
     /// Settles jobs left `running` by a crash, then runs the queue until
     /// `stop` turns true; then waits for the jobs in flight.
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        if let Err(error) = self.recover().await {
-            log::error!("job runner: settling jobs left running failed: {error}");
+        // Until they are settled, a job left `running` would look like a
+        // lost claim (see `requeue_lost_claims`), and a create must not be
+        // run again: wait for the database rather than go on without it.
+        while let Err(error) = self.recover().await {
+            log::error!("job runner: settling jobs left running failed (retrying): {error}");
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
         self.queue.inner.alive.store(true, Ordering::Relaxed);
         let permits = Arc::new(Semaphore::new(self.settings.max_parallel));
@@ -139,16 +152,25 @@ impl Runner {
         // Ticks while the runner waits, so that an idle runner still beats.
         let mut heartbeat = tokio::time::interval(HEARTBEAT_PERIOD);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A claim failed: it may have been committed all the same.
+        let mut unsure = false;
         while !*stop.borrow() {
             self.queue.inner.heartbeat.beat();
+            if unsure {
+                match self.requeue_lost_claims().await {
+                    Ok(()) => unsure = false,
+                    Err(error) => {
+                        log::error!("job runner: cannot look for lost claims: {error}");
+                        tokio::select! {
+                            _ = stop.changed() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        continue;
+                    }
+                }
+            }
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                match job_rows::claim_next(
-                    &mut *self.writer().await,
-                    &self.settings.node,
-                    time::now(),
-                )
-                .await
-                {
+                match self.claim().await {
                     Ok(Some(job)) => {
                         self.events.publish(Event::Job(job.clone()));
                         let runner = self.clone();
@@ -160,10 +182,20 @@ impl Runner {
                     Ok(None) => break,
                     Err(error) => {
                         log::error!("job runner: cannot claim a job: {error}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        unsure = true;
+                        tokio::select! {
+                            _ = stop.changed() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
                         break;
                     }
                 }
+            }
+            // After a failed claim nothing may come to wake the runner (the
+            // job that failed to be claimed was announced already): look
+            // again at once.
+            if unsure {
+                continue;
             }
             // A heartbeat tick only beats: it must not turn the wait into
             // polling the database for jobs.
@@ -180,17 +212,61 @@ impl Runner {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// The write connection (claiming a job writes), waiting out failures.
-    async fn writer(&self) -> sqlx::pool::PoolConnection<sqlx::Any> {
-        loop {
-            match self.db.writer().await {
-                Ok(conn) => return conn,
-                Err(error) => {
-                    log::error!("job runner: no database connection: {error}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+    /// Claims the next job, in a transaction that has committed before the
+    /// job is handed over. Outside one, PostgreSQL sends the claimed row
+    /// before the statement's implicit commit, and sqlx's `Any` driver
+    /// returns on that row: a server that went down just then would leave
+    /// the job `queued` while it ran, to be claimed and run again.
+    async fn claim(&self) -> Result<Option<Job>, DbError> {
+        let mut tx = self.db.begin().await?;
+        let job = job_rows::claim_next(&mut tx, &self.settings.node, time::now()).await?;
+        tx.commit().await?;
+        if let Some(job) = &job {
+            self.claimed.lock().expect("claimed jobs").insert(job.id);
         }
+        Ok(job)
+    }
+
+    /// A claim that failed may still have been committed (the server
+    /// committed, and the connection was lost before it said so): such a
+    /// job is `running` with nobody running it. Nothing of it has run, so
+    /// it goes back to the queue in its place. Only this runner claims this
+    /// node's jobs, and the ones left by a crash were settled at start-up:
+    /// a `running` job of this node that it does not know is such a claim.
+    async fn requeue_lost_claims(&self) -> Result<(), DbError> {
+        let mut conn = self.db.writer().await?;
+        let running = job_rows::with_status_on(
+            &mut conn,
+            crate::domain::job::JobStatus::Running,
+            &self.settings.node,
+        )
+        .await?;
+        for job in running {
+            if self.claimed.lock().expect("claimed jobs").contains(&job.id) {
+                continue;
+            }
+            log::warn!(
+                "job {} ({}) was claimed as the database connection was lost, before berth \
+                 knew; it has not run, and is queued again",
+                job.id,
+                job.action.as_str()
+            );
+            job_rows::append_log(
+                &mut conn,
+                job.seq,
+                time::now(),
+                "the database connection was lost as this job was claimed; it had not run, \
+                 and was queued again",
+            )
+            .await?;
+            job_rows::requeue(&mut conn, job.id).await?;
+        }
+        Ok(())
+    }
+
+    /// The job's end is recorded: it is no longer this runner's.
+    fn release(&self, job: uuid::Uuid) {
+        self.claimed.lock().expect("claimed jobs").remove(&job);
     }
 
     /// Jobs found `running` at start-up were cut off by a crash. Idempotent

@@ -62,10 +62,10 @@ impl Service {
         if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
             return self.replay(replay).await;
         }
-        if template?.is_none() {
-            return Err(ServiceError::TemplateNotFound(request.ostemplate));
-        }
-        let node = self.choose_node(&mut tx, request.node.as_deref()).await?;
+        let here = template?.is_some();
+        let node = self
+            .choose_node(&mut tx, request.node.as_deref(), &request.ostemplate, here)
+            .await?;
         let now = time::now();
         let container = Container {
             seq: 0,

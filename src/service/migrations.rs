@@ -47,7 +47,7 @@ impl Service {
                 node: to.as_str().to_owned(),
             });
         }
-        self.choose_node(&mut tx, Some(to.as_str())).await?;
+        self.check_target(&mut tx, to.as_str()).await?;
         let now = time::now();
         let new_job = NewJob {
             entity_id: id,

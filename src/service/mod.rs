@@ -39,6 +39,13 @@ pub enum ServiceError {
     Validation(ValidationErrors),
     #[error("template '{0}' not found")]
     TemplateNotFound(String),
+    /// The node a create names does not have the template (each node has
+    /// its own template directory).
+    #[error(
+        "template '{template}' is not in the template directory of node '{node}'; add it \
+         there (POST /v1/templates/ on that node), or name another node or none"
+    )]
+    TemplateNotOnNode { template: String, node: String },
     #[error("a container named '{0}' already exists")]
     NameTaken(String),
     #[error("container {0} not found")]

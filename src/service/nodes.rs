@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Service, ServiceError};
 use crate::db::nodes::{self, NodeRecord};
 use crate::db::{Backend, DbError, Tx};
-use crate::domain::node::{self, AdminState, Candidate, NodeName, NodeState};
+use crate::domain::node::{self, AdminState, Candidate, NodeName, NodeState, Unplaced};
 use crate::domain::parameters::Parameters;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::ValidationErrors;
@@ -82,6 +82,7 @@ impl Service {
     /// nodes' rows (an old host name) are forgotten.
     pub async fn register_this_node(&self, capacity: Capacity) -> Result<(), ServiceError> {
         let node = &self.node;
+        let templates = self.templates_to_publish().await.unwrap_or_default();
         let now = time::now();
         let mut tx = self.db.begin().await?;
         let held = nodes::get(&mut tx, &node.name).await?;
@@ -106,6 +107,7 @@ impl Service {
             state: held.map_or(AdminState::Online, |row| row.state),
             started_at: now,
             heartbeat_at: now,
+            templates,
         };
         nodes::register(&mut tx, &record).await?;
         match self.db.backend() {
@@ -123,9 +125,45 @@ impl Service {
 
     /// One heartbeat. False when another host has taken this node's name
     /// (this one was silent past the time-out and a new host registered).
+    /// The node's templates are published with it, so that a template put
+    /// into the directory by hand is known to the other nodes within a beat.
     pub async fn beat(&self) -> Result<bool, ServiceError> {
+        let templates = self.templates_to_publish().await;
         let mut conn = self.db.writer().await?;
-        Ok(nodes::heartbeat(&mut conn, &self.node.name, &self.node.host_id, time::now()).await?)
+        Ok(nodes::heartbeat(
+            &mut conn,
+            &self.node.name,
+            &self.node.host_id,
+            time::now(),
+            templates.as_deref(),
+        )
+        .await?)
+    }
+
+    /// Tells the other nodes which templates this one has, at once (after
+    /// an upload or a delete here).
+    pub async fn publish_templates(&self) -> Result<(), ServiceError> {
+        let Some(templates) = self.templates_to_publish().await else {
+            return Ok(());
+        };
+        let mut conn = self.db.writer().await?;
+        nodes::set_templates(&mut conn, &self.node.name, &self.node.host_id, &templates).await?;
+        Ok(())
+    }
+
+    /// The names in this node's template directory (a listing, off the
+    /// async threads); `None`, said in the log, when it cannot be read.
+    async fn templates_to_publish(&self) -> Option<Vec<String>> {
+        match self.os_template_names().await {
+            Ok(names) => Some(names),
+            Err(error) => {
+                log::warn!(
+                    "cannot list the template directory {} to tell the other nodes: {error}",
+                    self.os_templates.dir().display()
+                );
+                None
+            }
+        }
     }
 
     /// Every node, by name.
@@ -182,33 +220,37 @@ impl Service {
         self.node(name).await
     }
 
-    /// The node a new container goes to: the one asked for, if it takes
-    /// containers now, else the placement rule's choice (`domain::node`).
-    /// Read inside the create's transaction.
+    /// The node a new container from `ostemplate` goes to: the one asked
+    /// for, if it has the template and takes containers now, else the
+    /// placement rule's choice (`domain::node`). Whether this node has the
+    /// template is `here` (its own directory, looked at just now); the
+    /// other nodes' is what they last published. Read inside the create's
+    /// transaction.
     pub(super) async fn choose_node(
         &self,
         tx: &mut Tx<'_>,
         asked: Option<&str>,
+        ostemplate: &str,
+        here: bool,
     ) -> Result<String, ServiceError> {
         let records = nodes::list(tx).await?;
         let now = time::now();
+        let has_template = |record: &NodeRecord| match record.name == self.node.name {
+            true => here,
+            false => record.templates.iter().any(|name| name == ostemplate),
+        };
         if let Some(asked) = asked {
             let record = records
                 .iter()
                 .find(|record| record.name == asked)
                 .ok_or_else(|| ServiceError::UnknownNode(asked.to_owned()))?;
-            let state = NodeState::of(
-                record.state,
-                record.heartbeat_at,
-                now,
-                self.node.timeout_secs,
-            );
-            if !state.takes_containers() {
-                return Err(ServiceError::NodeUnavailable {
-                    name: asked.to_owned(),
-                    state,
+            if !has_template(record) {
+                return Err(ServiceError::TemplateNotOnNode {
+                    template: ostemplate.to_owned(),
+                    node: asked.to_owned(),
                 });
             }
+            self.takes_containers(record, now)?;
             return Ok(asked.to_owned());
         }
         let usage = usage_by_node(nodes::container_parameters(tx).await?);
@@ -227,12 +269,44 @@ impl Service {
                     memory_bytes: record.memory_bytes,
                     promised_memory_bytes: used.memory_bytes,
                     containers: used.containers,
+                    has_template: has_template(record),
                 }
             })
             .collect();
-        node::place(&candidates)
-            .map(|chosen| chosen.name.clone())
-            .ok_or(ServiceError::NoNodeAvailable)
+        match node::place(&candidates) {
+            Ok(chosen) => Ok(chosen.name.clone()),
+            Err(Unplaced::NoTemplate) => Err(ServiceError::TemplateNotFound(ostemplate.to_owned())),
+            Err(Unplaced::NoneAvailable) => Err(ServiceError::NoNodeAvailable),
+        }
+    }
+
+    /// Checks that node `name` exists and takes containers now (a move's
+    /// target). Read inside the move's transaction.
+    pub(super) async fn check_target(
+        &self,
+        tx: &mut Tx<'_>,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        let record = nodes::get(tx, name)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownNode(name.to_owned()))?;
+        self.takes_containers(&record, time::now())
+    }
+
+    fn takes_containers(&self, record: &NodeRecord, now: Timestamp) -> Result<(), ServiceError> {
+        let state = NodeState::of(
+            record.state,
+            record.heartbeat_at,
+            now,
+            self.node.timeout_secs,
+        );
+        if !state.takes_containers() {
+            return Err(ServiceError::NodeUnavailable {
+                name: record.name.clone(),
+                state,
+            });
+        }
+        Ok(())
     }
 
     /// Why a job just queued for `container` will not start soon: its node

@@ -31,6 +31,17 @@ impl Service {
         if jobs::create_pending_from(&mut *self.connection().await?, name, &self.node.name).await? {
             return Err(ServiceError::TemplateInUse(name.to_owned()));
         }
-        Ok(self.os_templates.remove(name)?)
+        self.os_templates.remove(name)?;
+        self.templates_changed().await;
+        Ok(())
+    }
+
+    /// After a template was added or removed here: the other nodes are
+    /// told at once, or (if the database cannot be reached now) at the
+    /// next heartbeat.
+    pub async fn templates_changed(&self) {
+        if let Err(error) = self.publish_templates().await {
+            log::warn!("cannot tell the other nodes of this node's templates yet: {error}");
+        }
     }
 }
