@@ -445,9 +445,12 @@ mod claim_cut {
                                 let name = fields.next().unwrap_or_default().to_vec();
                                 let query =
                                     String::from_utf8_lossy(fields.next().unwrap_or_default());
+                                // Only named: executing it (Bind) is the
+                                // claim; preparing it (Parse, Describe,
+                                // Sync) returns no row, and holding back
+                                // that Sync would stall the runner.
                                 if query.contains("SET status = 'running'") {
                                     claims.push(name.clone());
-                                    sent.store(true, Ordering::SeqCst);
                                 }
                             }
                             b'B' => {
@@ -484,6 +487,7 @@ mod claim_cut {
             }
             let _ = to_server.shutdown(Shutdown::Both);
         });
+        let mut sync_to_server = server.try_clone().unwrap();
         let (mut from_server, mut to_client) = (server, client);
         let mut buffer: Vec<u8> = Vec::new();
         let mut held: Vec<u8> = Vec::new();
@@ -511,6 +515,16 @@ mod claim_cut {
                     let _ = to_client.shutdown(Shutdown::Both);
                     let _ = from_server.shutdown(Shutdown::Both);
                     return;
+                }
+                // A claim that found no job (the runner looked before the
+                // job was queued): nothing to cut, so the Sync held back is
+                // sent after all, or the runner would wait for its answer
+                // forever.
+                if flushed.load(Ordering::SeqCst) && message[0] == b'C' {
+                    flushed.store(false, Ordering::SeqCst);
+                    if sync_to_server.write_all(b"S\0\0\0\x04").is_err() {
+                        return;
+                    }
                 }
                 if cut == Cut::BeforeCommit || !claim_sent.load(Ordering::SeqCst) {
                     if to_client.write_all(&message).is_err() {
