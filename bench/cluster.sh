@@ -26,7 +26,9 @@
 #         reads/s of the 3 nodes together >= 0.7 x the SQLite berth's (all
 #         on this machine's cores, PostgreSQL too). Then the cost of the
 #         PostgreSQL round trip: one connection, no writes, p50 latency of
-#         the same read on a node and on the SQLite berth.
+#         the same read on a node and on the SQLite berth; and the CPU a
+#         read costs (berths and PostgreSQL's processes, from /proc) with
+#         8 connections and no writes, node a against the SQLite berth.
 # scale   30,000 containers (CONTAINERS) over nodes a, b, c and 3,000,000
 #         finished jobs (JOBS) written straight into PostgreSQL with SQL,
 #         in the shapes berth writes them (no job log lines); the reads of
@@ -81,7 +83,8 @@ PG_PORT=$(free_port)
 setpriv --reuid=postgres --regid=postgres --init-groups \
     "$PG_BIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" \
     -c listen_addresses=127.0.0.1 -c max_wal_size=4GB ${PG_OPTS:-} >"$WORK/pg/server.log" 2>&1 &
-BENCH_PIDS+=("$!")
+PG_PID=$!
+BENCH_PIDS+=("$PG_PID")
 for _ in $(seq 100); do
     "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
     sleep 0.1
@@ -240,8 +243,10 @@ if part reads; then
     echo
     echo "== reads"
     cluster reads "$WORK/reads"
+    CL_PIDS=("${PART_PIDS[@]}")
     start_single "$WORK/reads/single"
     S=http://127.0.0.1:$PORT/v1
+    S_PID=$PID
     CIDS=() SIDS=()
     for i in $(seq "$READ_CONTAINERS"); do
         k=$((i % 3))
@@ -331,6 +336,39 @@ if part reads; then
     CP=$(for round in $(seq "$RTT_ROUNDS"); do echo "${P50[cluster,$round]}"; done | median)
     SP=$(for round in $(seq "$RTT_ROUNDS"); do echo "${P50[single,$round]}"; done | median)
     echo "one connection, no writes, GET /v1/containers/ID p50 (median of $RTT_ROUNDS x 5 s): node a $CP ms, SQLite berth $SP ms; PostgreSQL costs $(awk -v a="$CP" -v b="$SP" 'BEGIN { printf "%.0f", (a - b) * 1000 }') us per read"
+
+    # CPU per read: what the berths (and, for the cluster, the PostgreSQL
+    # server's processes) spent, from /proc, over wrk -t1 -c8 -d5s against
+    # node a or the SQLite berth, no writes; on a machine whose cores are
+    # all busy, reads/s follow from it.
+    cpu_ticks() {
+        local total=0 pid
+        for pid in "$@"; do
+            [ -r "/proc/$pid/stat" ] || continue
+            total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+        done
+        echo "$total"
+    }
+    declare -A CPU_US
+    for round in $(seq "$RTT_ROUNDS"); do
+        for side in cluster single; do
+            if [ "$side" = cluster ]; then
+                url="$(host "${CL[0]}")/v1/containers/${CIDS[0]}"
+                pids=("${CL_PIDS[@]}" "$PG_PID" $(ps --ppid "$PG_PID" -o pid=))
+            else
+                url="$(host "$S")/v1/containers/${SIDS[0]}"
+                pids=("$S_PID")
+            fi
+            before=$(cpu_ticks "${pids[@]}")
+            requests=$(wrk -t1 -c8 -d5s "$url" | awk '/requests in/ { print $1 }')
+            after=$(cpu_ticks "${pids[@]}")
+            CPU_US[$side,$round]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+                'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+        done
+    done
+    CC=$(for round in $(seq "$RTT_ROUNDS"); do echo "${CPU_US[cluster,$round]}"; done | median)
+    SC=$(for round in $(seq "$RTT_ROUNDS"); do echo "${CPU_US[single,$round]}"; done | median)
+    echo "CPU per read, no writes (median of $RTT_ROUNDS x wrk -t1 -c8 -d5s): node a + PostgreSQL $CC us (rounds: $(for r in $(seq "$RTT_ROUNDS"); do printf "%s " "${CPU_US[cluster,$r]}"; done)), SQLite berth $SC us; single/cluster $(ratio "$SC" "$CC")"
     echo "load average: $(load_now)"
     end_part
 fi
