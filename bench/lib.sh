@@ -130,6 +130,15 @@ median() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# percentile P: the P-th percentile, by nearest rank, of the numbers on
+# stdin (one decimal).
+percentile() {
+    sort -g | awk -v p="$1" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        r = int(NR * p / 100 + 0.999); if (r < 1) r = 1; if (r > NR) r = NR
+        printf "%.1f", v[r] }'
+}
+
 # Nanoseconds (argument or stdin) as whole milliseconds.
 ms() { awk -v n="${1:-$(cat)}" 'BEGIN { printf "%.0f", n / 1e6 }'; }
 
