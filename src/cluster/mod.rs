@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::notify::Heard;
 use crate::db::{Backend, Db};
+use crate::domain::job::JobStatus;
 use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::service::Service;
@@ -116,7 +117,7 @@ async fn listen(db: Db, node: String, service: Service, events: EventBus, queue:
                         continue;
                     };
                     if change.node != node {
-                        take_in(&service, &events, &queue, change.what).await;
+                        take_in(&service, &events, &queue, &node, change.what).await;
                     }
                 }
                 Ok(Heard::Reconnected) => {
@@ -135,13 +136,28 @@ async fn listen(db: Db, node: String, service: Service, events: EventBus, queue:
     }
 }
 
-/// Publishes another node's change here, as the row is now.
-async fn take_in(service: &Service, events: &EventBus, queue: &JobQueue, what: Changed) {
+/// Publishes another node's change here, as the row is now, and wakes
+/// the runner when the change is a job queued for one of this node's
+/// containers: only then can it claim something. Every other change (a
+/// job running, moving on, ending) leaves it asleep, so that each change
+/// does not cost every node a claim; its own jobs' ends wake it locally,
+/// and its periodic look covers anything missed.
+async fn take_in(
+    service: &Service,
+    events: &EventBus,
+    queue: &JobQueue,
+    node: &str,
+    what: Changed,
+) {
     match what {
         Changed::Job(id) => match service.job(id).await {
             Ok(job) => {
+                let (status, entity) = (job.status, job.entity_id);
                 events.publish_remote(Event::Job(job));
-                queue.wake();
+                if status == JobStatus::Queued && claimable_here(owner(service, entity).await, node)
+                {
+                    queue.wake();
+                }
             }
             Err(error) => log::debug!("job {id} changed on another node: {error}"),
         },
@@ -150,6 +166,22 @@ async fn take_in(service: &Service, events: &EventBus, queue: &JobQueue, what: C
             Err(error) => log::debug!("container {id} changed on another node: {error}"),
         },
     }
+}
+
+/// The node container `id` lives on; `None` when that cannot be read.
+async fn owner(service: &Service, id: Uuid) -> Option<String> {
+    service
+        .container_any(id)
+        .await
+        .ok()
+        .map(|container| container.node)
+}
+
+/// Whether a queued job of a container living on `owner` may be claimed by
+/// `node`'s runner. An owner that could not be read wakes it all the
+/// same: a needless claim costs less than a missed one.
+fn claimable_here(owner: Option<String>, node: &str) -> bool {
+    owner.map_or(true, |owner| owner == node)
 }
 
 #[cfg(test)]
@@ -175,5 +207,12 @@ mod tests {
         ] {
             assert_eq!(Change::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_a_job_for_this_nodes_container_wakes_its_runner() {
+        assert!(claimable_here(Some("a".into()), "a"));
+        assert!(!claimable_here(Some("b".into()), "a"));
+        assert!(claimable_here(None, "a"), "unknown owner: look anyway");
     }
 }
