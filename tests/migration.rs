@@ -282,6 +282,17 @@ fn nodes_take_files_only_when_signed_and_only_for_a_move_to_them() {
         409,
         3009,
     );
+    // Nor does it take files: it has no secret to verify a signature with.
+    let lonely_path = format!("/v1/cluster/migrations/{alone}");
+    let response = client
+        .put(lonely.url(&lonely_path))
+        .header("Content-Type", "application/x-tar")
+        .header("Berth-Cluster-Auth", secret.sign("PUT", &lonely_path, now))
+        .body(vec![0u8; 16])
+        .send()
+        .unwrap();
+    let status = response.status();
+    assert_error(&(status, response.json().unwrap()), 401, 4000);
 }
 
 /// kill -9 of the sending node in the middle of the stream: the target

@@ -39,16 +39,19 @@ impl<'r> FromRequest<'r> for ClusterPeer {
             return Outcome::Error((error.status(), error));
         };
         let refuse = |error: ApiError| Outcome::Error((error.status(), error));
-        let Some(secret) = &settings.cluster_secret else {
-            return refuse(ApiError::MoveRefused(
-                "this node has no cluster_secret set: it takes no requests from other nodes".into(),
-            ));
-        };
         let client = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let Some(header) = req.headers().get_one(AUTH_HEADER) else {
             return refuse(ApiError::Unauthorized(format!(
                 "a node-to-node request is signed in the {AUTH_HEADER} header"
             )));
+        };
+        // Without a secret of its own, this node can verify no signature.
+        let Some(secret) = &settings.cluster_secret else {
+            return refuse(ApiError::Unauthorized(
+                "this node has no cluster_secret set: it verifies no request from another node \
+                 (set the same one on every node)"
+                    .into(),
+            ));
         };
         let now = chrono::Utc::now().timestamp();
         match secret.verify(
