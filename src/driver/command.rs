@@ -156,6 +156,62 @@ async fn spawn_and_wait(
         .map_err(|e| spawn_error(tool, e))
 }
 
+/// A tool fed through its standard input (tar unpacking a stream), its
+/// error output kept for the failure message.
+pub struct Fed {
+    child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+/// Starts `command` (of `tool`) with its input piped to the caller, its
+/// output discarded and its errors kept; killed if dropped.
+pub fn spawn_fed(
+    command: &mut Command,
+    tool: &str,
+) -> Result<(Fed, tokio::process::ChildStdin), DriverError> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| spawn_error(tool, e))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut errors = child.stderr.take().expect("stderr is piped");
+    let stderr = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut errors, &mut text).await;
+        text
+    });
+    Ok((Fed { child, stderr }, stdin))
+}
+
+impl Fed {
+    /// Stops the tool half-way (what it wrote is the caller's to remove).
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Waits for the tool (its input closed); a failure carries its words.
+    pub async fn finish(mut self, tool: &str, args: &[&OsStr]) -> Result<(), DriverError> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| DriverError::io(format!("waiting for {tool}"), e))?;
+        let stderr = self.stderr.await.unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let output = Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        };
+        Err(failure(tool, args, &output))
+    }
+}
+
 pub fn spawn_error(tool: &str, error: std::io::Error) -> DriverError {
     if error.kind() == std::io::ErrorKind::NotFound {
         DriverError::ToolMissing {

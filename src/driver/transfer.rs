@@ -10,7 +10,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout, Command};
 
-use super::command::{failure, require, spawn_error};
+use super::command::{failure, require, spawn_error, spawn_fed};
 use super::files::{create_private_dir, remove_path, rename, write_atomically};
 use super::lxc_config::ContainerPaths;
 use super::{DriverError, StepLog};
@@ -156,21 +156,7 @@ async fn unpack(
     let mut args: Vec<&OsStr> = args!["--extract", "--same-permissions", "--same-owner"].to_vec();
     args.extend(ARCHIVE_FLAGS.iter().map(OsStr::new));
     args.extend_from_slice(args!["--file", "-", "--directory", staging]);
-    let mut child = Command::new("tar")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| spawn_error("tar", e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_reader = tokio::spawn(async move {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text).await;
-        text
-    });
+    let (tar, mut stdin) = spawn_fed(Command::new("tar").args(&args), "tar")?;
     let mut received = 0u64;
     let mut buffer = vec![0u8; 256 * 1024];
     let fed: std::io::Result<()> = async {
@@ -187,25 +173,13 @@ async fn unpack(
     .await;
     drop(stdin);
     if let Err(error) = fed {
-        let _ = child.kill().await;
+        tar.kill().await;
         return Err(DriverError::io(
             format!("the stream broke off after {received} bytes"),
             error,
         ));
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| DriverError::io("waiting for tar", e))?;
-    let stderr = stderr_reader.await.unwrap_or_default();
-    if !status.success() {
-        let output = std::process::Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        };
-        return Err(failure("tar", &args, &output));
-    }
+    tar.finish("tar", &args).await?;
     log.step(format!("received {received} bytes"));
     Ok(())
 }

@@ -4,12 +4,11 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Stdio;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::command::{at_background_priority, failure, require, spawn_error};
+use super::command::{at_background_priority, require, spawn_fed};
 use super::{DriverError, StepLog, TemplateSource};
 use crate::args;
 use crate::domain::os_template::TemplateFormat;
@@ -60,21 +59,7 @@ pub async fn unpack(
     let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
 
     let mut command = Command::new("tar");
-    let mut child = at_background_priority(&mut command)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| spawn_error("tar", e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_reader = tokio::spawn(async move {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text).await;
-        text
-    });
+    let (tar, mut stdin) = spawn_fed(at_background_priority(&mut command).args(&args), "tar")?;
 
     let mut buffer = vec![0u8; 256 * 1024];
     let mut read = 0u64;
@@ -104,22 +89,10 @@ pub async fn unpack(
     .await;
     drop(stdin);
     if log.leave_cancellable() || matches!(feed, Ok(false)) {
-        let _ = child.kill().await;
+        tar.kill().await;
         return Err(DriverError::Cancelled);
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| DriverError::io("waiting for tar", e))?;
-    let stderr = stderr_reader.await.unwrap_or_default();
-    if !status.success() {
-        let output = std::process::Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        };
-        return Err(failure("tar", &args, &output));
-    }
+    tar.finish("tar", &args).await?;
     feed.map(drop)
         .map_err(|e| DriverError::io(format!("reading template {}", template.path.display()), e))
 }
