@@ -125,7 +125,9 @@ impl Runner {
         self.metrics
             .observe_job(action, outcome.as_str(), clock.elapsed());
         if let Outcome::HandedOver = outcome {
+            // Recorded with the hand-over: the job is the target's now.
             self.queue.inner.running.unregister(job.id);
+            self.release(job.id);
             if let Err(error) = self.announce(&job).await {
                 log::warn!("job {}: cannot announce the hand-over: {error}", job.id);
             }
