@@ -517,20 +517,7 @@ EOF
 
     declare -A RPS P99
     echo "wrk -t2 -c8 -d$DURATION --latency per endpoint and database, through node a; $ROUNDS rounds, interleaved"
-    for round in $(seq "$ROUNDS"); do
-        if ((round % 2)); then order="empty full"; else order="full empty"; fi
-        for endpoint in $ENDPOINTS; do
-            for side in $order; do
-                read -r rps p99 bad errors _ < <(wrk -t2 -c8 -d"$DURATION" --latency \
-                    "http://127.0.0.1:${PORTS[$side]}$(path "$endpoint" "$side")" | parse_wrk)
-                ((bad + errors == 0)) || { log "$endpoint on $side: $bad non-2xx, $errors errors"; exit 1; }
-                RPS[$endpoint,$side,$round]=$rps P99[$endpoint,$side,$round]=$p99
-            done
-            printf '  round %d %-16s empty %7.0f req/s p99 %6.2f ms | full %7.0f req/s p99 %6.2f ms  (load %s)\n' \
-                "$round" "$endpoint" "${RPS[$endpoint,empty,$round]}" "${P99[$endpoint,empty,$round]}" \
-                "${RPS[$endpoint,full,$round]}" "${P99[$endpoint,full,$round]}" "$(load_now)"
-        done
-    done
+    empty_full_rounds "$ENDPOINTS"
     ALL_PASS=PASS
     for endpoint in $ENDPOINTS; do
         # Time per request at the same concurrency: the inverse of throughput.

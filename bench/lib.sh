@@ -191,3 +191,26 @@ parse_wrk() {
         /Socket errors:/ { gsub(",", ""); errors = $4 + $6 + $8 + $10 }
         END { printf "%s %s %d %d %s\n", rps, p99, non2xx, errors, p50 }'
 }
+
+# empty_full_rounds ENDPOINTS: ROUNDS rounds of `wrk -t2 -c8 -d$DURATION`
+# per endpoint against the `empty` and the `full` side, in ABBA order, at
+# http://127.0.0.1:${PORTS[side]}$(path ENDPOINT SIDE) (PORTS and `path`
+# are the caller's). Fills RPS[endpoint,side,round] and P99[…] (declared
+# -A by the caller) and prints each round; stops on any non-2xx or error.
+empty_full_rounds() {
+    local round order endpoint side rps p99 bad errors
+    for round in $(seq "$ROUNDS"); do
+        if ((round % 2)); then order="empty full"; else order="full empty"; fi
+        for endpoint in $1; do
+            for side in $order; do
+                read -r rps p99 bad errors _ < <(wrk -t2 -c8 -d"$DURATION" --latency \
+                    "http://127.0.0.1:${PORTS[$side]}$(path "$endpoint" "$side")" | parse_wrk)
+                ((bad + errors == 0)) || { log "$endpoint on $side: $bad non-2xx, $errors errors"; exit 1; }
+                RPS[$endpoint,$side,$round]=$rps P99[$endpoint,$side,$round]=$p99
+            done
+            printf '  round %d %-16s empty %8.0f req/s p99 %6.2f ms | full %8.0f req/s p99 %6.2f ms  (load %s)\n' \
+                "$round" "$endpoint" "${RPS[$endpoint,empty,$round]}" "${P99[$endpoint,empty,$round]}" \
+                "${RPS[$endpoint,full,$round]}" "${P99[$endpoint,full,$round]}" "$(load_now)"
+        done
+    done
+}
