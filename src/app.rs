@@ -227,6 +227,9 @@ fn tidy_up(settings: &ResolvedSettings, templates: &OsTemplateStore, driver: &Lx
             path.display()
         );
     }
+    for name in driver.thaw_left_frozen() {
+        log::warn!("thawed container {name}, left frozen by a crash while its files were read");
+    }
     for dir in settings
         .open_dirs
         .iter()

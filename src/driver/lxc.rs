@@ -17,7 +17,7 @@ use super::files::{
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
 use super::{
-    transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, OutgoingFiles,
+    transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, Frozen, OutgoingFiles,
     ProgressRange, RunState, StepLog, TemplateSource,
 };
 use crate::args;
@@ -88,6 +88,17 @@ impl LxcDriver {
             }
         }
         removed
+    }
+
+    /// Thaws the containers a crash left frozen; returns their names.
+    pub fn thaw_left_frozen(&self) -> Vec<String> {
+        super::freeze::thaw_left_frozen(&self.lxc_path)
+    }
+
+    /// Freezes a running container while its files are read (a consistent
+    /// copy of a directory root filesystem); thaw it with `Frozen::thaw`.
+    pub async fn freeze(&self, name: &str, log: &dyn StepLog) -> Result<Frozen, DriverError> {
+        super::freeze::freeze(&self.lxc_path, name, log).await
     }
 
     /// The directories of berth's containers, and the template cache, that

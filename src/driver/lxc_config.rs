@@ -124,6 +124,11 @@ impl ContainerPaths {
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
     }
+    /// Present while berth holds the container frozen, so that a freeze a
+    /// crash left in place is thawed at the next start.
+    pub fn frozen_marker(&self) -> PathBuf {
+        self.dir.join("frozen-by-berth")
+    }
 }
 
 /// What the config depends on besides the container's own settings.

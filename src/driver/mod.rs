@@ -4,6 +4,7 @@
 mod command;
 mod critical;
 mod files;
+mod freeze;
 pub mod host;
 pub mod lxc;
 mod lxc_config;
@@ -21,6 +22,7 @@ use crate::domain::parameters::{ContainerSettings, Parameters};
 use crate::domain::ValidationErrors;
 
 pub use critical::CriticalSteps;
+pub use freeze::Frozen;
 pub use transfer::OutgoingFiles;
 
 /// Everything the driver needs to know about one container.
