@@ -924,3 +924,180 @@ fn screenshots() {
         phone.close().await;
     });
 }
+
+/// The templates page: an upload through the page (streamed to the API
+/// with the session's CSRF header, a progress bar, the API's refusals
+/// beside the field), a container made from the uploaded template, and a
+/// delete whose confirmation names that container.
+#[test]
+fn templates_page_uploads_lists_and_deletes_after_naming_its_containers() {
+    let _serial = serial();
+    let mut berth = Berth::start_with(common::Options {
+        env: vec![("BERTH_AUTH".into(), "token".into())],
+        templates: vec!["template1"],
+    });
+    let token = berth.create_token("ops");
+    let files = tempfile::tempdir().unwrap();
+    let uploaded = files.path().join("uploaded.tar.gz");
+    std::fs::copy(common::busybox_template(), &uploaded).unwrap();
+    let not_a_template = files.path().join("notes.txt");
+    std::fs::write(&not_a_template, "hello").unwrap();
+    let not_gzip = files.path().join("fake.tar.gz");
+    std::fs::write(&not_gzip, "this is text, not gzip").unwrap();
+    let name = unique_name("fromup");
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url("/login")).await;
+        b.fill("token", &token).await;
+        b.click_to_navigate("form[action='/login'] button[type=submit]")
+            .await;
+        b.goto(&berth.url("/templates")).await;
+        b.find("tr[data-template='template1']").await;
+        b.assert_accessible("the templates page").await;
+
+        for (file, problem) in [
+            (&not_a_template, "is not a template file name"),
+            (&not_gzip, "not a tar.gz archive"),
+        ] {
+            b.mark_document().await;
+            b.find("#f-template-file")
+                .await
+                .send_keys(file.to_str().unwrap())
+                .await
+                .unwrap();
+            b.click("[data-template-upload] button[type=submit]").await;
+            b.wait_text_containing(&error_beside("file"), problem).await;
+            b.assert_same_document().await;
+        }
+        b.assert_accessible("the templates page with an upload error")
+            .await;
+
+        b.find("#f-template-file")
+            .await
+            .send_keys(uploaded.to_str().unwrap())
+            .await
+            .unwrap();
+        b.click("[data-template-upload] button[type=submit]").await;
+        // The page reloads with the new row once the upload is in.
+        b.find("tr[data-template='uploaded']").await;
+        assert_eq!(
+            b.text("tr[data-template='uploaded'] td:nth-of-type(1)")
+                .await,
+            "tar.gz"
+        );
+
+        b.goto(&berth.url("/containers/new")).await;
+        b.fill("name", &name).await;
+        b.select("ostemplate", "uploaded").await;
+        b.click_to_navigate("form[action='/containers'] button[type=submit]")
+            .await;
+        b.wait_text(
+            "[data-jobs-of] tr[data-job] [data-job-field=status]",
+            "done",
+        )
+        .await;
+
+        b.goto(&berth.url("/templates")).await;
+        assert_eq!(
+            b.text("tr[data-template='uploaded'] td:nth-of-type(4)")
+                .await,
+            "1"
+        );
+        b.click_to_navigate("a[href='/templates/uploaded/delete']")
+            .await;
+        assert!(b.text(".made-from").await.contains(&name));
+        b.assert_accessible("the template delete confirmation")
+            .await;
+        b.click_to_navigate("form[action='/templates/uploaded/delete'] button[type=submit]")
+            .await;
+        assert!(b
+            .text(".flash-success")
+            .await
+            .contains("Template uploaded was deleted"));
+        // The refused uploads were answered 422 on purpose.
+        let errors: Vec<String> = b
+            .console_errors()
+            .await
+            .into_iter()
+            .filter(|line| !line.contains("/v1/templates?name=") || !line.contains("422"))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        b.close().await;
+    });
+    berth.authorize(&token);
+    let (_, templates) = berth.get("/v1/templates");
+    let names: Vec<&str> = templates["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["template1"], "{templates}");
+    let (_, containers) = berth.get(&format!("/v1/containers?name={name}"));
+    assert_eq!(containers["containers"][0]["ostemplate"], "uploaded");
+}
+
+/// The tokens page in a browser: a token made there is shown once with a
+/// copy button, works with curl, and stops working when revoked there.
+#[test]
+fn tokens_page_creates_a_token_that_works_until_revoked() {
+    let _serial = serial();
+    let berth = Berth::start_with(common::Options {
+        env: vec![("BERTH_AUTH".into(), "token".into())],
+        templates: vec!["template1"],
+    });
+    let token = berth.create_token("ops");
+    let api = berth.url("/v1/containers");
+    let curl = |token: &str| {
+        let api = api.clone();
+        let token = token.to_owned();
+        std::thread::spawn(move || {
+            reqwest::blocking::Client::new()
+                .get(api)
+                .header("Authorization", format!("Bearer {token}"))
+                .send()
+                .unwrap()
+                .status()
+        })
+        .join()
+        .unwrap()
+    };
+    browser::run(async {
+        let b = Browser::start_sized(390, 844).await;
+        b.goto(&berth.url("/login")).await;
+        b.fill("token", &token).await;
+        b.click_to_navigate("form[action='/login'] button[type=submit]")
+            .await;
+        b.goto(&berth.url("/tokens")).await;
+        b.find("tr[data-token='ops']").await;
+        b.assert_accessible("the tokens page at phone width").await;
+        b.fill("name", "billing").await;
+        b.click_to_navigate("form[action='/tokens'] button[type=submit]")
+            .await;
+        let created = b
+            .find("#created-token")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(created.starts_with("berth_"), "{created:?}");
+        b.find("[data-copy]:not([hidden])").await;
+        b.assert_accessible("the tokens page showing a new token")
+            .await;
+        assert_eq!(curl(&created), StatusCode::OK);
+
+        b.click_to_navigate("a[href='/tokens/billing/revoke']")
+            .await;
+        b.assert_accessible("the revoke confirmation").await;
+        b.click_to_navigate("form[action='/tokens/billing/revoke'] button[type=submit]")
+            .await;
+        assert!(b
+            .text(".flash-success")
+            .await
+            .contains("billing was revoked"));
+        assert_eq!(curl(&created), StatusCode::UNAUTHORIZED);
+        b.assert_no_console_errors().await;
+        b.close().await;
+    });
+}

@@ -330,3 +330,179 @@ fn console_pages_carry_security_headers() {
     assert_eq!(login.headers()["content-security-policy"], csp);
     assert_eq!(login.headers()["x-frame-options"], "DENY");
 }
+
+/// Logs `web` in with `token` and returns the session's CSRF secret.
+fn log_in(web: &WebClient, token: &str) -> String {
+    let csrf = web.csrf("/login");
+    let answer = web.post("/login", &[("csrf", &csrf), ("token", token)]);
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&answer), "/");
+    web.csrf("/")
+}
+
+#[test]
+fn the_console_script_changes_things_only_with_the_sessions_csrf_header() {
+    let mut berth = berth_with("token");
+    let token = berth.create_token("ops");
+    let web = WebClient::new(&berth);
+    let csrf = log_in(&web, &token);
+    let session = web.cookie("berth_session").unwrap();
+    let client = reqwest::blocking::Client::new();
+    let containers_url = berth.url("/v1/containers");
+    let create = |headers: &[(&str, &str)]| {
+        let mut request = client
+            .post(&containers_url)
+            .header("Cookie", format!("berth_session={session}"))
+            .json(&serde_json::json!({ "name": unique_name("hdr"), "ostemplate": "template1" }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().unwrap()
+    };
+    // The cookie alone, a wrong secret, or the right one from another
+    // site: refused, and nothing is created.
+    let origin = berth.url("");
+    for (headers, status, code) in [
+        (vec![], StatusCode::UNAUTHORIZED, 4000),
+        (
+            vec![("X-CSRF-Token", "forged")],
+            StatusCode::UNAUTHORIZED,
+            4000,
+        ),
+        (
+            vec![
+                ("X-CSRF-Token", csrf.as_str()),
+                ("Origin", "http://evil.example"),
+            ],
+            StatusCode::FORBIDDEN,
+            4002,
+        ),
+    ] {
+        let refused = create(&headers);
+        assert_eq!(refused.status(), status, "{headers:?}");
+        let body: Value = refused.json().unwrap();
+        assert_eq!(body["code"], code, "{body}");
+    }
+    berth.authorize(&token);
+    assert_eq!(container_count(&berth), 0);
+
+    let accepted = create(&[("X-CSRF-Token", &csrf), ("Origin", &origin)]);
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let body: Value = accepted.json().unwrap();
+    let job = berth.job_done(body["job_id"].as_str().unwrap());
+    assert_eq!(job["requested_by"], "console:ops", "{job}");
+
+    // A session that ended authorises nothing, header or not.
+    let out = web.post("/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        create(&[("X-CSRF-Token", &csrf)]).status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The token shown once on the tokens page after it was created.
+fn created_token(html: &str) -> String {
+    let marker = "id=\"created-token\" class=\"mono\" type=\"text\" readonly value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no new token: {html}"))
+        + marker.len();
+    html[start..][..html[start..].find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn tokens_page_creates_shows_once_and_revokes_with_the_sessions() {
+    let berth = berth_with("token");
+    let ops = berth.create_token("ops");
+    let web = WebClient::new(&berth);
+    let csrf = log_in(&web, &ops);
+
+    let page = web.get("/tokens");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().unwrap();
+    assert!(
+        html.contains("ops <span class=\"muted\">(this session)</span>"),
+        "{html}"
+    );
+
+    // Refused names come back beside the field, nothing is made.
+    for (name, problem) in [("has space", "must be 1 to 64"), ("ops", "exists")] {
+        let refused = web.post("/tokens", &[("csrf", &csrf), ("name", name)]);
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let html = refused.text().unwrap();
+        assert!(html.contains("id=\"token-name-error\""), "{html}");
+        assert!(html.contains(problem), "{name}: {html}");
+    }
+    assert_eq!(
+        web.post("/tokens", &[("name", "nocsrf")]).status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let made = web.post("/tokens", &[("csrf", &csrf), ("name", "billing")]);
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let billing = created_token(&made.text().unwrap());
+    assert!(billing.starts_with("berth_"), "{billing}");
+    // Shown once: the list never carries it again.
+    let again = web.get("/tokens").text().unwrap();
+    assert!(again.contains("data-token=\"billing\""), "{again}");
+    assert!(!again.contains(&billing));
+
+    let api = reqwest::blocking::Client::new();
+    let with = |token: &str| {
+        api.get(berth.url("/v1/containers"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(with(&billing), StatusCode::OK);
+    let other_browser = WebClient::new(&berth);
+    log_in(&other_browser, &billing);
+    assert_eq!(other_browser.get("/jobs").status(), StatusCode::OK);
+
+    let confirm = web.get("/tokens/billing/revoke");
+    assert_eq!(confirm.status(), StatusCode::OK);
+    assert!(confirm
+        .text()
+        .unwrap()
+        .contains("every console session opened with it ends"));
+    assert_eq!(
+        web.get("/tokens/nobody/revoke").status(),
+        StatusCode::NOT_FOUND
+    );
+    let revoked = web.post("/tokens/billing/revoke", &[("csrf", &csrf)]);
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&revoked), "/tokens");
+    assert_eq!(with(&billing), StatusCode::UNAUTHORIZED);
+    let ended = other_browser.get("/jobs");
+    assert_eq!(ended.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&ended), "/login");
+    assert_eq!(with(&ops), StatusCode::OK);
+
+    // Revoking the token of this very session logs it out.
+    let own = web.post("/tokens/ops/revoke", &[("csrf", &csrf)]);
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&own), "/login");
+    assert_eq!(web.get("/tokens").status(), StatusCode::SEE_OTHER);
+    assert_eq!(with(&ops), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn tokens_page_changes_nothing_without_token_authentication() {
+    let berth = berth_with("none");
+    let web = WebClient::new(&berth);
+    let page = web.get("/tokens");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().unwrap();
+    assert!(html.contains("Authentication is off"), "{html}");
+    assert!(!html.contains("action=\"/tokens\""), "{html}");
+    let csrf = web.csrf("/containers/new");
+    let refused = web.post("/tokens", &[("csrf", &csrf), ("name", "sneaky")]);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let listed = berth.cli(&["token", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("sneaky"),
+        "{listed:?}"
+    );
+}

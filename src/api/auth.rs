@@ -70,10 +70,9 @@ impl<'r> FromRequest<'r> for Caller {
             .get_one("Authorization")
             .and_then(|value| value.strip_prefix("Bearer ").map(str::trim));
         let Some(presented) = presented else {
-            // The console's script reads the API with the browser's session
-            // cookie. Only reads: a cookie is sent on cross-site requests
-            // too (SameSite aside), so it must never authorise a change.
-            if let Some(name) = console_reader(req, service).await {
+            // The console's script calls the API with the browser's session
+            // cookie (see `console_caller`).
+            if let Some(name) = console_caller(req, service).await {
                 return Outcome::Success(Caller(Requester::console(&name)));
             }
             return refuse(
@@ -107,9 +106,20 @@ impl<'r> FromRequest<'r> for Caller {
     }
 }
 
-/// The token name of a live console session, for a GET with its cookie.
-async fn console_reader(req: &Request<'_>, service: &Service) -> Option<String> {
-    if !matches!(req.method(), Method::Get | Method::Head) {
+/// The header in which the console's script shows the session's CSRF
+/// secret when it changes something through the API.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// The token name of a live console session whose cookie came with the
+/// request. A cookie is sent on cross-site requests too (SameSite aside),
+/// so on its own it authorises only reads; a change also needs the
+/// session's CSRF secret in `X-CSRF-Token`, which another site can neither
+/// read nor send (a custom header makes the browser ask first, and berth
+/// grants no cross-origin request), and an `Origin` of this site.
+async fn console_caller(req: &Request<'_>, service: &Service) -> Option<String> {
+    let reads = matches!(req.method(), Method::Get | Method::Head);
+    let presented_csrf = req.headers().get_one(CSRF_HEADER);
+    if !reads && (presented_csrf.is_none() || !crate::gate::same_origin(req)) {
         return None;
     }
     let id = req
@@ -118,7 +128,11 @@ async fn console_reader(req: &Request<'_>, service: &Service) -> Option<String> 
         .value()
         .to_owned();
     match service.session(&id).await {
-        Ok(session) => session.map(|s| s.token_name),
+        Ok(Some(session)) if reads => Some(session.token_name),
+        Ok(Some(session)) => presented_csrf
+            .is_some_and(|csrf| crate::auth::same_secret(csrf, &session.csrf))
+            .then_some(session.token_name),
+        Ok(None) => None,
         Err(error) => {
             log::error!("{} {}: {error}", req.method(), req.uri());
             None

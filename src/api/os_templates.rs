@@ -91,12 +91,9 @@ async fn upload(
         let _ = tokio::fs::remove_file(&staging).await;
         return Err(ApiError::PayloadTooLarge(limit.to_string()));
     }
-    let file_name = file_name.to_owned();
-    let installed =
-        tokio::task::spawn_blocking(move || store.install(&staging, &file_name, replace))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-    service.templates_changed().await;
+    let installed = service
+        .install_template(staging, file_name.to_owned(), replace)
+        .await?;
     Ok((
         Status::Created,
         Json(json!({ "message": "success", "template": installed })),

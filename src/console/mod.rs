@@ -9,7 +9,9 @@ mod forms;
 mod headers;
 mod jobs;
 mod nodes;
+mod os_templates;
 mod session;
+mod tokens;
 mod views;
 
 use askama::Template;
@@ -28,6 +30,8 @@ pub fn routes() -> Vec<Route> {
     let mut routes = containers::routes();
     routes.extend(jobs::routes());
     routes.extend(nodes::routes());
+    routes.extend(os_templates::routes());
+    routes.extend(tokens::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
     routes
@@ -49,7 +53,9 @@ pub enum Section {
     Containers,
     Jobs,
     Nodes,
-    /// Error pages and anything else outside the three sections.
+    Templates,
+    Tokens,
+    /// Error pages and anything else outside the sections.
     None,
 }
 
@@ -67,6 +73,8 @@ pub struct Layout {
     pub notice: Option<Notice>,
     pub css: String,
     pub js: String,
+    /// The forms' script (uploads with progress, copy buttons).
+    pub forms_js: String,
     pub icon: String,
     pub api: &'static str,
     /// The name of the token the visitor logged in with.
@@ -93,6 +101,7 @@ impl Layout {
             }),
             css: assets::url("app.css"),
             js: assets::url("app.js"),
+            forms_js: assets::url("forms.js"),
             icon: assets::url("favicon.svg"),
             api: API_BASE,
             user: None,
@@ -126,6 +135,14 @@ impl Layout {
 
     pub fn in_nodes(&self) -> bool {
         self.section == Section::Nodes
+    }
+
+    pub fn in_templates(&self) -> bool {
+        self.section == Section::Templates
+    }
+
+    pub fn in_tokens(&self) -> bool {
+        self.section == Section::Tokens
     }
 }
 
@@ -173,6 +190,9 @@ impl<'r, T: Template> Responder<'r, 'static> for HtmlPage<T> {
 pub enum ConsoleError {
     #[error("{0}")]
     NotFound(String),
+    /// Not for this visitor, or not with these settings.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -198,6 +218,7 @@ impl<'r> Responder<'r, 'static> for ConsoleError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let (status, message) = match self {
             ConsoleError::NotFound(message) => (Status::NotFound, message),
+            ConsoleError::Forbidden(message) => (Status::Forbidden, message),
             ConsoleError::Internal(detail) => {
                 // The edge: the one place a console failure is logged.
                 log::error!("{} {}: {detail}", request.method(), request.uri());

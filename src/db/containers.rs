@@ -261,3 +261,32 @@ pub async fn set_observed_status(
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The containers made from template `ostemplate` (deleted ones aside),
+/// oldest first, on any node.
+pub async fn made_from(
+    conn: &mut AnyConnection,
+    ostemplate: &str,
+) -> Result<Vec<Container>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM containers
+          WHERE ostemplate = $1 AND status <> 'deleted' ORDER BY seq"
+    ))
+    .bind(ostemplate)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// How many containers (deleted ones aside) each template made.
+pub async fn count_by_template(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT ostemplate, COUNT(*) AS n FROM containers
+          WHERE status <> 'deleted' GROUP BY ostemplate",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("ostemplate")?, row.try_get("n")?)))
+        .collect()
+}

@@ -1,7 +1,11 @@
 //! Template operations: listings read off the async threads (digests only
 //! where asked for), and deletion, which depends on what the jobs are doing.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use super::{Service, ServiceError};
+use crate::db::containers::{self, Container};
 use crate::db::jobs;
 use crate::os_templates::TemplateInfo;
 
@@ -24,6 +28,37 @@ impl Service {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
         Ok(files.into_iter().map(|file| file.name).collect())
+    }
+
+    /// How many containers (on any node) each template name made.
+    pub async fn containers_per_template(&self) -> Result<HashMap<String, i64>, ServiceError> {
+        let counts = containers::count_by_template(&mut *self.connection().await?).await?;
+        Ok(counts.into_iter().collect())
+    }
+
+    /// The containers (on any node) made from template `name`: deleting
+    /// the template leaves them running, but they can no longer be made
+    /// again from it.
+    pub async fn containers_made_from(&self, name: &str) -> Result<Vec<Container>, ServiceError> {
+        Ok(containers::made_from(&mut *self.connection().await?, name).await?)
+    }
+
+    /// Checks a received upload at `staging` and installs it as
+    /// `file_name` (the staging file is gone afterwards either way), then
+    /// tells the other nodes.
+    pub async fn install_template(
+        &self,
+        staging: PathBuf,
+        file_name: String,
+        replace: bool,
+    ) -> Result<TemplateInfo, ServiceError> {
+        let store = self.os_templates.clone();
+        let installed =
+            tokio::task::spawn_blocking(move || store.install(&staging, &file_name, replace))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.templates_changed().await;
+        Ok(installed)
     }
 
     /// Removes a template unless a create job waiting or running needs it.

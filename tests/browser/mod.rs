@@ -398,6 +398,28 @@ impl Browser {
         }
     }
 
+    /// Waits until the text of `xpath` contains `expected`, without
+    /// reloading.
+    pub async fn wait_text_containing(&self, xpath: &str, expected: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::new();
+        loop {
+            if let Ok(element) = self.client.find(Locator::XPath(xpath)).await {
+                if let Ok(text) = element.text().await {
+                    last = text.trim().to_owned();
+                    if last.contains(expected) {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{xpath} still reads {last:?}, without {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Marks the current document; `assert_same_document` fails if the
     /// page was reloaded or left since.
     pub async fn mark_document(&self) {
