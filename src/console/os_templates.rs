@@ -11,6 +11,7 @@ use rocket::{Route, State};
 use super::session::{ActionForm, Console, Posted};
 use super::views::{human_bytes, ContainerView};
 use super::{ConsoleResult, HtmlPage, Layout, Section};
+use crate::domain::os_template::TemplateFormat;
 use crate::service::{Service, ServiceError};
 
 pub fn routes() -> Vec<Route> {
@@ -34,7 +35,7 @@ struct TemplatesPage {
     /// Why the list could not be read (the directory's own words).
     problem: Option<String>,
     /// What the `accept` attribute of the file field offers.
-    accept: &'static str,
+    accept: String,
 }
 
 #[rocket::get("/templates")]
@@ -64,7 +65,11 @@ async fn list(
         node: service.this_node().name.clone(),
         templates,
         problem,
-        accept: ".tar.gz,.tgz,.tar.xz,.tar.zst,.tar",
+        accept: TemplateFormat::ALL
+            .iter()
+            .map(|format| format.suffix())
+            .collect::<Vec<_>>()
+            .join(","),
     }))
 }
 
