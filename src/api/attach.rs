@@ -159,6 +159,10 @@ async fn console(
     }))
 }
 
+/// Keystrokes kept until the shell is up; more is dropped (a paste into a
+/// terminal that has not shown a prompt yet).
+const EARLY_INPUT_LIMIT: usize = 64 * 1024;
+
 async fn relay(
     lease: TerminalLease,
     mut stream: rocket_ws::stream::DuplexStream,
@@ -167,16 +171,30 @@ async fn relay(
     let terminal = &lease.terminal;
     let mut buffer = vec![0u8; 16 * 1024];
     let mut warned = false;
+    // Keystrokes before the shell's first output wait: lxc-attach flushes
+    // its terminal's input while it sets up, which would lose them.
+    let mut early: Option<Vec<u8>> = Some(Vec::new());
     let ended = loop {
         tokio::select! {
             read = terminal.read(&mut buffer) => match read {
                 Ok(0) | Err(_) => break true,
-                Ok(read) => stream.send(Message::Binary(buffer[..read].to_vec())).await?,
+                Ok(read) => {
+                    stream.send(Message::Binary(buffer[..read].to_vec())).await?;
+                    if let Some(keys) = early.take() {
+                        if terminal.write(&keys).await.is_err() {
+                            break true;
+                        }
+                    }
+                }
             },
             message = stream.next() => match message {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break false,
                 Some(Ok(Message::Binary(bytes))) => {
-                    if terminal.write(&bytes).await.is_err() {
+                    if let Some(keys) = early.as_mut() {
+                        if keys.len() + bytes.len() <= EARLY_INPUT_LIMIT {
+                            keys.extend_from_slice(&bytes);
+                        }
+                    } else if terminal.write(&bytes).await.is_err() {
                         break true;
                     }
                 }

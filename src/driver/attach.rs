@@ -309,6 +309,12 @@ pub fn open_terminal(
     )
     .map_err(pty_error)?;
     set_size(&master, cols, rows)?;
+    // Raw from the start: lxc-attach makes it raw too, but only once it
+    // runs, and what this end echoed before would read as the shell's.
+    let mut modes = rustix::termios::tcgetattr(&slave).map_err(pty_error)?;
+    modes.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &modes)
+        .map_err(pty_error)?;
     let env: Vec<(String, String)> = TERMINAL_ENV
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
