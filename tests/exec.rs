@@ -144,6 +144,17 @@ fn a_command_past_its_timeout_is_killed_with_everything_it_started() {
     eventually("the left-behind process ending", || {
         !runs_inside(&berth, &name, "sleep 4323")
     });
+
+    // One that left the command's process group (a daemon) keeps running
+    // and, though it holds the output open, does not hold the answer back.
+    let answer = exec(
+        &berth,
+        &id,
+        json!({ "command": ["sh", "-c", "setsid sleep 4324 & echo started"] }),
+    );
+    assert_eq!(answer["exit_code"], 0, "{answer}");
+    assert_eq!(answer["stdout"], "started\n");
+    assert!(runs_inside(&berth, &name, "sleep 4324"));
 }
 
 #[test]

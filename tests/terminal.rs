@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{unique_name, Berth};
+use common::{unique_name, Berth, WebClient};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -154,6 +154,27 @@ fn a_token_opens_a_terminal_that_resizes_and_ignores_unknown_frames() {
         .expect("a close frame");
         assert_eq!(close.unwrap().reason, "the shell ended");
     });
+
+    // The console's session cookie opens it from berth's own pages only.
+    let web = WebClient::new(&berth);
+    let csrf = web.csrf("/login");
+    let login = web.post("/login", &[("csrf", &csrf), ("token", &token)]);
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = format!("berth_session={}", web.cookie("berth_session").unwrap());
+    let this_site = format!("http://127.0.0.1:{}", berth.port);
+    rt.block_on(async {
+        let session = [("Cookie", cookie.clone()), ("Origin", this_site.clone())];
+        let mut socket = open(&berth, &id, "", &session).await.unwrap();
+        type_line(&mut socket, "echo cookie-$((20 + 22))").await;
+        read_until(&mut socket, "cookie-42").await;
+        let elsewhere = [
+            ("Cookie", cookie.clone()),
+            ("Origin", "http://evil.example".into()),
+        ];
+        let (status, body) = open(&berth, &id, "", &elsewhere).await.err().unwrap();
+        assert_eq!((status, body["code"].clone()), (403, json!(4002)), "{body}");
+    });
+
     let log = berth.log();
     assert_eq!(
         log.matches("ignored a text frame").count(),

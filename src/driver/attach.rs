@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -99,13 +100,18 @@ pub async fn exec(
         // its business, not a failure.
         let _ = stdin.write_all(&input).await;
     });
-    let stdout = tokio::spawn(capture(
+    let stdout = Arc::new(Mutex::new(Captured::default()));
+    let stderr = Arc::new(Mutex::new(Captured::default()));
+    let mut readers = tokio::task::JoinSet::new();
+    readers.spawn(capture(
         child.stdout.take().expect("stdout is piped"),
         request.output_limit,
+        stdout.clone(),
     ));
-    let stderr = tokio::spawn(capture(
+    readers.spawn(capture(
         child.stderr.take().expect("stderr is piped"),
         request.output_limit,
+        stderr.clone(),
     ));
     let waited = tokio::time::timeout(request.timeout, child.wait()).await;
     let exit_code = match waited {
@@ -121,16 +127,30 @@ pub async fn exec(
     // would hold the output pipes open and this answer back for ever.
     reaper.kill();
     let _ = child.kill().await;
+    reaper.reaped();
     feeding.abort();
-    let stdout = stdout.await.unwrap_or_default();
-    let stderr = stderr.await.unwrap_or_default();
+    // A process that left the command's group (setsid) may still hold the
+    // pipes: the answer then comes with what was read by then.
+    let drained = tokio::time::timeout(OUTPUT_GRACE, async {
+        while readers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        readers.abort_all();
+    }
+    let taken = |captured: &Mutex<Captured>| {
+        std::mem::take(&mut *captured.lock().unwrap_or_else(|e| e.into_inner()))
+    };
     Ok(ExecOutput {
         exit_code,
         timed_out: exit_code.is_none(),
-        stdout,
-        stderr,
+        stdout: taken(&stdout),
+        stderr: taken(&stderr),
     })
 }
+
+/// How long the output may still flow once the command has ended.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -140,14 +160,14 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Reads `stream` to its end, keeping the first `limit` bytes.
-async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize) -> Captured {
-    let mut captured = Captured::default();
+/// Reads `stream` to its end into `into`, keeping the first `limit` bytes.
+async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize, into: Arc<Mutex<Captured>>) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return captured,
+            Ok(0) | Err(_) => return,
             Ok(read) => {
+                let mut captured = into.lock().unwrap_or_else(|e| e.into_inner());
                 let room = limit.saturating_sub(captured.bytes.len());
                 if read > room {
                     captured.truncated = true;
@@ -271,9 +291,11 @@ fn kill_tree(leader: u32, descendants: bool) {
 /// A login shell inside a container on a pseudo-terminal berth holds the
 /// other end of. Dropping it kills the shell and everything below it.
 pub struct Terminal {
+    // Dropped first (fields drop in order): the tree is killed while
+    // lxc-attach is not reaped yet, so its PID is still its own.
+    reaper: Reaper,
     pty: AsyncFd<OwnedFd>,
     child: Child,
-    reaper: Reaper,
 }
 
 /// The environment of a terminal's shell.
@@ -347,7 +369,7 @@ pub fn open_terminal(
     // SAFETY: the AsyncFd owns `master`, an open descriptor, for its life.
     let pty = unsafe { AsyncFd::register(master) }
         .map_err(|e| DriverError::io("watching a pseudo-terminal", e.into()))?;
-    Ok(Terminal { pty, child, reaper })
+    Ok(Terminal { reaper, pty, child })
 }
 
 fn set_size(pty: impl AsFd, cols: u16, rows: u16) -> Result<(), DriverError> {
@@ -410,16 +432,18 @@ mod tests {
     #[tokio::test]
     async fn output_past_the_limit_is_dropped_and_flagged() {
         let data: &[u8] = b"0123456789";
-        let kept = capture(data, 4).await;
+        let kept = Arc::new(Mutex::new(Captured::default()));
+        capture(data, 4, kept.clone()).await;
         assert_eq!(
-            kept,
+            *kept.lock().unwrap(),
             Captured {
                 bytes: b"0123".to_vec(),
                 truncated: true
             }
         );
-        let all = capture(&b"0123"[..], 4).await;
-        assert!(!all.truncated);
+        let all = Arc::new(Mutex::new(Captured::default()));
+        capture(&b"0123"[..], 4, all.clone()).await;
+        assert!(!all.lock().unwrap().truncated);
     }
 
     #[test]
