@@ -53,7 +53,10 @@ async fn open(
 }
 
 /// Reads the terminal until its output contains `wanted`; all of it.
-async fn read_until(socket: &mut Socket, wanted: &str) -> String {
+async fn read_until<S>(socket: &mut S, wanted: &str) -> String
+where
+    S: futures::Stream<Item = Result<Message, WsError>> + Unpin,
+{
     let mut seen = String::new();
     let read = async {
         while !seen.contains(wanted) {
@@ -138,6 +141,15 @@ fn a_token_opens_a_terminal_that_resizes_and_ignores_unknown_frames() {
             .unwrap();
         type_line(&mut socket, "stty size").await;
         read_until(&mut socket, "43 132").await;
+
+        // A paste of many lines arrives whole, in order.
+        let paste = format!("echo {}\n", "x".repeat(70)).repeat(200);
+        socket
+            .send(Message::Binary(paste.into_bytes()))
+            .await
+            .unwrap();
+        type_line(&mut socket, "echo pasted-$((1 + 1))").await;
+        read_until(&mut socket, "pasted-2").await;
 
         // The shell ending closes the WebSocket.
         type_line(&mut socket, "exit").await;

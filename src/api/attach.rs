@@ -159,9 +159,9 @@ async fn console(
     }))
 }
 
-/// Keystrokes kept until the shell is up; more is dropped (a paste into a
-/// terminal that has not shown a prompt yet).
-const EARLY_INPUT_LIMIT: usize = 64 * 1024;
+/// Keystrokes held for the shell at most; past it the client's frames wait
+/// (a paste the shell has not read yet).
+const PENDING_INPUT_LIMIT: usize = 64 * 1024;
 
 async fn relay(
     lease: TerminalLease,
@@ -171,33 +171,29 @@ async fn relay(
     let terminal = &lease.terminal;
     let mut buffer = vec![0u8; 16 * 1024];
     let mut warned = false;
-    // Keystrokes before the shell's first output wait: lxc-attach flushes
-    // its terminal's input while it sets up, which would lose them.
-    let mut early: Option<Vec<u8>> = Some(Vec::new());
+    // Keystrokes go out as the shell takes them, without holding its output
+    // back. They wait for the shell's first output: lxc-attach flushes its
+    // terminal's input while it sets up, which would lose them.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut started = false;
     let ended = loop {
         tokio::select! {
             read = terminal.read(&mut buffer) => match read {
                 Ok(0) | Err(_) => break true,
                 Ok(read) => {
+                    started = true;
                     stream.send(Message::Binary(buffer[..read].to_vec())).await?;
-                    if let Some(keys) = early.take() {
-                        if terminal.write(&keys).await.is_err() {
-                            break true;
-                        }
-                    }
                 }
             },
-            message = stream.next() => match message {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break false,
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let Some(keys) = early.as_mut() {
-                        if keys.len() + bytes.len() <= EARLY_INPUT_LIMIT {
-                            keys.extend_from_slice(&bytes);
-                        }
-                    } else if terminal.write(&bytes).await.is_err() {
-                        break true;
-                    }
+            written = terminal.write_some(&pending), if started && !pending.is_empty() => {
+                match written {
+                    Ok(written) => drop(pending.drain(..written)),
+                    Err(_) => break true,
                 }
+            },
+            message = stream.next(), if pending.len() < PENDING_INPUT_LIMIT => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break false,
+                Some(Ok(Message::Binary(bytes))) => pending.extend_from_slice(&bytes),
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Control>(&text) {
                     Ok(Control::Resize { cols, rows }) => {
                         let (cols, rows) = rules::terminal_size(cols, rows);

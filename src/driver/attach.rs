@@ -400,17 +400,16 @@ impl Terminal {
         }
     }
 
-    /// Sends keystrokes to the shell.
-    pub async fn write(&self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
+    /// Sends keystrokes to the shell: as many of `data` as it takes now,
+    /// once it takes any. Nothing is written when the future is dropped.
+    pub async fn write_some(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
             let mut ready = self.pty.writable().await?;
             match ready.try_io(|fd| rustix::io::write(fd, data).map_err(io::Error::from)) {
-                Ok(Ok(written)) => data = &data[written..],
-                Ok(Err(e)) => return Err(e),
+                Ok(result) => return result,
                 Err(_would_block) => continue,
             }
         }
-        Ok(())
     }
 
     pub fn resize(&self, cols: u16, rows: u16) -> Result<(), DriverError> {
