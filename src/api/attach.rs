@@ -61,7 +61,7 @@ impl<'r> FromData<'r> for ExecJson {
 #[rocket::post("/containers/<id>/exec", data = "<body>")]
 async fn exec(
     attach: &State<Attach>,
-    _caller: Caller,
+    caller: Caller,
     id: &str,
     body: Result<ExecJson, ApiError>,
 ) -> ApiResult<Json<Value>> {
@@ -74,6 +74,14 @@ async fn exec(
         body.env.as_ref(),
     )
     .map_err(|errors| ApiError::Validation(errors.to_string()))?;
+    // Who ran which program, for the operator's log; the arguments may
+    // carry secrets and are left out.
+    log::info!(
+        "exec on container {id} by {}: {:?} ({} argument(s))",
+        caller.0.as_deref().unwrap_or("anonymous"),
+        command.argv[0],
+        command.argv.len() - 1
+    );
     let output = attach.exec(id, command).await?;
     let mut answer = Map::new();
     answer.insert("message".into(), "success".into());
