@@ -24,7 +24,7 @@ use crate::jobs::{JobQueue, Runner, RunnerFairing, RunnerSettings};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::os_templates::OsTemplateStore;
-use crate::service::{Arrivals, Capacity, Service, ThisNode};
+use crate::service::{Arrivals, Attach, Capacity, Service, ThisNode};
 use crate::systemd::{Health, SystemdFairing};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +148,13 @@ async fn assemble(
             }
             crate::cluster::start(&db, &service, &events, &queue).await;
             let health = Health::new(db.clone(), queue.clone(), sd_notify::watchdog_enabled());
-            let arrivals = Arrivals::new(db.clone(), driver.clone(), node_name);
+            let arrivals = Arrivals::new(db.clone(), driver.clone(), node_name.clone());
+            // exec and terminals (issue 14).
+            let attach = Attach::new(service.clone(), driver.clone(), node_name);
             let mut rocket = rocket
                 .manage(service)
                 .manage(arrivals)
+                .manage(attach)
                 .manage(health.clone())
                 .attach(SystemdFairing::new(health));
             if jobs == Jobs::Run {

@@ -104,6 +104,20 @@ pub enum ApiError {
     Unhealthy(String),
     #[error("internal error; the server log has the details")]
     Internal(String),
+    // exec and terminals (issue 14).
+    #[error(
+        "the exec request body is larger than {0}; send at most 1 MiB of stdin \
+         (or feed larger input from a file inside the container)"
+    )]
+    ExecBodyTooLarge(String),
+    #[error("{0}")]
+    ContainerNotRunning(String),
+    #[error("{0}")]
+    ContainerOnOtherNode(String),
+    #[error("{0}")]
+    TooManyTerminals(String),
+    #[error("{0}")]
+    AttachFailed(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -161,6 +175,11 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => 5003,
             ApiError::MoveFailed(_) => 5004,
             ApiError::Unhealthy(_) => 5002,
+            ApiError::ExecBodyTooLarge(_) => 1030,
+            ApiError::ContainerNotRunning(_) => 3030,
+            ApiError::ContainerOnOtherNode(_) => 3031,
+            ApiError::TooManyTerminals(_) => 3032,
+            ApiError::AttachFailed(_) => 5030,
         }
     }
 
@@ -200,6 +219,11 @@ impl ApiError {
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }
+            ApiError::ExecBodyTooLarge(_) => Status::UnprocessableEntity,
+            ApiError::ContainerNotRunning(_)
+            | ApiError::ContainerOnOtherNode(_)
+            | ApiError::TooManyTerminals(_) => Status::Conflict,
+            ApiError::AttachFailed(_) => Status::InternalServerError,
         }
     }
 
@@ -259,6 +283,16 @@ impl From<ServiceError> for ApiError {
             // Raised only at start-up, which reports it itself.
             error @ ServiceError::NodeNameHeld { .. } => ApiError::Internal(error.to_string()),
             ServiceError::Templates(error) => error.into(),
+            error @ ServiceError::NotRunning { .. } => {
+                ApiError::ContainerNotRunning(error.to_string())
+            }
+            error @ ServiceError::OnOtherNode { .. } => {
+                ApiError::ContainerOnOtherNode(error.to_string())
+            }
+            error @ ServiceError::TooManyTerminals { .. } => {
+                ApiError::TooManyTerminals(error.to_string())
+            }
+            error @ ServiceError::AttachFailed(_) => ApiError::AttachFailed(error.to_string()),
         }
     }
 }
@@ -295,7 +329,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         // The edge: the one place an API failure is logged.
         match &self {
-            ApiError::Internal(detail) | ApiError::MoveFailed(detail) => {
+            ApiError::Internal(detail)
+            | ApiError::MoveFailed(detail)
+            | ApiError::AttachFailed(detail) => {
                 log::error!("{} {}: {detail}", request.method(), request.uri());
             }
             _ => {}

@@ -57,7 +57,10 @@ impl Gate {
                 return Some(error);
             }
         }
-        let changes_state = !matches!(req.method(), Method::Get | Method::Head | Method::Options);
+        // A WebSocket is a GET, but the terminal it opens acts: a page of
+        // another site must not open one with the browser's cookie.
+        let changes_state = !matches!(req.method(), Method::Get | Method::Head | Method::Options)
+            || is_websocket(req);
         if changes_state && in_api(req.uri().path().as_str()) && !same_origin(req) {
             let origin = req
                 .headers()
@@ -89,6 +92,15 @@ impl Gate {
         }
         Err(ApiError::HostNotAllowed(printable(domain)))
     }
+}
+
+/// Whether the request asks to become a WebSocket.
+fn is_websocket(req: &Request<'_>) -> bool {
+    req.headers().get("Upgrade").any(|value| {
+        value
+            .split(',')
+            .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    })
 }
 
 /// `localhost`, an address in 127.0.0.0/8, or `[::1]`.

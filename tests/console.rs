@@ -1101,3 +1101,163 @@ fn tokens_page_creates_a_token_that_works_until_revoked() {
         b.close().await;
     });
 }
+
+/// The text the terminal on the page shows now (xterm.js's rows).
+async fn terminal_text(b: &Browser) -> String {
+    b.client
+        .execute(
+            "var rows = document.querySelector('.xterm-rows'); \
+             return rows ? Array.from(rows.children).map(function (r) { return r.textContent; }).join('\\n') : '';",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until the terminal shows a line for which `wanted` says yes.
+async fn wait_terminal(b: &Browser, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + browser::PATIENCE;
+    loop {
+        let text = terminal_text(b).await;
+        if text.lines().any(|line| wanted(line.trim())) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the terminal never showed {what}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Types into the terminal (xterm.js reads its hidden textarea's keys).
+async fn type_in_terminal(b: &Browser, text: &str) {
+    b.find(".xterm-helper-textarea")
+        .await
+        .send_keys(&format!("{text}\u{E007}"))
+        .await
+        .unwrap();
+}
+
+/// `stty size` lines ("ROWS COLS") the terminal shows, in order.
+fn sizes(text: &str) -> Vec<(u32, u32)> {
+    text.lines()
+        .filter_map(|line| {
+            let (rows, cols) = line.trim().split_once(' ')?;
+            Some((rows.parse().ok()?, cols.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A page of another site (another port is another origin) that tries to
+/// open the container's terminal and writes what happened into its title.
+fn serve_other_site(berth_port: u16, id: &str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let page = format!(
+        "<!DOCTYPE html><title>trying</title><script>\
+         var ws = new WebSocket('ws://127.0.0.1:{berth_port}/v1/containers/{id}/console');\
+         ws.onopen = function () {{ document.title = 'opened'; }};\
+         ws.onclose = function (e) {{ if (document.title !== 'opened') document.title = 'refused ' + e.code; }};\
+         </script>"
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    port
+}
+
+/// The terminal on a container's page: a real shell in the container
+/// (its host name read back from the page), following the window's size,
+/// accessible, and out of reach of other sites' pages.
+#[test]
+fn the_terminal_runs_a_shell_in_the_container_and_follows_the_window() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("tty");
+    let id = berth.create(&name, None);
+    berth.act(&id, "start");
+    let other_site = serve_other_site(berth.port, &id);
+    browser::run(async {
+        let b = Browser::start().await;
+        b.goto(&berth.url(&format!("/containers/{id}"))).await;
+        b.click("[data-terminal-open]").await;
+        b.find(".xterm-helper-textarea").await;
+        type_in_terminal(&b, "hostname").await;
+        wait_terminal(&b, "the container's host name", |line| line == name).await;
+        assert!(berth.attach(&name, "ps -o args").contains("sh -l"));
+        b.assert_accessible("a container's page with its terminal open")
+            .await;
+
+        type_in_terminal(&b, "stty size").await;
+        let text = wait_terminal(&b, "a first size", |line| !sizes(line).is_empty()).await;
+        let first = sizes(&text)[0];
+        b.client.set_window_size(800, 600).await.unwrap();
+        let mut resized = None;
+        let deadline = std::time::Instant::now() + browser::PATIENCE;
+        while resized.is_none() {
+            // Asked again until the new size has arrived (the resize
+            // message and the window's own events race the typing).
+            type_in_terminal(&b, "stty size").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            resized = sizes(&terminal_text(&b).await)
+                .into_iter()
+                .find(|size| *size != first);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stty size stayed {first:?}:\n{}",
+                terminal_text(&b).await
+            );
+        }
+        let (rows, cols) = resized.unwrap();
+        assert!(cols < first.1, "narrower: {first:?} then {rows} {cols}");
+        b.assert_no_console_errors().await;
+
+        // Another site's page gets no terminal: the handshake is refused.
+        b.goto(&format!("http://127.0.0.1:{other_site}/")).await;
+        let deadline = std::time::Instant::now() + browser::PATIENCE;
+        let title = loop {
+            let title = b.client.title().await.unwrap();
+            if title != "trying" {
+                break title;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WebSocket never settled"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(title.starts_with("refused"), "{title}");
+        let errors = b.console_errors().await;
+        assert!(errors.iter().any(|e| e.contains("403")), "{errors:#?}");
+
+        // Leaving the page ended the shell inside the container.
+        let deadline = std::time::Instant::now() + browser::PATIENCE;
+        while berth.attach(&name, "ps -o args").contains("sh -l") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page's shell still runs"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        b.close().await;
+    });
+    assert!(
+        berth.log().contains("from another site's page"),
+        "{}",
+        berth.log()
+    );
+}

@@ -810,3 +810,48 @@ async fn a_berth_is_a_node_that_can_be_drained() {
     let node = berth.get(&format!("/v1/nodes/{name}")).await;
     assert_eq!(node.body["node"]["containers"], 1, "{node:?}");
 }
+
+/// exec and the terminal ask for a running container on this node, and
+/// the terminal for a WebSocket; each refusal in the error shape.
+#[rocket::async_test]
+async fn exec_and_the_terminal_refuse_what_they_cannot_attach_to() {
+    let berth = Local::start().await;
+    let (id, _) = seed(&berth, "attach-me").await;
+    let exec = format!("/v1/containers/{id}/exec");
+    let console = format!("/v1/containers/{id}/console");
+    let command = json!({ "command": ["true"] });
+
+    // Still being created: not running.
+    berth
+        .post_json(&exec, &command)
+        .await
+        .assert_error(409, 3030);
+    // A plain GET is not a WebSocket.
+    berth.get(&console).await.assert_error(400, 1006);
+
+    // Running, but on another node: that node attaches to it.
+    sqlx::query("UPDATE containers SET status = $1, node = $2 WHERE id = $3")
+        .bind("running")
+        .bind("elsewhere")
+        .bind(id.clone())
+        .execute(berth.service().db().pool())
+        .await
+        .unwrap();
+    let answer = berth.post_json(&exec, &command).await;
+    answer.assert_error(409, 3031);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'elsewhere'"),
+        "{answer:?}"
+    );
+    let upgrade = berth
+        .client
+        .get(console)
+        .header(header("Connection", "Upgrade"))
+        .header(header("Upgrade", "websocket"))
+        .header(header("Sec-WebSocket-Version", "13"))
+        .header(header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="));
+    Local::send(upgrade).await.assert_error(409, 3031);
+}

@@ -30,6 +30,20 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
 }
 
 async fn read<T: DeserializeOwned>(req: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
+    let limit = req
+        .limits()
+        .get("json")
+        .unwrap_or(DEFAULT_JSON_LIMIT_KIB.kibibytes());
+    read_limited(req, data, limit).await
+}
+
+/// A JSON body read like `JsonBody`, within `limit` instead of Rocket's
+/// `limits.json` (exec's stdin travels in its body).
+pub async fn read_limited<T: DeserializeOwned>(
+    req: &Request<'_>,
+    data: Data<'_>,
+    limit: rocket::data::ByteUnit,
+) -> Result<T, ApiError> {
     // Required, not assumed: a page of another site can send a body
     // without a type (or as text/plain) without asking the browser's
     // permission first, but not one that says application/json.
@@ -43,10 +57,6 @@ async fn read<T: DeserializeOwned>(req: &Request<'_>, data: Data<'_>) -> Result<
             })
         }
     }
-    let limit = req
-        .limits()
-        .get("json")
-        .unwrap_or(DEFAULT_JSON_LIMIT_KIB.kibibytes());
     // Bytes, not a string: a body that is not UTF-8 is malformed JSON,
     // which serde_json reports as such.
     let body = data

@@ -1,6 +1,7 @@
 //! The JSON API, mounted at `/v1` and `/v0.1`: handlers that read the
 //! request, call the service and shape the answer.
 
+mod attach;
 mod auth;
 mod body;
 mod catchers;
@@ -40,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());
+    routes.extend(attach::routes());
     routes
 }
 

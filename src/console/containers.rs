@@ -248,6 +248,28 @@ struct ContainerPage {
     cpus_hint: String,
     /// The other nodes, for the move form (none: no form).
     move_targets: Vec<NodeChoiceView>,
+    // The terminal (issue 14).
+    terminal: TerminalAssets,
+}
+
+/// What the page's terminal loads: xterm.js (vendored) and its glue.
+struct TerminalAssets {
+    css: String,
+    xterm: String,
+    fit: String,
+    script: String,
+}
+
+impl TerminalAssets {
+    fn new() -> Self {
+        use super::assets::url;
+        TerminalAssets {
+            css: url("vendor/xterm/xterm.css"),
+            xterm: url("vendor/xterm/xterm.js"),
+            fit: url("vendor/xterm/addon-fit.js"),
+            script: url("terminal.js"),
+        }
+    }
 }
 
 impl ContainerPage {
@@ -278,6 +300,7 @@ impl ContainerPage {
             jobs: JobView::list(&jobs, &names),
             cpus_hint: cpus_hint(service),
             move_targets,
+            terminal: TerminalAssets::new(),
         })
     }
 

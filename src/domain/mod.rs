@@ -2,6 +2,7 @@
 //! rules that decide what is valid. No I/O happens here.
 
 pub mod container;
+pub mod exec;
 pub mod job;
 pub mod lifecycle;
 pub mod node;

@@ -45,6 +45,15 @@ pub struct LxcDriver {
 }
 
 impl LxcDriver {
+    /// lxc-attach's own failure on a stopped container would read as the
+    /// command's exit status: ask first.
+    async fn require_running(&self, name: &str) -> Result<(), DriverError> {
+        match self.state(name).await? {
+            RunState::Running => Ok(()),
+            RunState::Stopped | RunState::Missing => Err(DriverError::NotRunning(name.to_owned())),
+        }
+    }
+
     pub fn new(
         lxc_path: PathBuf,
         bridge: String,
@@ -894,6 +903,26 @@ impl Driver for LxcDriver {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect())
+    }
+
+    // exec and terminals (issue 14).
+    async fn exec(
+        &self,
+        name: &str,
+        request: &super::ExecRequest,
+    ) -> Result<super::ExecOutput, DriverError> {
+        self.require_running(name).await?;
+        super::attach::exec(&self.lxc_path, name, request).await
+    }
+
+    async fn terminal(
+        &self,
+        name: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<super::Terminal, DriverError> {
+        self.require_running(name).await?;
+        super::attach::open_terminal(&self.lxc_path, name, cols, rows)
     }
 }
 

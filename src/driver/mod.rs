@@ -1,6 +1,7 @@
 //! The container runtime behind berth: the `Driver` trait the job runner
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
+mod attach;
 mod command;
 mod critical;
 mod files;
@@ -21,6 +22,7 @@ use crate::domain::os_template::TemplateFormat;
 use crate::domain::parameters::{ContainerSettings, Parameters};
 use crate::domain::ValidationErrors;
 
+pub use attach::{Captured, ExecOutput, ExecRequest, Terminal};
 pub use critical::CriticalSteps;
 pub use freeze::Frozen;
 pub use transfer::OutgoingFiles;
@@ -165,6 +167,11 @@ pub enum DriverError {
     CannotMove(&'static str),
     #[error("container {0} is running here; a copy that runs is never replaced")]
     RunningHere(String),
+    // exec and terminals (issue 14).
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("{0} cannot run commands inside containers")]
+    CannotAttach(&'static str),
 }
 
 impl DriverError {
@@ -234,5 +241,18 @@ pub trait Driver: Send + Sync {
     ) -> Result<(), DriverError> {
         let _ = (spec, files, log);
         Err(DriverError::CannotMove(std::any::type_name::<Self>()))
+    }
+    // exec and terminals (issue 14).
+    /// Runs a command inside the running container and waits for it, at
+    /// most its timeout; what it started is killed when it ends.
+    async fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecOutput, DriverError> {
+        let _ = (name, request);
+        Err(DriverError::CannotAttach(std::any::type_name::<Self>()))
+    }
+    /// Opens a pseudo-terminal on a login shell inside the running
+    /// container; dropping or closing it ends the shell.
+    async fn terminal(&self, name: &str, cols: u16, rows: u16) -> Result<Terminal, DriverError> {
+        let _ = (name, cols, rows);
+        Err(DriverError::CannotAttach(std::any::type_name::<Self>()))
     }
 }

@@ -2,6 +2,7 @@
 //! validate, store the change and its job in one transaction, wake the
 //! runner, announce the change. Never touches LXC; the runner does that.
 
+mod attach;
 mod containers;
 mod jobs;
 mod migrations;
@@ -28,6 +29,7 @@ use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
 
+pub use attach::{Attach, TerminalLease};
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
 pub use migrations::{ArrivalError, Arrivals, Arrived};
@@ -98,6 +100,23 @@ pub enum ServiceError {
         api_url: String,
         heartbeat_at: crate::domain::time::Timestamp,
     },
+    // exec and terminals (issue 14).
+    #[error("container {container} is {status}; commands and terminals need it running (start it first)")]
+    NotRunning {
+        container: Uuid,
+        status: &'static str,
+    },
+    #[error(
+        "container {container} runs on node '{node}'; run commands and open terminals \
+         through that node's API"
+    )]
+    OnOtherNode { container: Uuid, node: String },
+    #[error(
+        "container {container} has {max} terminals open, the most it may have; close one first"
+    )]
+    TooManyTerminals { container: Uuid, max: usize },
+    #[error("cannot attach to the container: {0}")]
+    AttachFailed(String),
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -120,6 +139,9 @@ impl ServiceError {
                 | ServiceError::NoNodeAvailable
                 | ServiceError::AlreadyOnNode { .. }
                 | ServiceError::MovesOff
+                | ServiceError::NotRunning { .. }
+                | ServiceError::OnOtherNode { .. }
+                | ServiceError::TooManyTerminals { .. }
         )
     }
 }
