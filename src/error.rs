@@ -61,6 +61,8 @@ pub enum ApiError {
     AlreadyOnNode(String),
     #[error("{0}")]
     MoveRefused(String),
+    #[error("{0}")]
+    UsageElsewhere(String),
     #[error("taking in the container's files failed: {0}")]
     MoveFailed(String),
     #[error("a container named '{0}' already exists")]
@@ -152,6 +154,7 @@ impl ApiError {
             ApiError::NodeUnavailable(_) => 3007,
             ApiError::AlreadyOnNode(_) => 3008,
             ApiError::MoveRefused(_) => 3009,
+            ApiError::UsageElsewhere(_) => 3040,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -192,6 +195,7 @@ impl ApiError {
             | ApiError::NodeUnavailable(_)
             | ApiError::AlreadyOnNode(_)
             | ApiError::MoveRefused(_)
+            | ApiError::UsageElsewhere(_)
             | ApiError::TemplateExists(_) => Status::Conflict,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
