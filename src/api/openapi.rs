@@ -258,6 +258,7 @@ mod tests {
             ApiError::AlreadyOnNode(text()),
             ApiError::MoveRefused(text()),
             ApiError::MoveFailed(text()),
+            ApiError::UsageElsewhere(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -298,7 +299,8 @@ mod tests {
                 | ApiError::NodeUnavailable(_)
                 | ApiError::AlreadyOnNode(_)
                 | ApiError::MoveRefused(_)
-                | ApiError::MoveFailed(_) => {}
+                | ApiError::MoveFailed(_)
+                | ApiError::UsageElsewhere(_) => {}
             }
         }
         errors

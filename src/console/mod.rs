@@ -10,6 +10,7 @@ mod headers;
 mod jobs;
 mod nodes;
 mod session;
+mod usage;
 mod views;
 
 use askama::Template;
@@ -30,6 +31,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(nodes::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
+    routes.extend(usage::routes());
     routes
 }
 

@@ -72,6 +72,14 @@ pub fn file_system_use(path: &Path) -> std::io::Result<(u64, u64)> {
     Ok((total.saturating_sub(free), total))
 }
 
+/// (used, total) bytes of the host's memory and of the LXC path's file
+/// system; `None` where it cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostUsage {
+    pub memory: Option<(u64, u64)>,
+    pub disk: Option<(u64, u64)>,
+}
+
 /// Reads the host's limits for the checks of a request.
 #[derive(Debug, Clone)]
 pub struct HostProbe {
@@ -84,6 +92,17 @@ impl HostProbe {
         HostProbe {
             lxc_path,
             allow_disk_overcommit,
+        }
+    }
+
+    /// What is used now: memory (total less MemAvailable) and the file
+    /// system holding the containers, each as (used, total) bytes.
+    pub fn usage(&self) -> HostUsage {
+        HostUsage {
+            memory: memory_bytes()
+                .and_then(|total| Ok((total.saturating_sub(memory_available_bytes()?), total)))
+                .ok(),
+            disk: file_system_use(&self.lxc_path).ok(),
         }
     }
 

@@ -1,0 +1,161 @@
+//! Usage of real containers: the sampler's figures through
+//! `GET /v1/containers/:id/stats` and `/metrics`, with the interval at
+//! 1 s so that samples come quickly. No test asserts how long anything
+//! takes: each waits (boundedly) for the figure it needs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_error, unique_name, Berth};
+use serde_json::{json, Value};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn sampled_every_second() -> Berth {
+    Berth::start_with_env(&[("BERTH_STATS_INTERVAL_SECS", "1")])
+}
+
+fn stats(berth: &Berth, id: &str, query: &str) -> Value {
+    let (status, body) = berth.get(&format!("/v1/containers/{id}/stats{query}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "success");
+    body
+}
+
+/// A figure as the API types it: a string of digits.
+fn number(value: &Value, field: &str) -> u64 {
+    let text = value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is not a string: {value}"));
+    text.parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number: {value}"))
+}
+
+fn current_cpu_ns(berth: &Berth, id: &str) -> Option<u64> {
+    let body = stats(berth, id, "");
+    let current = &body["current"];
+    (current["running"] == true).then(|| number(current, "cpu_time_ns"))
+}
+
+#[test]
+fn a_running_container_has_moving_figures_a_growing_history_and_metrics() {
+    let berth = sampled_every_second();
+    let name = unique_name("usage");
+    let id = berth.create(
+        &name,
+        Some(json!({ "memsize": "128", "memsize_units": "M" })),
+    );
+    berth.act(&id, "start");
+
+    let mut first = None;
+    berth.wait_until("a first sample of the running container", PATIENCE, || {
+        first = current_cpu_ns(&berth, &id);
+        first.is_some()
+    });
+    let body = stats(&berth, &id, "");
+    assert_eq!(body["name"], name.as_str());
+    assert_eq!(body["status"], "running");
+    assert_eq!(body["interval_seconds"], "1");
+    let current = &body["current"];
+    assert_eq!(number(current, "memory_limit_bytes"), 128 << 20);
+    assert!(number(current, "memory_bytes") > 0, "{current}");
+    // Present and typed, whatever traffic the bridge carries.
+    number(current, "net_in_bytes");
+    number(current, "net_out_bytes");
+    assert!(number(current, "disk_used_bytes") > 0, "{current}");
+    assert!(body.get("history").is_none(), "history only when asked");
+
+    // CPU time spent inside the container is counted.
+    berth.attach(&name, "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done");
+    let first = first.unwrap();
+    berth.wait_until("the CPU time to move", PATIENCE, || {
+        current_cpu_ns(&berth, &id).is_some_and(|now| now > first + 50_000_000)
+    });
+    let percent = stats(&berth, &id, "")["current"]["cpu_percent"].clone();
+    let percent: f64 = percent.as_str().unwrap().parse().unwrap();
+    assert!(percent >= 0.0, "{percent}");
+
+    let history = |query: &str| {
+        stats(&berth, &id, query)["history"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = history("?range=5m");
+    assert!(before >= 2, "{before}");
+    berth.wait_until("the history to grow", PATIENCE, || {
+        history("?range=300") > before
+    });
+    let since = stats(&berth, &id, "?range=1h")["history"][0]["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(history(&format!("?since={since}")) > before);
+    assert_eq!(history("?since=2999-01-01T00:00:00Z"), 0);
+
+    let response = berth.client.get(berth.url("/metrics")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let metrics = response.text().unwrap();
+    for line in [
+        "# TYPE berth_container_cpu_seconds_total counter",
+        "# TYPE berth_container_memory_bytes gauge",
+        "# TYPE berth_container_network_receive_bytes_total counter",
+        &format!("berth_container_memory_limit_bytes{{container=\"{name}\"}} 134217728"),
+        &format!("berth_container_running{{container=\"{name}\"}} 1"),
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains(&format!(
+            "berth_container_cpu_seconds_total{{container=\"{name}\"}} "
+        )),
+        "{metrics}"
+    );
+
+    // Stopped: it uses nothing, and says so; its disk is still measured.
+    berth.act(&id, "stop");
+    berth.wait_until("a sample of the stopped container", PATIENCE, || {
+        stats(&berth, &id, "")["current"]["running"] == false
+    });
+    let body = stats(&berth, &id, "");
+    let current = &body["current"];
+    assert_eq!(body["status"], "stopped");
+    assert_eq!(current["cpu_percent"], "0.00");
+    assert_eq!(current["memory_bytes"], "0");
+    assert_eq!(current["cpu_time_ns"], Value::Null);
+    assert_eq!(current["net_in_bytes"], Value::Null);
+    assert!(number(current, "disk_used_bytes") > 0, "{current}");
+}
+
+#[test]
+fn bad_since_and_range_are_refused_and_sampling_can_be_off() {
+    let berth = Berth::start_with_env(&[("BERTH_STATS_INTERVAL_SECS", "0")]);
+    let name = unique_name("nousage");
+    let id = berth.create(&name, None);
+    for query in [
+        "?since=yesterday",
+        "?since=2026-13-01T00:00:00Z",
+        "?range=0",
+        "?range=5x",
+        "?range=-5",
+        "?range=1.5h",
+        "?range=31d",
+        "?range=5m&since=2026-11-30T00:00:00Z",
+        "?range=5m&range=1h",
+    ] {
+        let answer = berth.get(&format!("/v1/containers/{id}/stats{query}"));
+        assert_error(&answer, 422, 1002);
+    }
+    assert_error(
+        &berth.get("/v1/containers/54e21881-8620-4bb0-95f1-05f143973a6e/stats"),
+        404,
+        2002,
+    );
+    assert_error(&berth.get("/v1/containers/nope/stats"), 400, 1003);
+    let body = stats(&berth, &id, "?range=5m");
+    assert_eq!(body["interval_seconds"], Value::Null);
+    assert_eq!(body["current"], Value::Null);
+    assert_eq!(body["history"], json!([]));
+    assert_eq!(stats(&berth, &id, "/")["status"], "stopped");
+}
