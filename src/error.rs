@@ -63,6 +63,8 @@ pub enum ApiError {
     MoveRefused(String),
     #[error("{0}")]
     UsageElsewhere(String),
+    #[error("{0}")]
+    NodeUnreachable(String),
     #[error("taking in the container's files failed: {0}")]
     MoveFailed(String),
     #[error("a container named '{0}' already exists")]
@@ -155,6 +157,7 @@ impl ApiError {
             ApiError::AlreadyOnNode(_) => 3008,
             ApiError::MoveRefused(_) => 3009,
             ApiError::UsageElsewhere(_) => 3040,
+            ApiError::NodeUnreachable(_) => 5040,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -201,6 +204,7 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
             ApiError::Internal(_) | ApiError::MoveFailed(_) => Status::InternalServerError,
+            ApiError::NodeUnreachable(_) => Status::BadGateway,
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }

@@ -4,6 +4,7 @@
 //! takes: each waits (boundedly) for the figure it needs.
 
 mod common;
+mod pg;
 
 use std::time::Duration;
 
@@ -158,4 +159,45 @@ fn bad_since_and_range_are_refused_and_sampling_can_be_off() {
     assert_eq!(body["current"], Value::Null);
     assert_eq!(body["history"], json!([]));
     assert_eq!(stats(&berth, &id, "/")["status"], "stopped");
+}
+
+/// In a cluster each node samples its own containers; asked through
+/// another node, the owner's figures come back as they are, and a node
+/// that cannot be reached is a 502 in the error shape.
+#[test]
+fn another_nodes_container_is_answered_by_that_node() {
+    let postgres = pg::Postgres::start();
+    let url = postgres.create_database("berth");
+    let node = |name: &str| {
+        Berth::start_with_env(&[
+            ("BERTH_DATABASE_URL", url.as_str()),
+            ("BERTH_NODE_NAME", name),
+            ("BERTH_STATS_INTERVAL_SECS", "1"),
+        ])
+    };
+    let (a, mut b) = (node("a"), node("b"));
+    let name = unique_name("onb");
+    let (status, answer) = a.post(
+        "/v1/containers/",
+        &json!({ "name": name, "ostemplate": "template1", "node": "b" }),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["container_id"].as_str().unwrap().to_owned();
+    a.wait_job(answer["job_id"].as_str().unwrap());
+    b.act(&id, "start");
+    b.wait_until("b's first sample", PATIENCE, || {
+        stats(&b, &id, "")["current"]["running"] == true
+    });
+    let via_a = stats(&a, &id, "?range=5m");
+    assert_eq!(via_a["node"], "b");
+    assert_eq!(via_a["current"]["running"], true, "{via_a}");
+    assert!(!via_a["history"].as_array().unwrap().is_empty(), "{via_a}");
+    assert_error(
+        &a.get(&format!("/v1/containers/{id}/stats?range=0")),
+        422,
+        1002,
+    );
+
+    b.kill();
+    assert_error(&a.get(&format!("/v1/containers/{id}/stats")), 502, 5040);
 }

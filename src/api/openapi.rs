@@ -259,6 +259,7 @@ mod tests {
             ApiError::MoveRefused(text()),
             ApiError::MoveFailed(text()),
             ApiError::UsageElsewhere(text()),
+            ApiError::NodeUnreachable(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -300,7 +301,8 @@ mod tests {
                 | ApiError::AlreadyOnNode(_)
                 | ApiError::MoveRefused(_)
                 | ApiError::MoveFailed(_)
-                | ApiError::UsageElsewhere(_) => {}
+                | ApiError::UsageElsewhere(_)
+                | ApiError::NodeUnreachable(_) => {}
             }
         }
         errors

@@ -1,9 +1,15 @@
 //! `/containers/:id/stats`: a container's usage now and over the retained
-//! history, as this node's sampler measured it.
+//! history, as the sampler of the node it lives on measured it (another
+//! node's container is asked of that node).
+
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome};
 use rocket::serde::json::Json;
-use rocket::{Route, State};
+use rocket::{Request, Route, State};
 use serde_json::{json, Value};
 
 use super::query::{at_most_once, Param};
@@ -56,15 +62,18 @@ pub fn usage_event_json(usage: &ContainerUsage) -> Value {
 
 /// `since` (RFC 3339) or `range` (seconds, or a number with `s`, `m`, `h`
 /// or `d`) asks for the history; neither, the current figures alone.
+/// A container on another node: its node answers (it samples it), asked
+/// with the caller's own credentials (tokens are shared by every node).
 #[rocket::get("/containers/<id>/stats?<since>&<range>")]
 async fn stats(
     service: &State<Service>,
     stats: &State<Stats>,
     _caller: Caller,
+    forwarding: Forwarding,
     id: &str,
     since: Param<'_>,
     range: Param<'_>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(Status, Json<Value>)> {
     let since = at_most_once("since", since)?;
     let range = at_most_once("range", range)?;
     let from = match (since, range) {
@@ -87,11 +96,23 @@ async fn stats(
             .await
             .map(|view| view.record.api_url)
             .unwrap_or_default();
-        return Err(ApiError::UsageElsewhere(format!(
-            "container '{}' lives on node '{}', which samples its usage; ask that node \
-             ({url}/v1/containers/{}/stats)",
-            container.name, container.node, container.id
-        )));
+        if forwarding.from.is_some() || url.is_empty() {
+            // Sent on by a node that took this one for the owner: the two
+            // disagree (a move in between); no request goes round twice.
+            return Err(ApiError::UsageElsewhere(format!(
+                "container '{}' lives on node '{}', which samples its usage; ask that \
+                 node ({url}/v1/containers/{}/stats)",
+                container.name, container.node, container.id
+            )));
+        }
+        return forward(
+            &forwarding,
+            &url,
+            &container.node,
+            container.id,
+            service.this_node().name.as_str(),
+        )
+        .await;
     }
     let current = stats.current(container.id);
     let mut body = json!({
@@ -118,7 +139,84 @@ async fn stats(
             .collect();
         body["history"] = Value::Array(history);
     }
-    Ok(Json(body))
+    Ok((Status::Ok, Json(body)))
+}
+
+/// Marks a request one node sends on to another.
+const FORWARDED_BY: &str = "X-Berth-Forwarded-By";
+
+/// What a request to send on to the owning node carries along.
+pub struct Forwarding {
+    authorization: Option<String>,
+    query: Option<String>,
+    /// The node that sent this request on, if one did.
+    from: Option<String>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Forwarding {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(Forwarding {
+            authorization: req.headers().get_one("Authorization").map(str::to_owned),
+            query: req.uri().query().map(|q| q.as_str().to_owned()),
+            from: req.headers().get_one(FORWARDED_BY).map(str::to_owned),
+        })
+    }
+}
+
+/// How long the owning node may take to answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            // Node to node: a proxy for the host's outbound traffic is not
+            // on the way to a neighbour.
+            .no_proxy()
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// Asks `node` (at `api_url`) for the figures; its answer, success or
+/// error, is passed on as it is.
+async fn forward(
+    forwarding: &Forwarding,
+    api_url: &str,
+    node: &str,
+    id: uuid::Uuid,
+    this_node: &str,
+) -> ApiResult<(Status, Json<Value>)> {
+    let mut url = format!("{api_url}/v1/containers/{}/stats", id.hyphenated());
+    if let Some(query) = &forwarding.query {
+        url = format!("{url}?{query}");
+    }
+    let mut request = client().get(&url).header(FORWARDED_BY, this_node);
+    if let Some(authorization) = &forwarding.authorization {
+        request = request.header("Authorization", authorization);
+    }
+    let unreachable = |why: String| {
+        ApiError::NodeUnreachable(format!(
+            "node '{node}', which samples this container, did not answer ({why}); \
+             try again, or ask it at {api_url}"
+        ))
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| unreachable(e.without_url().to_string()))?;
+    let status = Status::from_code(response.status().as_u16()).unwrap_or(Status::BadGateway);
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(e.without_url().to_string()))?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| unreachable(format!("its answer is not JSON: {e}")))?;
+    Ok((status, Json(body)))
 }
 
 fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {

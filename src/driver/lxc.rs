@@ -1000,12 +1000,21 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
     }
 }
 
-/// Space a tree takes on disk, counting allocated blocks.
+/// Space a tree takes on disk, counting allocated blocks. A file removed
+/// while the walk runs (a running container's) counts as nothing.
 fn disk_usage(path: &Path) -> std::io::Result<u64> {
-    let meta = std::fs::symlink_metadata(path)?;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if gone(&e) => return Ok(0),
+        meta => meta?,
+    };
     let mut total = meta.blocks() * 512;
     if meta.is_dir() {
-        for entry in std::fs::read_dir(path)? {
+        let entries = match std::fs::read_dir(path) {
+            Err(e) if gone(&e) => return Ok(total),
+            entries => entries?,
+        };
+        for entry in entries {
             total += disk_usage(&entry?.path())?;
         }
     }
