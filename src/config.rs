@@ -474,6 +474,27 @@ mod tests {
     }
 
     #[test]
+    fn usage_retention_holds_at_least_one_sample_and_at_most_a_bounded_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |interval: u64, retention: u64| Settings {
+            data_dir: dir.path().join("d"),
+            node_name: Some("n".into()),
+            stats_interval_secs: interval,
+            stats_retention_secs: retention,
+            ..Settings::default()
+        };
+        assert!(with(10, 3600).resolve().is_ok());
+        assert!(
+            with(0, 0).resolve().is_ok(),
+            "off: retention does not matter"
+        );
+        let short = with(10, 5).resolve().unwrap_err().to_string();
+        assert!(short.contains("stats_retention_secs"), "{short}");
+        let long = with(1, 86_400).resolve().unwrap_err().to_string();
+        assert!(long.contains("8640"), "{long}");
+    }
+
+    #[test]
     fn an_unusable_directory_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
