@@ -77,6 +77,35 @@ fn a_running_container_has_moving_figures_a_growing_history_and_metrics() {
     let percent: f64 = percent.as_str().unwrap().parse().unwrap();
     assert!(percent >= 0.0, "{percent}");
 
+    // The direction, from the container's point of view: multicast to a
+    // group nobody joined leaves the container and gets no answer, so
+    // what it sends shows as out, not in (the host side of the veth counts
+    // it as received).
+    let body = stats(&berth, &id, "");
+    let (in_before, out_before) = (
+        number(&body["current"], "net_in_bytes"),
+        number(&body["current"], "net_out_bytes"),
+    );
+    let sent = 20 * 1400;
+    berth.attach(
+        &name,
+        "ping6 -c 20 -i 0.05 -s 1400 -I eth0 ff02::1234 >/dev/null 2>&1; true",
+    );
+    let mut after = (0, 0);
+    berth.wait_until("the sent bytes to show as out", PATIENCE, || {
+        let current = &stats(&berth, &id, "")["current"];
+        after = (
+            number(current, "net_in_bytes"),
+            number(current, "net_out_bytes"),
+        );
+        after.1 >= out_before + sent
+    });
+    assert!(
+        after.0 < in_before + sent / 2,
+        "in grew from {in_before} to {} while the container only sent",
+        after.0
+    );
+
     let history = |query: &str| {
         stats(&berth, &id, query)["history"]
             .as_array()
