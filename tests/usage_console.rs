@@ -72,7 +72,8 @@ fn graphs_fill_and_follow_a_cpu_burner_live() {
             .await;
 
         // Burns one CPU inside the container for a bounded time (busybox's
-        // timeout ends it even if this test dies first).
+        // timeout ends it even if this test dies first). Idle, the graph
+        // reads about 0 %; the bar is low because the machine is shared.
         let mut burner = Command::new("lxc-attach")
             .arg("-P")
             .arg(berth.lxc_path())
@@ -88,8 +89,8 @@ fn graphs_fill_and_follow_a_cpu_burner_live() {
             ])
             .spawn()
             .unwrap();
-        wait_for("the CPU graph to rise above 30 %", || async {
-            cpu_percent(&b).await.is_some_and(|p| p > 30.0)
+        wait_for("the CPU graph to rise above 10 %", || async {
+            cpu_percent(&b).await.is_some_and(|p| p > 10.0)
         })
         .await;
         let seen = cpu_percent(&b).await;
