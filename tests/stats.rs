@@ -87,12 +87,25 @@ fn a_running_container_has_moving_figures_a_growing_history_and_metrics() {
         number(&body["current"], "net_out_bytes"),
     );
     let sent = 20 * 1400;
-    berth.attach(
-        &name,
-        "ping6 -c 20 -i 0.05 -s 1400 -I eth0 ff02::1234 >/dev/null 2>&1; true",
-    );
+    // Sent again until it shows: right after a start, eth0's link-local
+    // address may still be tentative and the first try send nothing.
+    let mut last_try: Option<std::time::Instant> = None;
     let mut after = (0, 0);
     berth.wait_until("the sent bytes to show as out", PATIENCE, || {
+        let due = match last_try {
+            None => true,
+            Some(at) => at.elapsed() > Duration::from_secs(3),
+        };
+        if due {
+            let output = berth.attach(
+                &name,
+                "ping6 -c 20 -i 0.05 -s 1400 -I eth0 ff02::1234 2>&1; true",
+            );
+            if last_try.is_some() {
+                eprintln!("ping6 again; the last try said: {output}");
+            }
+            last_try = Some(std::time::Instant::now());
+        }
         let current = &stats(&berth, &id, "")["current"];
         after = (
             number(current, "net_in_bytes"),
