@@ -122,10 +122,15 @@ async fn assemble(
         settings.allowed_hosts.clone(),
     );
 
+    let stats = crate::stats::Stats::new(
+        Duration::from_secs(settings.stats_interval_secs),
+        Duration::from_secs(settings.stats_retention_secs),
+    );
     let node_name = settings.node_name.clone();
     // What needs the database is built once rocket_db_pools has opened it.
     let with_database = {
         let (queue, events, metrics) = (queue.clone(), events.clone(), metrics.clone());
+        let stats = stats.clone();
         move |rocket: Rocket<Build>| async move {
             // Not `BerthDb::fetch`: when opening failed, rocket_db_pools has
             // said why, and its "unattached database" would only mislead.
@@ -158,6 +163,11 @@ async fn assemble(
                 .manage(health.clone())
                 .attach(SystemdFairing::new(health));
             if jobs == Jobs::Run {
+                rocket = rocket.attach(crate::stats::SamplerFairing::new(
+                    stats,
+                    driver.clone(),
+                    events.clone(),
+                ));
                 let runner = Runner::new(
                     db.clone(),
                     driver,
@@ -184,6 +194,7 @@ async fn assemble(
         .manage(queue)
         .manage(events)
         .manage(metrics)
+        .manage(stats)
         .manage(ApiAuth::new(settings.auth))
         .manage(settings)
         .attach(gate)

@@ -69,6 +69,11 @@ pub struct Settings {
     /// nodes hand containers to each other. Unset, this node neither sends
     /// nor receives containers.
     pub cluster_secret: Option<ClusterSecret>,
+    /// How often each running container's usage is sampled; 0 turns the
+    /// sampler off.
+    pub stats_interval_secs: u64,
+    /// How long usage samples are kept (in memory).
+    pub stats_retention_secs: u64,
 }
 
 impl Default for Settings {
@@ -91,6 +96,8 @@ impl Default for Settings {
             api_url: None,
             node_timeout_secs: 30,
             cluster_secret: None,
+            stats_interval_secs: 10,
+            stats_retention_secs: 3600,
         }
     }
 }
@@ -135,6 +142,8 @@ pub struct ResolvedSettings {
     /// cannot take it while the node is alive.
     pub host_id: String,
     pub cluster_secret: Option<ClusterSecret>,
+    pub stats_interval_secs: u64,
+    pub stats_retention_secs: u64,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -250,6 +259,20 @@ impl Settings {
                 )));
             }
         }
+        if self.stats_interval_secs > 0 && self.stats_retention_secs < self.stats_interval_secs {
+            return Err(ConfigError::Invalid(
+                "stats_retention_secs must be at least stats_interval_secs".into(),
+            ));
+        }
+        // Beyond a day of samples per container the history would weigh
+        // more than berth itself.
+        if self.stats_interval_secs > 0
+            && self.stats_retention_secs / self.stats_interval_secs > 8640
+        {
+            return Err(ConfigError::Invalid(
+                "stats_retention_secs / stats_interval_secs must be at most 8640 samples".into(),
+            ));
+        }
         let host_id = host_id(&data_dir)?;
         let open_dirs = [&data_dir, &template_dir, &lxc_path]
             .into_iter()
@@ -275,6 +298,8 @@ impl Settings {
             node_timeout_secs: self.node_timeout_secs,
             host_id,
             cluster_secret: self.cluster_secret,
+            stats_interval_secs: self.stats_interval_secs,
+            stats_retention_secs: self.stats_retention_secs,
         })
     }
 }
@@ -446,6 +471,27 @@ mod tests {
         assert!(resolved.template_dir.ends_with("d/templates") && resolved.template_dir.is_dir());
         assert!(resolved.lxc_path.ends_with("d/lxc") && resolved.lxc_path.is_dir());
         assert!(resolved.database_url.ends_with("/d/berth.db"));
+    }
+
+    #[test]
+    fn usage_retention_holds_at_least_one_sample_and_at_most_a_bounded_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |interval: u64, retention: u64| Settings {
+            data_dir: dir.path().join("d"),
+            node_name: Some("n".into()),
+            stats_interval_secs: interval,
+            stats_retention_secs: retention,
+            ..Settings::default()
+        };
+        assert!(with(10, 3600).resolve().is_ok());
+        assert!(
+            with(0, 0).resolve().is_ok(),
+            "off: retention does not matter"
+        );
+        let short = with(10, 5).resolve().unwrap_err().to_string();
+        assert!(short.contains("stats_retention_secs"), "{short}");
+        let long = with(1, 86_400).resolve().unwrap_err().to_string();
+        assert!(long.contains("8640"), "{long}");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum ApiError {
     AlreadyOnNode(String),
     #[error("{0}")]
     MoveRefused(String),
+    #[error("{0}")]
+    UsageElsewhere(String),
+    #[error("{0}")]
+    NodeUnreachable(String),
     #[error("taking in the container's files failed: {0}")]
     MoveFailed(String),
     #[error("a container named '{0}' already exists")]
@@ -166,6 +170,8 @@ impl ApiError {
             ApiError::NodeUnavailable(_) => 3007,
             ApiError::AlreadyOnNode(_) => 3008,
             ApiError::MoveRefused(_) => 3009,
+            ApiError::UsageElsewhere(_) => 3040,
+            ApiError::NodeUnreachable(_) => 5040,
             ApiError::Unauthorized(_) => 4000,
             ApiError::TooManyAttempts(_) => 4001,
             ApiError::CrossOrigin(_) => 4002,
@@ -211,11 +217,13 @@ impl ApiError {
             | ApiError::NodeUnavailable(_)
             | ApiError::AlreadyOnNode(_)
             | ApiError::MoveRefused(_)
+            | ApiError::UsageElsewhere(_)
             | ApiError::TemplateExists(_) => Status::Conflict,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::TooManyAttempts(_) => Status::TooManyRequests,
             ApiError::CrossOrigin(_) | ApiError::HostNotAllowed(_) => Status::Forbidden,
             ApiError::Internal(_) | ApiError::MoveFailed(_) => Status::InternalServerError,
+            ApiError::NodeUnreachable(_) => Status::BadGateway,
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }

@@ -16,6 +16,8 @@ use crate::db::jobs::Job;
 pub enum Event {
     Job(Job),
     Container(Container),
+    /// A container's latest usage sample (this node's only: never relayed).
+    Usage(crate::stats::ContainerUsage),
 }
 
 #[derive(Clone)]

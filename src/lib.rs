@@ -20,4 +20,5 @@ pub mod logging;
 pub mod metrics;
 pub mod os_templates;
 pub mod service;
+pub mod stats;
 pub mod systemd;

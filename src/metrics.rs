@@ -106,6 +106,66 @@ impl Metrics {
     }
 }
 
+/// This node's containers' latest usage samples, with a `container` label
+/// (the name). Counters only grow while a container runs (they restart
+/// from zero with it, which Prometheus' `rate` takes as a reset); a
+/// figure a sample does not have is left out rather than shown as zero.
+pub fn render_usage(latest: &[(String, crate::stats::Sample)], out: &mut String) {
+    type Figure = fn(&crate::stats::Sample) -> Option<f64>;
+    let families: [(&str, &str, &str, Figure); 7] = [
+        (
+            "berth_container_cpu_seconds_total",
+            "counter",
+            "CPU time the container has used since it started.",
+            |s| s.usage.map(|u| u.cpu_ns as f64 / 1e9),
+        ),
+        (
+            "berth_container_memory_bytes",
+            "gauge",
+            "Memory charged to the container's cgroup (page cache included).",
+            |s| Some(s.usage.map_or(0.0, |u| u.memory_bytes as f64)),
+        ),
+        (
+            "berth_container_memory_limit_bytes",
+            "gauge",
+            "The container's memory limit (absent: none).",
+            |s| s.usage.and_then(|u| u.memory_limit_bytes).map(|b| b as f64),
+        ),
+        (
+            "berth_container_network_receive_bytes_total",
+            "counter",
+            "Bytes the container received on its veth, seen from inside.",
+            |s| s.usage.and_then(|u| u.net_in_bytes).map(|b| b as f64),
+        ),
+        (
+            "berth_container_network_transmit_bytes_total",
+            "counter",
+            "Bytes the container sent on its veth, seen from inside.",
+            |s| s.usage.and_then(|u| u.net_out_bytes).map(|b| b as f64),
+        ),
+        (
+            "berth_container_disk_used_bytes",
+            "gauge",
+            "Disk blocks the container's root filesystem takes on the host.",
+            |s| s.disk_bytes.map(|b| b as f64),
+        ),
+        (
+            "berth_container_running",
+            "gauge",
+            "1 when the container's last sample found it running.",
+            |s| Some(if s.usage.is_some() { 1.0 } else { 0.0 }),
+        ),
+    ];
+    for (name, kind, help, figure) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (container, sample) in latest {
+            if let Some(value) = figure(sample) {
+                let _ = writeln!(out, "{name}{{container=\"{}\"}} {value}", escape(container));
+            }
+        }
+    }
+}
+
 /// Escapes a label value as the text format requires.
 pub fn escape(value: &str) -> String {
     value
@@ -136,6 +196,30 @@ mod tests {
         ));
         assert!(text
             .contains("berth_job_duration_seconds_count{action=\"create\",outcome=\"done\"} 2\n"));
+    }
+
+    #[test]
+    fn usage_carries_the_container_label_and_types() {
+        let sample = crate::stats::Sample {
+            at: crate::domain::time::now(),
+            usage: Some(crate::driver::Usage {
+                cpu_ns: 1_500_000_000,
+                memory_bytes: 4096,
+                memory_limit_bytes: None,
+                net_in_bytes: Some(10),
+                net_out_bytes: Some(20),
+            }),
+            cpu_percent: None,
+            disk_bytes: Some(8192),
+        };
+        let mut text = String::new();
+        render_usage(&[("web\"1".into(), sample)], &mut text);
+        assert!(text.contains("# TYPE berth_container_cpu_seconds_total counter\n"));
+        assert!(text.contains("berth_container_cpu_seconds_total{container=\"web\\\"1\"} 1.5\n"));
+        assert!(text.contains("# TYPE berth_container_memory_bytes gauge\n"));
+        assert!(text
+            .contains("berth_container_network_receive_bytes_total{container=\"web\\\"1\"} 10\n"));
+        assert!(!text.contains("berth_container_memory_limit_bytes{"));
     }
 
     #[test]

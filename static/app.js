@@ -245,6 +245,40 @@
     updateContainer(container);
   });
   source.addEventListener("lagged", resync);
+  // A container's usage graphs are drawn on the server: a new sample for
+  // one this page shows fetches them again, at most one request at a time.
+  var usagePending = {};
+  function refreshUsage(id) {
+    if (usagePending[id]) { usagePending[id] = "again"; return; }
+    usagePending[id] = true;
+    fetch("/containers/" + id + "/usage", { headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html")
+          .querySelector('[data-usage="' + id + '"]');
+        all('[data-usage="' + id + '"]').forEach(function (shown) {
+          if (!fresh) { return; }
+          // The table's open or closed state is the reader's; keep it.
+          var open = shown.querySelector("details[open]");
+          var copy = document.importNode(fresh, true);
+          if (open) { all("details", copy).forEach(function (d) { d.open = true; }); }
+          shown.replaceWith(copy);
+        });
+      })
+      .catch(function () { /* the next sample brings it */ })
+      .then(function () {
+        var again = usagePending[id] === "again";
+        delete usagePending[id];
+        if (again) { refreshUsage(id); }
+      });
+  }
+  source.addEventListener("stats", function (event) {
+    var usage = JSON.parse(event.data);
+    if (document.querySelector('[data-usage="' + usage.container_id + '"]')) {
+      refreshUsage(usage.container_id);
+    }
+  });
   // Close the stream before the page goes, so the browser does not report
   // an interrupted connection.
   window.addEventListener("pagehide", function () { source.close(); });

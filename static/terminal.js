@@ -71,6 +71,8 @@
     term.loadAddon(fit);
     term.open(screen);
     fit.fit();
+    // xterm.js stops drawing while it is out of view: bring it in.
+    if (screen.scrollIntoView) { screen.scrollIntoView({ block: "nearest" }); }
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
     var url = scheme + "//" + location.host + api + "/containers/" + encodeURIComponent(id) +
       "/console?cols=" + term.cols + "&rows=" + term.rows;

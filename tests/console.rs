@@ -1125,10 +1125,12 @@ async fn wait_terminal(b: &Browser, what: &str, wanted: impl Fn(&str) -> bool) -
         if text.lines().any(|line| wanted(line.trim())) {
             return text;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the terminal never showed {what}:\n{text}"
-        );
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "the terminal never showed {what}:\n{text}\nbrowser log: {:#?}",
+                b.console_log().await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

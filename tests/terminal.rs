@@ -249,7 +249,19 @@ fn cross_site_pages_get_no_terminal_and_a_closed_one_leaves_no_shell() {
         !berth.attach(&name, "ps -o args").contains("sleep 5555")
     });
     rt.block_on(async {
-        let mut socket = open(&berth, &id, "", &[]).await.unwrap();
+        // The place is given back once berth has reaped the closed
+        // terminal's lxc-attach, a moment after its shell is gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut socket = loop {
+            match open(&berth, &id, "", &[]).await {
+                Ok(socket) => break socket,
+                Err((409, body)) if body["code"] == 3032 => {
+                    assert!(std::time::Instant::now() < deadline, "{body}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        };
         type_line(&mut socket, "echo $((6 * 7))").await;
         read_until(&mut socket, "42").await;
         // Dropped without a close frame: the same.

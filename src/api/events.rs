@@ -16,7 +16,8 @@ pub fn routes() -> Vec<Route> {
 
 /// `event: job` carries a job as `GET /jobs/:id` shows it (without
 /// `message`); `event: container` a container as `GET /containers/:id`
-/// shows it. `event: lagged` means some events were missed: re-read.
+/// shows it; `event: stats` a container's latest usage sample (this
+/// node's containers, every `stats_interval_secs`). `event: lagged` means some events were missed: re-read.
 #[rocket::get("/events")]
 fn events(
     bus: &State<EventBus>,
@@ -40,6 +41,9 @@ fn events(
             yield match event {
                 Event::Job(job) => SseEvent::json(&JobJson::from(&job)).event("job"),
                 Event::Container(container) => SseEvent::json(&container).event("container"),
+                Event::Usage(usage) => {
+                    SseEvent::json(&super::stats::usage_event_json(&usage)).event("stats")
+                }
             };
         }
     }

@@ -42,6 +42,7 @@ async fn metrics(
     mut conn: Connection<BerthDb>,
     queue: &State<JobQueue>,
     metrics: &State<Metrics>,
+    stats: &State<crate::stats::Stats>,
 ) -> ApiResult<(ContentType, String)> {
     let internal = |e: crate::db::DbError| ApiError::Internal(e.to_string());
     let job_counts = jobs::count_by_status_and_action(&mut conn)
@@ -73,6 +74,7 @@ async fn metrics(
     out.push_str("# HELP berth_jobs_running Jobs the runner is carrying out now.\n# TYPE berth_jobs_running gauge\n");
     let _ = writeln!(out, "berth_jobs_running {}", queue.running_count());
     metrics.render(&mut out);
+    crate::metrics::render_usage(&stats.latest(), &mut out);
     Ok((
         ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),
         out,

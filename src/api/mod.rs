@@ -15,6 +15,7 @@ mod openapi;
 mod os_templates;
 mod paging;
 mod query;
+pub mod stats;
 
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -42,6 +43,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(events::routes());
     routes.extend(openapi::routes());
     routes.extend(attach::routes());
+    routes.extend(stats::routes());
     routes
 }
 

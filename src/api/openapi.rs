@@ -263,6 +263,8 @@ mod tests {
             ApiError::ContainerOnOtherNode(text()),
             ApiError::TooManyTerminals(text()),
             ApiError::AttachFailed(text()),
+            ApiError::UsageElsewhere(text()),
+            ApiError::NodeUnreachable(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -309,6 +311,7 @@ mod tests {
                 | ApiError::ContainerOnOtherNode(_)
                 | ApiError::TooManyTerminals(_)
                 | ApiError::AttachFailed(_) => {}
+                ApiError::UsageElsewhere(_) | ApiError::NodeUnreachable(_) => {}
             }
         }
         errors

@@ -82,6 +82,8 @@ async fn relay(db: Db, node: String, mut outgoing: mpsc::Receiver<Event>) {
         let what = match &event {
             Event::Job(job) => Changed::Job(job.id),
             Event::Container(container) => Changed::Container(container.id),
+            // Each node samples and streams its own containers' usage.
+            Event::Usage(_) => continue,
         };
         let change = Change {
             node: node.clone(),

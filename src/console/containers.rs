@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::forms::{ContainerForm, FormState};
 use super::session::{ActionForm, Console, MoveForm, Posted, Visitor};
+use super::usage::{elsewhere, HostSummaryView, UsageView};
 use super::views::{ContainerView, JobView, NodeChoiceView};
 use super::LISTED_CONTAINERS;
 use super::{ConsoleError, ConsoleResult, HtmlPage, Layout, Section};
@@ -24,6 +25,7 @@ use crate::db::containers::ContainerFilter;
 use crate::db::jobs::Job;
 use crate::domain::lifecycle::{self, Action};
 use crate::service::{Requester, Service, ServiceError};
+use crate::stats::Stats;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![
@@ -94,6 +96,7 @@ struct HomePage {
     nodes: Vec<NodeChoiceView>,
     /// The node the list is filtered by, if any.
     node: Option<String>,
+    host: HostSummaryView,
 }
 
 impl HomePage {
@@ -113,6 +116,7 @@ fn node_filter(node: Option<&str>) -> Option<String> {
 async fn home(
     console: Console<'_>,
     service: &State<Service>,
+    stats: &State<Stats>,
     node: Option<&str>,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<HtmlPage<HomePage>> {
@@ -141,6 +145,7 @@ async fn home(
             .map(|(name, state)| NodeChoiceView::of(name, *state))
             .collect(),
         node,
+        host: HostSummaryView::of(service, stats).await,
     }))
 }
 
@@ -250,6 +255,7 @@ struct ContainerPage {
     move_targets: Vec<NodeChoiceView>,
     // The terminal (issue 14).
     terminal: TerminalAssets,
+    usage: UsageView,
 }
 
 /// What the page's terminal loads: xterm.js (vendored) and its glue.
@@ -275,6 +281,7 @@ impl TerminalAssets {
 impl ContainerPage {
     async fn build(
         service: &Service,
+        stats: &Stats,
         visitor: &Visitor,
         id: Uuid,
         form: Option<FormState>,
@@ -301,6 +308,7 @@ impl ContainerPage {
             cpus_hint: cpus_hint(service),
             move_targets,
             terminal: TerminalAssets::new(),
+            usage: UsageView::of(container.id, stats, elsewhere(service, &container.node)),
         })
     }
 
@@ -315,11 +323,12 @@ impl ContainerPage {
 async fn show(
     console: Console<'_>,
     service: &State<Service>,
+    stats: &State<Stats>,
     id: &str,
     flash: Option<FlashMessage<'_>>,
 ) -> ConsoleResult<HtmlPage<ContainerPage>> {
     Ok(HtmlPage::ok(
-        ContainerPage::build(service, console.0, parse_id(id)?, None, flash).await?,
+        ContainerPage::build(service, stats, console.0, parse_id(id)?, None, flash).await?,
     ))
 }
 
@@ -327,6 +336,7 @@ async fn show(
 async fn update(
     console: Console<'_>,
     service: &State<Service>,
+    stats: &State<Stats>,
     id: &str,
     form: Posted<ContainerForm>,
 ) -> ConsoleResult<Either<Flash<Redirect>, HtmlPage<ContainerPage>>> {
@@ -355,7 +365,8 @@ async fn update(
         Err(error) => {
             let mut state = FormState::submitted(&form);
             state.absorb(error).map_err(ConsoleError::from)?;
-            let page = ContainerPage::build(service, console.0, id, Some(state), None).await?;
+            let page =
+                ContainerPage::build(service, stats, console.0, id, Some(state), None).await?;
             Ok(Either::Right(HtmlPage::with_status(
                 Status::UnprocessableEntity,
                 page,

@@ -12,6 +12,7 @@ mod nodes;
 mod os_templates;
 mod session;
 mod tokens;
+mod usage;
 mod views;
 
 use askama::Template;
@@ -34,6 +35,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(tokens::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
+    routes.extend(usage::routes());
     routes
 }
 

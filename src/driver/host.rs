@@ -33,6 +33,53 @@ pub fn file_system_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(stat.f_blocks.saturating_mul(stat.f_frsize))
 }
 
+/// The host's CPU time so far as (busy, total) in clock ticks, from the
+/// first line of /proc/stat: the share busy between two readings is the
+/// host's CPU use.
+pub fn cpu_times() -> std::io::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("cpu "))
+        .ok_or_else(|| std::io::Error::other("/proc/stat has no cpu line"))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((total.saturating_sub(idle), total))
+}
+
+/// Memory the host could give programs now without swapping (MemAvailable).
+pub fn memory_available_bytes() -> std::io::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| std::io::Error::other("/proc/meminfo has no MemAvailable line in kB"))
+}
+
+/// (used, total) bytes of the file system holding `path`.
+pub fn file_system_use(path: &Path) -> std::io::Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(path)?;
+    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    let free = stat.f_bfree.saturating_mul(stat.f_frsize);
+    Ok((total.saturating_sub(free), total))
+}
+
+/// (used, total) bytes of the host's memory and of the LXC path's file
+/// system; `None` where it cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostUsage {
+    pub memory: Option<(u64, u64)>,
+    pub disk: Option<(u64, u64)>,
+}
+
 /// Reads the host's limits for the checks of a request.
 #[derive(Debug, Clone)]
 pub struct HostProbe {
@@ -45,6 +92,17 @@ impl HostProbe {
         HostProbe {
             lxc_path,
             allow_disk_overcommit,
+        }
+    }
+
+    /// What is used now: memory (total less MemAvailable) and the file
+    /// system holding the containers, each as (used, total) bytes.
+    pub fn usage(&self) -> HostUsage {
+        HostUsage {
+            memory: memory_bytes()
+                .and_then(|total| Ok((total.saturating_sub(memory_available_bytes()?), total)))
+                .ok(),
+            disk: file_system_use(&self.lxc_path).ok(),
         }
     }
 

@@ -16,6 +16,7 @@ use super::files::{
 };
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
 use super::template_cache::TemplateCache;
+use super::usage::{parse_lxc_info, CgroupRoots, Probe, Probes, Usage};
 use super::{
     transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, Frozen, OutgoingFiles,
     ProgressRange, RunState, StepLog, TemplateSource,
@@ -42,6 +43,10 @@ pub struct LxcDriver {
     /// `None` when turned off: every create unpacks its template.
     template_cache: Option<TemplateCache>,
     critical: CriticalSteps,
+    /// Where usage counters are read; `None` when the cgroup mounts could
+    /// not be found (usage is then not reported).
+    cgroup_roots: Option<CgroupRoots>,
+    probes: Probes,
 }
 
 impl LxcDriver {
@@ -68,6 +73,8 @@ impl LxcDriver {
             cgroup: CgroupVersion::detect(),
             stop_timeout_secs,
             critical: CriticalSteps::default(),
+            cgroup_roots: CgroupRoots::detect(CgroupVersion::detect()),
+            probes: Probes::default(),
         }
     }
 
@@ -660,8 +667,81 @@ impl Changed {
     }
 }
 
+impl LxcDriver {
+    /// Finds where a running container's counters are: one `lxc-info`
+    /// for its init's PID and its veth, then its init's cgroup file.
+    async fn find_probe(&self, name: &str) -> Result<Option<Probe>, DriverError> {
+        let Some(roots) = &self.cgroup_roots else {
+            return Ok(None);
+        };
+        let output = run_unchecked(
+            "lxc-info",
+            args!["-P", self.lxc_path, "-n", name, "-p", "-S", "-H"],
+            None,
+        )
+        .await?;
+        let (pid, veth) = parse_lxc_info(&String::from_utf8_lossy(&output.stdout));
+        let Some(pid) = pid else {
+            return Ok(None);
+        };
+        let Ok(proc_cgroup) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return Ok(None);
+        };
+        Ok(roots.probe(name, &proc_cgroup, veth))
+    }
+}
+
 #[async_trait::async_trait]
 impl Driver for LxcDriver {
+    async fn usage(&self, name: &str) -> Result<Option<Usage>, DriverError> {
+        let Some(roots) = &self.cgroup_roots else {
+            return Ok(None);
+        };
+        if let Some(probe) = self.probes.get(name) {
+            if let Ok(usage) = roots.read(&probe) {
+                return Ok(Some(usage));
+            }
+            // Stopped, or restarted with a new veth: look again.
+            self.probes.forget(name);
+        }
+        let Some(probe) = self.find_probe(name).await? else {
+            return Ok(None);
+        };
+        match roots.read(&probe) {
+            Ok(usage) => {
+                self.probes.set(name, probe);
+                Ok(Some(usage))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn disk_used(&self, name: &str) -> Result<Option<u64>, DriverError> {
+        let paths = self.paths(name);
+        let image = paths.rootfs_image();
+        // A disk image is sparse: its allocated blocks are what it takes
+        // (blocks freed inside stay allocated until discarded).
+        match std::fs::metadata(&image) {
+            Ok(meta) => return Ok(Some(meta.blocks() * 512)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DriverError::io(
+                    format!("cannot read {}", image.display()),
+                    e,
+                ))
+            }
+            Err(_) => {}
+        }
+        let dir = paths.rootfs_dir();
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+            .await
+            .map_err(|e| DriverError::io("measuring a root filesystem", std::io::Error::other(e)))?
+            .map_err(|e| DriverError::io(format!("cannot measure {name}'s root filesystem"), e))?;
+        Ok(Some(used))
+    }
+
     async fn create(
         &self,
         spec: &ContainerSpec,
@@ -960,12 +1040,21 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
     }
 }
 
-/// Space a tree takes on disk, counting allocated blocks.
+/// Space a tree takes on disk, counting allocated blocks. A file removed
+/// while the walk runs (a running container's) counts as nothing.
 fn disk_usage(path: &Path) -> std::io::Result<u64> {
-    let meta = std::fs::symlink_metadata(path)?;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if gone(&e) => return Ok(0),
+        meta => meta?,
+    };
     let mut total = meta.blocks() * 512;
     if meta.is_dir() {
-        for entry in std::fs::read_dir(path)? {
+        let entries = match std::fs::read_dir(path) {
+            Err(e) if gone(&e) => return Ok(total),
+            entries => entries?,
+        };
+        for entry in entries {
             total += disk_usage(&entry?.path())?;
         }
     }

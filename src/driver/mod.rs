@@ -13,6 +13,7 @@ mod template_cache;
 mod transfer;
 mod tree_copy;
 mod unpack;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ pub use attach::{Captured, ExecOutput, ExecRequest, Terminal};
 pub use critical::CriticalSteps;
 pub use freeze::Frozen;
 pub use transfer::OutgoingFiles;
+pub use usage::Usage;
 
 /// Everything the driver needs to know about one container.
 #[derive(Debug, Clone)]
@@ -217,6 +219,18 @@ pub trait Driver: Send + Sync {
     /// The steps running now that must not be cut off (berth's shutdown
     /// waits for them).
     fn critical_steps(&self) -> CriticalSteps;
+    /// A running container's counters, read from its cgroup and veth;
+    /// `None` when it does not run (or the host does not say).
+    async fn usage(&self, name: &str) -> Result<Option<Usage>, DriverError> {
+        let _ = name;
+        Ok(None)
+    }
+    /// The bytes its root filesystem takes on the host's disk; `None`
+    /// when it has none. A directory is walked: call it sparingly.
+    async fn disk_used(&self, name: &str) -> Result<Option<u64>, DriverError> {
+        let _ = name;
+        Ok(None)
+    }
     /// Starts writing a stopped container's files as one stream, for
     /// `receive` on another host.
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {

@@ -267,6 +267,16 @@ impl Service {
         }
     }
 
+    /// What this host uses now, for the console's summary.
+    pub fn host_usage(&self) -> crate::driver::host::HostUsage {
+        self.host.usage()
+    }
+
+    /// Containers (deleted ones aside) by status, on every node.
+    pub async fn container_counts(&self) -> Result<Vec<(String, i64)>, ServiceError> {
+        Ok(crate::db::containers::count_by_status(&mut *self.connection().await?).await?)
+    }
+
     /// What this host offers now, for the values a request sets.
     pub fn host_limits(&self) -> HostLimits {
         self.host.limits()
