@@ -104,6 +104,13 @@ pub enum ApiError {
     Unhealthy(String),
     #[error("internal error; the server log has the details")]
     Internal(String),
+    // Storage pools, snapshots and clones (1010-1019, 2010-2019, 3010-3019).
+    #[error("{0}")]
+    UnknownPool(String),
+    #[error("{0}")]
+    PoolUnusable(String),
+    #[error("{0}")]
+    PoolCannotMove(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -161,6 +168,9 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => 5003,
             ApiError::MoveFailed(_) => 5004,
             ApiError::Unhealthy(_) => 5002,
+            ApiError::UnknownPool(_) => 1010,
+            ApiError::PoolUnusable(_) => 3010,
+            ApiError::PoolCannotMove(_) => 3011,
         }
     }
 
@@ -200,6 +210,8 @@ impl ApiError {
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }
+            ApiError::UnknownPool(_) => Status::UnprocessableEntity,
+            ApiError::PoolUnusable(_) | ApiError::PoolCannotMove(_) => Status::Conflict,
         }
     }
 
@@ -259,6 +271,11 @@ impl From<ServiceError> for ApiError {
             // Raised only at start-up, which reports it itself.
             error @ ServiceError::NodeNameHeld { .. } => ApiError::Internal(error.to_string()),
             ServiceError::Templates(error) => error.into(),
+            error @ ServiceError::UnknownPool(_) => ApiError::UnknownPool(error.to_string()),
+            error @ ServiceError::PoolUnusable { .. } => ApiError::PoolUnusable(error.to_string()),
+            error @ ServiceError::PoolCannotMove { .. } => {
+                ApiError::PoolCannotMove(error.to_string())
+            }
         }
     }
 }

@@ -810,3 +810,79 @@ async fn a_berth_is_a_node_that_can_be_drained() {
     let node = berth.get(&format!("/v1/nodes/{name}")).await;
     assert_eq!(node.body["node"]["containers"], 1, "{node:?}");
 }
+
+// ------------------------------------------------------------ storage pools
+
+#[rocket::async_test]
+async fn without_storage_tables_there_is_one_dir_pool_and_containers_record_it() {
+    let berth = Local::start().await;
+    let answer = berth.get("/v1/storage").await;
+    assert_eq!(answer.status, Status::Ok, "{answer:?}");
+    let pools = answer.body["storage"].as_array().unwrap();
+    assert_eq!(pools.len(), 1, "{answer:?}");
+    let pool = &pools[0];
+    assert_eq!(pool["name"], "default");
+    assert_eq!(pool["driver"], "dir");
+    assert_eq!(pool["usable"], true);
+    assert_eq!(pool["reason"], Value::Null);
+    // Numbers are strings, as everywhere in the API.
+    let capacity: u64 = pool["capacity"].as_str().unwrap().parse().unwrap();
+    let free: u64 = pool["free"].as_str().unwrap().parse().unwrap();
+    assert!(capacity > 0 && free <= capacity, "{pool}");
+
+    let (id, _) = seed(&berth, "ct1").await;
+    let answer = berth.get(&format!("/v1/containers/{id}")).await;
+    assert_eq!(answer.body["container"]["storage"], "default", "{answer:?}");
+}
+
+#[rocket::async_test]
+async fn an_unknown_or_unusable_pool_is_refused_and_nothing_is_stored() {
+    let plain = tempfile::tempdir().unwrap();
+    let path = plain.path().to_owned();
+    let berth = Local::start_with(move |settings| {
+        settings.storage = vec![
+            berth::config::StorageTable {
+                name: "local".into(),
+                driver: "dir".into(),
+                path: None,
+            },
+            berth::config::StorageTable {
+                name: "fast".into(),
+                driver: "btrfs".into(),
+                path: Some(path),
+            },
+        ];
+    })
+    .await;
+    let answer = berth.get("/v1/storage").await;
+    let pools = answer.body["storage"].as_array().unwrap();
+    assert_eq!(pools[0]["name"], "local");
+    let fast = &pools[1];
+    assert_eq!(fast["driver"], "btrfs");
+    // A temporary directory is not on btrfs here: unusable, and why.
+    assert_eq!(fast["usable"], false, "{fast}");
+    let reason = fast["reason"].as_str().unwrap();
+    assert!(reason.contains("not on a btrfs file system"), "{reason}");
+
+    let mut body = create_body("ct1");
+    body["storage"] = json!("nowhere");
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    answer.assert_error(422, 1010);
+    assert!(answer.body["message"].as_str().unwrap().contains("nowhere"));
+    body["storage"] = json!("fast");
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    answer.assert_error(409, 3010);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not on a btrfs"),
+        "{answer:?}"
+    );
+    assert_nothing_stored(&berth).await;
+
+    // Without one, the first pool.
+    let (id, _) = seed(&berth, "ct2").await;
+    let answer = berth.get(&format!("/v1/containers/{id}")).await;
+    assert_eq!(answer.body["container"]["storage"], "local", "{answer:?}");
+}

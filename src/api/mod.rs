@@ -14,6 +14,7 @@ mod openapi;
 mod os_templates;
 mod paging;
 mod query;
+mod storage;
 
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -40,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());
+    routes.extend(storage::routes());
     routes
 }
 

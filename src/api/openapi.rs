@@ -258,6 +258,9 @@ mod tests {
             ApiError::AlreadyOnNode(text()),
             ApiError::MoveRefused(text()),
             ApiError::MoveFailed(text()),
+            ApiError::UnknownPool(text()),
+            ApiError::PoolUnusable(text()),
+            ApiError::PoolCannotMove(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -298,7 +301,10 @@ mod tests {
                 | ApiError::NodeUnavailable(_)
                 | ApiError::AlreadyOnNode(_)
                 | ApiError::MoveRefused(_)
-                | ApiError::MoveFailed(_) => {}
+                | ApiError::MoveFailed(_)
+                | ApiError::UnknownPool(_)
+                | ApiError::PoolUnusable(_)
+                | ApiError::PoolCannotMove(_) => {}
             }
         }
         errors

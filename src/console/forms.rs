@@ -124,6 +124,7 @@ impl ContainerForm {
             ostemplate: self.ostemplate.clone().unwrap_or_default(),
             parameters: (!parameters.is_empty()).then_some(Value::Object(parameters)),
             node: given(self.node.as_deref()).map(str::to_owned),
+            storage: None,
         }
     }
 

@@ -15,6 +15,7 @@ use super::files::{
     write_in_place,
 };
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
+use super::storage::{self, btrfs, Pools, StorageDriver};
 use super::template_cache::TemplateCache;
 use super::{
     transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, Frozen, OutgoingFiles,
@@ -30,6 +31,9 @@ const START_TIMEOUT_SECS: u64 = 30;
 /// start with a letter or digit, so no container can take this name.
 const TEMPLATE_CACHE_DIR: &str = ".template-cache";
 
+/// Where a btrfs pool keeps its template subvolumes.
+const BTRFS_TEMPLATES_DIR: &str = "templates";
+
 /// Share of a first create's progress that unpacking into the cache takes;
 /// copying out of it takes the rest.
 const FILL_SHARE: u8 = 80;
@@ -42,6 +46,17 @@ pub struct LxcDriver {
     /// `None` when turned off: every create unpacks its template.
     template_cache: Option<TemplateCache>,
     critical: CriticalSteps,
+    pools: Pools,
+    /// Each usable btrfs pool's template cache (of subvolumes), by pool name.
+    btrfs_caches: std::collections::HashMap<String, TemplateCache>,
+}
+
+/// Where a container's root filesystem is, by the driver of its pool.
+enum Placement {
+    /// In its directory under the LXC path (a tree, or an ext4 image).
+    Dir,
+    /// A subvolume in a btrfs pool.
+    Btrfs { pool: PathBuf, rootfs: PathBuf },
 }
 
 impl LxcDriver {
@@ -52,6 +67,8 @@ impl LxcDriver {
         template_cache: bool,
     ) -> Self {
         LxcDriver {
+            pools: Pools::probe(&[]),
+            btrfs_caches: Default::default(),
             template_cache: template_cache
                 .then(|| TemplateCache::new(lxc_path.join(TEMPLATE_CACHE_DIR))),
             lxc_path,
@@ -60,6 +77,21 @@ impl LxcDriver {
             stop_timeout_secs,
             critical: CriticalSteps::default(),
         }
+    }
+
+    /// The same driver with these storage pools (without: one `dir` pool).
+    pub fn with_pools(mut self, pools: Pools) -> Self {
+        self.btrfs_caches = pools
+            .all()
+            .iter()
+            .filter(|pool| pool.driver == StorageDriver::Btrfs && pool.unusable.is_none())
+            .map(|pool| {
+                let cache = TemplateCache::of_subvolumes(pool.path.join(BTRFS_TEMPLATES_DIR));
+                (pool.name.clone(), cache)
+            })
+            .collect();
+        self.pools = pools;
+        self
     }
 
     /// Removes what a crash left in the LXC path (template cache fills and
@@ -71,6 +103,9 @@ impl LxcDriver {
             .as_ref()
             .map(TemplateCache::remove_partial_fills)
             .unwrap_or_default();
+        for cache in self.btrfs_caches.values() {
+            removed.extend(cache.remove_partial_fills());
+        }
         let arrivals = std::fs::read_dir(&self.lxc_path)
             .into_iter()
             .flatten()
@@ -120,6 +155,84 @@ impl LxcDriver {
             .collect();
         open.sort();
         open
+    }
+
+    /// Where the container's root filesystem is, from its pool.
+    fn placement(&self, spec: &ContainerSpec) -> Result<Placement, DriverError> {
+        match spec.storage.driver {
+            StorageDriver::Dir => Ok(Placement::Dir),
+            StorageDriver::Btrfs => {
+                let pool = self
+                    .pools
+                    .get(&spec.storage.pool)
+                    .filter(|pool| pool.driver == StorageDriver::Btrfs)
+                    .ok_or_else(|| DriverError::PoolMissing(spec.storage.pool.clone()))?;
+                if let Some(reason) = &pool.unusable {
+                    return Err(DriverError::PoolUnusable {
+                        name: pool.name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                Ok(Placement::Btrfs {
+                    pool: pool.path.clone(),
+                    rootfs: storage::btrfs_rootfs(&pool.path, &spec.name),
+                })
+            }
+        }
+    }
+
+    /// Builds a container's root filesystem on a btrfs pool: a writable
+    /// snapshot of the template's subvolume, limited to `size` by a quota.
+    async fn build_btrfs_rootfs(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        pool: &Path,
+        rootfs: &Path,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("btrfs")?;
+        let cache = self
+            .btrfs_caches
+            .get(&spec.storage.pool)
+            .ok_or_else(|| DriverError::PoolMissing(spec.storage.pool.clone()))?;
+        let tree = cache.prepare(template, log).await?;
+        let parent = rootfs.parent().unwrap_or(pool);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DriverError::io(format!("cannot create {}", parent.display()), e))?;
+        if std::fs::symlink_metadata(rootfs).is_ok() {
+            return Err(DriverError::NotOurs {
+                path: rootfs.to_owned(),
+            });
+        }
+        log.step(format!(
+            "snapshot of the template's subvolume as {}",
+            rootfs.display()
+        ));
+        btrfs::snapshot(tree.path(), rootfs, false, log).await?;
+        self.limit_btrfs(spec, pool, rootfs, log).await?;
+        log.progress(100);
+        Ok(())
+    }
+
+    /// Sets the quota of a btrfs root filesystem to the container's `size`
+    /// (or lifts it).
+    async fn limit_btrfs(
+        &self,
+        spec: &ContainerSpec,
+        pool: &Path,
+        rootfs: &Path,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        if let Some(size) = spec.settings.disk_bytes {
+            btrfs::enable_quota(pool, log).await?;
+            log.step(format!(
+                "size: a btrfs quota of {} MiB on {}",
+                size >> 20,
+                rootfs.display()
+            ));
+        }
+        btrfs::limit(rootfs, spec.settings.disk_bytes, log).await
     }
 
     fn paths(&self, name: &str) -> ContainerPaths {
@@ -252,6 +365,10 @@ impl LxcDriver {
         changed: &Changed,
     ) -> Result<(), DriverError> {
         let disk_image = paths.rootfs_image().exists();
+        let rootfs = match self.placement(spec)? {
+            Placement::Dir => None,
+            Placement::Btrfs { rootfs, .. } => Some(rootfs),
+        };
         let config = lxc_config::render(&ConfigInputs {
             name: &spec.name,
             settings: &spec.settings,
@@ -259,6 +376,7 @@ impl LxcDriver {
             bridge: &self.bridge,
             cgroup: self.cgroup,
             disk_image,
+            rootfs: rootfs.as_deref(),
         })?;
         std::fs::create_dir_all(paths.managed_dir()).map_err(|e| {
             DriverError::io(
@@ -290,6 +408,9 @@ impl LxcDriver {
         paths: &ContainerPaths,
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            return self.limit_btrfs(spec, &pool, &rootfs, log).await;
+        }
         let image = paths.rootfs_image();
         let has_image = image.exists();
         match spec.settings.disk_bytes {
@@ -454,6 +575,13 @@ impl LxcDriver {
             ));
         }
 
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            if before.map_or(true, |b| b.disk_bytes != spec.settings.disk_bytes) {
+                self.limit_btrfs(spec, &pool, &rootfs, log).await?;
+                log.step("size: applied live (btrfs quota)".into());
+            }
+            return Ok(());
+        }
         let image = paths.rootfs_image();
         let disk_changes = match spec.settings.disk_bytes {
             Some(size) => !image.exists() || file_size(&image)? != size,
@@ -660,6 +788,7 @@ impl Driver for LxcDriver {
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         require("lxc-start")?;
+        let placement = self.placement(spec)?;
         let paths = self.paths(&spec.name);
         // Closed to other users: the root filesystem inside holds setuid
         // programs and device nodes.
@@ -682,12 +811,24 @@ impl Driver for LxcDriver {
                 &paths.owner_marker(),
                 spec.id.hyphenated().to_string().as_bytes(),
             )?;
-            self.build_rootfs(spec, template, &paths, log).await?;
+            match &placement {
+                Placement::Dir => self.build_rootfs(spec, template, &paths, log).await?,
+                Placement::Btrfs { pool, rootfs } => {
+                    self.build_btrfs_rootfs(spec, template, pool, rootfs, log)
+                        .await?
+                }
+            }
             self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
         if let Err(error) = built {
             log.step("removing what was built".into());
+            if let Placement::Btrfs { rootfs, .. } = &placement {
+                // NotOurs: the subvolume was there before; it is not ours.
+                if !matches!(error, DriverError::NotOurs { .. }) {
+                    btrfs::delete(rootfs, Some(log)).await?;
+                }
+            }
             remove_path(&paths.dir).await?;
             return Err(error);
         }
@@ -786,6 +927,11 @@ impl Driver for LxcDriver {
         if self.state(&spec.name).await? == RunState::Running {
             self.halt(&spec.name, log).await?;
         }
+        if let Placement::Btrfs { rootfs, .. } = self.placement(spec)? {
+            // Before the directory: its owner marker is what says the
+            // subvolume is this container's.
+            btrfs::delete(&rootfs, Some(log)).await?;
+        }
         if paths.config().exists() && (paths.rootfs_dir().exists() || paths.rootfs_image().exists())
         {
             self.lxc("lxc-destroy", &spec.name, &[], Some(log)).await?;
@@ -819,6 +965,11 @@ impl Driver for LxcDriver {
     }
 
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
+        if !spec.storage.driver.can_move() {
+            return Err(DriverError::CannotMove(
+                "a container on a btrfs storage pool",
+            ));
+        }
         let paths = self.paths(&spec.name);
         self.require_ours(spec, &paths)?;
         if self.state(&spec.name).await? == RunState::Running {

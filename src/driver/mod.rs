@@ -8,6 +8,7 @@ mod freeze;
 pub mod host;
 pub mod lxc;
 mod lxc_config;
+pub mod storage;
 mod template_cache;
 mod transfer;
 mod tree_copy;
@@ -33,6 +34,25 @@ pub struct ContainerSpec {
     /// Also the LXC container name and its directory under the LXC path.
     pub name: String,
     pub settings: ContainerSettings,
+    /// The pool holding its root filesystem, and that pool's driver.
+    pub storage: StorageRef,
+}
+
+/// Which pool a container's root filesystem is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageRef {
+    pub pool: String,
+    pub driver: storage::StorageDriver,
+}
+
+impl Default for StorageRef {
+    /// Where every container lived before pools: the `dir` pool `default`.
+    fn default() -> Self {
+        StorageRef {
+            pool: "default".into(),
+            driver: storage::StorageDriver::Dir,
+        }
+    }
 }
 
 impl ContainerSpec {
@@ -49,7 +69,13 @@ impl ContainerSpec {
             id,
             name: name.to_owned(),
             settings: parameters.cloned().unwrap_or_default().settings()?,
+            storage: StorageRef::default(),
         })
+    }
+
+    /// The same container on the pool `storage`.
+    pub fn on(self, storage: StorageRef) -> Self {
+        ContainerSpec { storage, ..self }
     }
 }
 
@@ -165,6 +191,10 @@ pub enum DriverError {
     CannotMove(&'static str),
     #[error("container {0} is running here; a copy that runs is never replaced")]
     RunningHere(String),
+    #[error("storage pool '{0}' is not configured on this host")]
+    PoolMissing(String),
+    #[error("storage pool '{name}' cannot be used: {reason}")]
+    PoolUnusable { name: String, reason: String },
 }
 
 impl DriverError {

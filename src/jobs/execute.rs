@@ -349,6 +349,12 @@ impl Runner {
 
 fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
     ContainerSpec::of(container.id, &container.name, container.parameters.as_ref())
+        .map(|spec| {
+            spec.on(crate::service::storage_of(
+                &container.storage,
+                &container.storage_driver,
+            ))
+        })
         .map_err(Failure::InvalidParameters)
 }
 

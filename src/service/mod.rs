@@ -8,6 +8,7 @@ mod migrations;
 mod nodes;
 mod os_templates;
 mod sessions;
+mod storage;
 mod tokens;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::domain::node::NodeState;
 use crate::domain::parameters::HostLimits;
 use crate::domain::ValidationErrors;
 use crate::driver::host::HostProbe;
+use crate::driver::storage::Pools;
 use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
@@ -32,6 +34,7 @@ pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
 pub use migrations::{ArrivalError, Arrivals, Arrived};
 pub use nodes::{parse_node_name, Capacity, NodeView, ThisNode, Usage};
+pub use storage::storage_of;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -98,6 +101,19 @@ pub enum ServiceError {
         api_url: String,
         heartbeat_at: crate::domain::time::Timestamp,
     },
+    #[error("there is no storage pool named '{0}' on this host (GET /v1/storage lists them)")]
+    UnknownPool(String),
+    #[error("storage pool '{name}' cannot be used on this host: {reason}")]
+    PoolUnusable { name: String, reason: String },
+    #[error(
+        "container {container} is on the {driver} storage pool '{pool}': containers on \
+         {driver} pools cannot move to another node yet"
+    )]
+    PoolCannotMove {
+        container: Uuid,
+        pool: String,
+        driver: String,
+    },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -120,6 +136,8 @@ impl ServiceError {
                 | ServiceError::NoNodeAvailable
                 | ServiceError::AlreadyOnNode { .. }
                 | ServiceError::MovesOff
+                | ServiceError::PoolUnusable { .. }
+                | ServiceError::PoolCannotMove { .. }
         )
     }
 }
@@ -223,6 +241,8 @@ pub struct Service {
     host: HostProbe,
     tokens: Arc<tokens::TokenCache>,
     node: Arc<ThisNode>,
+    /// This host's storage pools (none: every container on `default`).
+    pools: Pools,
 }
 
 impl Service {
@@ -242,7 +262,13 @@ impl Service {
             queue,
             events,
             host,
+            pools: Pools::probe(&[]),
         }
+    }
+
+    /// The same service creating containers on these pools.
+    pub fn with_pools(self, pools: Pools) -> Self {
+        Service { pools, ..self }
     }
 
     /// What this host offers now, for the values a request sets.

@@ -1,0 +1,7 @@
+-- The storage pool each container's root filesystem is on, and that pool's
+-- driver (`dir` or `btrfs`): the driver says where the files are and what
+-- a move may do with them. Every container made before pools is on the
+-- `dir` pool `default` under the LXC path.
+
+ALTER TABLE containers ADD COLUMN storage TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE containers ADD COLUMN storage_driver TEXT NOT NULL DEFAULT 'dir';

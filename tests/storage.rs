@@ -1,0 +1,214 @@
+//! Storage pools on real file systems: a btrfs file system made for each
+//! test (a sparse file, `mkfs.btrfs`, `mount -o loop`), unmounted and its
+//! loop device detached at the end even when the test fails; and the `dir`
+//! pool every berth has without configuration.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_error, run_ok, unique_name, Berth, Options};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A btrfs file system on a loop device, mounted in a temporary directory.
+/// Dropping it unmounts it (the loop device goes with it: `mount -o loop`
+/// sets it to detach itself) and removes the directory.
+pub struct LoopBtrfs {
+    dir: tempfile::TempDir,
+}
+
+impl LoopBtrfs {
+    pub fn new(size_mib: u64) -> LoopBtrfs {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-btrfs-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let image = dir.path().join("disk.img");
+        let file = std::fs::File::create(&image).unwrap();
+        file.set_len(size_mib << 20).unwrap();
+        drop(file);
+        run_ok(Command::new("mkfs.btrfs").arg("-q").arg(&image));
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).unwrap();
+        let fs = LoopBtrfs { dir };
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&mount),
+        );
+        fs
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for LoopBtrfs {
+    fn drop(&mut self) {
+        let mount = self.path();
+        let unmounted = Command::new("umount")
+            .arg(&mount)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still busy (a container's process not yet gone): detach now,
+            // the kernel lets go of it when the last user does.
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+    }
+}
+
+/// `BERTH_STORAGE` naming a btrfs pool `fast` at `path` first, then the
+/// `dir` pool `local`.
+fn pools_env(path: &Path) -> (String, String) {
+    (
+        "BERTH_STORAGE".into(),
+        format!(
+            r#"[{{name="fast",driver="btrfs",path="{}"}},{{name="local",driver="dir"}}]"#,
+            path.display()
+        ),
+    )
+}
+
+fn start_with_pools(fs: &LoopBtrfs, extra: &[(&str, &str)]) -> Berth {
+    let mut env = vec![pools_env(&fs.path())];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Berth::start_with(Options {
+        env,
+        templates: vec!["template1"],
+    })
+}
+
+fn create_on(berth: &Berth, name: &str, storage: &str, parameters: Option<Value>) -> String {
+    let mut body = json!({ "name": name, "ostemplate": "template1", "storage": storage });
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    let (status, answer) = berth.post("/v1/containers/", &body);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+    answer["container_id"].as_str().unwrap().to_owned()
+}
+
+fn is_subvolume(path: &Path) -> bool {
+    Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(path)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_btrfs_pool_makes_containers_as_snapshots_and_lists_its_space() {
+    let fs = LoopBtrfs::new(1024);
+    let berth = start_with_pools(&fs, &[]);
+
+    let (status, answer) = berth.get("/v1/storage");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let pools = answer["storage"].as_array().unwrap();
+    assert_eq!(pools[0]["name"], "fast");
+    assert_eq!(pools[0]["driver"], "btrfs");
+    assert_eq!(pools[0]["usable"], true, "{answer}");
+    assert_eq!(pools[1]["name"], "local");
+    let capacity: u64 = pools[0]["capacity"].as_str().unwrap().parse().unwrap();
+    assert!(capacity > 512 << 20, "{answer}");
+
+    // No storage named: the first pool.
+    let name = unique_name("bt");
+    let id = berth.create(&name, None);
+    assert_eq!(berth.container(&id)["storage"], "fast");
+    let rootfs = fs.path().join("containers").join(&name);
+    assert!(is_subvolume(&rootfs), "the root filesystem is a subvolume");
+    assert!(
+        berth
+            .lxc_config(&name)
+            .contains(&format!("lxc.rootfs.path = dir:{}\n", rootfs.display())),
+        "{}",
+        berth.lxc_config(&name)
+    );
+    // A snapshot of the template's subvolume: the busybox tree is there.
+    assert!(rootfs.join("bin/busybox").exists());
+    berth.act(&id, "start");
+    assert_eq!(berth.attach(&name, "cat /etc/hostname").trim(), name);
+
+    // And on the dir pool when asked.
+    let plain = unique_name("dr");
+    let plain_id = create_on(&berth, &plain, "local", None);
+    assert_eq!(berth.container(&plain_id)["storage"], "local");
+    assert!(berth
+        .lxc_path()
+        .join(&plain)
+        .join("rootfs/bin/busybox")
+        .exists());
+
+    // Deleting removes the subvolume.
+    let (status, answer) = berth.delete(&format!("/v1/containers/{id}"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+    assert!(!rootfs.exists(), "the subvolume is gone");
+    drop(berth);
+}
+
+#[test]
+fn a_btrfs_quota_stops_writes_at_size() {
+    let fs = LoopBtrfs::new(1024);
+    let berth = start_with_pools(&fs, &[]);
+    let name = unique_name("bq");
+    let id = create_on(
+        &berth,
+        &name,
+        "fast",
+        Some(json!({ "size": "64", "size_units": "M" })),
+    );
+    berth.act(&id, "start");
+    let rootfs = fs.path().join("containers").join(&name);
+    let out = berth.attach(
+        &name,
+        "dd if=/dev/urandom of=/fill bs=1M count=200 conv=fsync 2>&1; echo rc=$?; sync",
+    );
+    assert!(!out.contains("rc=0"), "dd wrote past the quota: {out}");
+    assert!(
+        out.contains("quota") || out.contains("No space"),
+        "dd stopped by the quota: {out}"
+    );
+    let written = std::fs::metadata(rootfs.join("fill")).map_or(0, |m| m.len());
+    assert!(
+        written < 64 << 20,
+        "{written} bytes written under a 64 MiB size"
+    );
+
+    // A larger size applies live.
+    let job = berth.patch_parameters(&id, json!({ "size": "256", "size_units": "M" }));
+    berth.job_done(&job);
+    let out = berth.attach(
+        &name,
+        "rm -f /fill; dd if=/dev/urandom of=/fill bs=1M count=100 conv=fsync 2>&1; echo rc=$?",
+    );
+    assert!(out.contains("rc=0"), "100 MiB fit in 256 MiB: {out}");
+    drop(berth);
+}
+
+#[test]
+fn a_container_on_a_btrfs_pool_is_not_moved() {
+    let fs = LoopBtrfs::new(1024);
+    let berth = start_with_pools(
+        &fs,
+        &[("BERTH_CLUSTER_SECRET", "0123456789abcdef0123456789abcdef")],
+    );
+    let name = unique_name("bm");
+    let id = berth.create(&name, None);
+    let answer = berth.post(
+        &format!("/v1/containers/{id}/migrate"),
+        &json!({ "node": "elsewhere" }),
+    );
+    assert_error(&answer, 409, 3011);
+    assert!(
+        answer.1["message"].as_str().unwrap().contains("btrfs"),
+        "{answer:?}"
+    );
+    drop(berth);
+}
