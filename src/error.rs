@@ -111,6 +111,10 @@ pub enum ApiError {
     PoolUnusable(String),
     #[error("{0}")]
     PoolCannotMove(String),
+    #[error("{0}")]
+    SnapshotNotFound(String),
+    #[error("{0}")]
+    SnapshotExists(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -171,6 +175,8 @@ impl ApiError {
             ApiError::UnknownPool(_) => 1010,
             ApiError::PoolUnusable(_) => 3010,
             ApiError::PoolCannotMove(_) => 3011,
+            ApiError::SnapshotNotFound(_) => 2010,
+            ApiError::SnapshotExists(_) => 3012,
         }
     }
 
@@ -211,7 +217,10 @@ impl ApiError {
                 Status::ServiceUnavailable
             }
             ApiError::UnknownPool(_) => Status::UnprocessableEntity,
-            ApiError::PoolUnusable(_) | ApiError::PoolCannotMove(_) => Status::Conflict,
+            ApiError::PoolUnusable(_)
+            | ApiError::PoolCannotMove(_)
+            | ApiError::SnapshotExists(_) => Status::Conflict,
+            ApiError::SnapshotNotFound(_) => Status::NotFound,
         }
     }
 
@@ -275,6 +284,12 @@ impl From<ServiceError> for ApiError {
             error @ ServiceError::PoolUnusable { .. } => ApiError::PoolUnusable(error.to_string()),
             error @ ServiceError::PoolCannotMove { .. } => {
                 ApiError::PoolCannotMove(error.to_string())
+            }
+            error @ ServiceError::SnapshotNotFound { .. } => {
+                ApiError::SnapshotNotFound(error.to_string())
+            }
+            error @ ServiceError::SnapshotExists { .. } => {
+                ApiError::SnapshotExists(error.to_string())
             }
         }
     }

@@ -886,3 +886,49 @@ async fn an_unknown_or_unusable_pool_is_refused_and_nothing_is_stored() {
     let answer = berth.get(&format!("/v1/containers/{id}")).await;
     assert_eq!(answer.body["container"]["storage"], "local", "{answer:?}");
 }
+
+#[rocket::async_test]
+async fn snapshot_requests_are_checked_and_a_taken_name_is_refused() {
+    let berth = Local::start().await;
+    let (id, _) = seed(&berth, "ct1").await;
+    let path = format!("/v1/containers/{id}/snapshots");
+    for bad in ["", "-x", "a/b", "a b", &"s".repeat(64)] {
+        let answer = berth.post_json(&path, &json!({ "name": bad })).await;
+        answer.assert_error(422, 1002);
+    }
+    berth
+        .post_json(&path, &json!({ "name": "s1", "x": 1 }))
+        .await
+        .assert_error(400, 1001);
+    let answer = berth.post_json(&path, &json!({ "name": "s1" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    let job = answer.body["job_id"].as_str().unwrap().to_owned();
+    let answer = berth.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(answer.body["action"], "snapshot", "{answer:?}");
+    // Taken by the queued job: the same name again is a conflict.
+    berth
+        .post_json(&path, &json!({ "name": "s1" }))
+        .await
+        .assert_error(409, 3012);
+    // Not listed until its job has made it.
+    let answer = berth.get(&path).await;
+    assert_eq!(answer.body["snapshots"], json!([]), "{answer:?}");
+    // Neither restored nor deleted before then: no such snapshot yet.
+    berth
+        .post_json(&format!("{path}/s1/restore"), &json!({}))
+        .await
+        .assert_error(404, 2010);
+    let answer = Local::send(berth.client.delete(format!("{path}/nope"))).await;
+    answer.assert_error(404, 2010);
+    let missing = "54e21881-8620-4bb0-95f1-05f143973a6e";
+    berth
+        .get(&format!("/v1/containers/{missing}/snapshots"))
+        .await
+        .assert_error(404, 2002);
+
+    // Cancelling the queued snapshot forgets it: the name is free again.
+    let answer = Local::send(berth.client.delete(format!("/v1/jobs/{job}"))).await;
+    assert_eq!(answer.status, Status::Ok, "{answer:?}");
+    let answer = berth.post_json(&path, &json!({ "name": "s1" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+}

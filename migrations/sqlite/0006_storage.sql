@@ -5,3 +5,14 @@
 
 ALTER TABLE containers ADD COLUMN storage TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE containers ADD COLUMN storage_driver TEXT NOT NULL DEFAULT 'dir';
+
+-- Snapshots of containers' root filesystems (the files are the storage
+-- pool's). `status`: `creating` while its job runs (not listed; the name
+-- is taken), `ready`, `deleting` while its delete job runs (not listed).
+CREATE TABLE snapshots (
+    container_id  TEXT  NOT NULL,
+    name          TEXT  NOT NULL,
+    status        TEXT  NOT NULL,
+    created_at    TEXT  NOT NULL,
+    PRIMARY KEY (container_id, name)
+);

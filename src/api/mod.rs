@@ -14,6 +14,7 @@ mod openapi;
 mod os_templates;
 mod paging;
 mod query;
+mod snapshots;
 mod storage;
 
 use rocket::http::{Header, Status};
@@ -42,6 +43,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(events::routes());
     routes.extend(openapi::routes());
     routes.extend(storage::routes());
+    routes.extend(snapshots::routes());
     routes
 }
 

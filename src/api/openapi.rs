@@ -261,6 +261,8 @@ mod tests {
             ApiError::UnknownPool(text()),
             ApiError::PoolUnusable(text()),
             ApiError::PoolCannotMove(text()),
+            ApiError::SnapshotNotFound(text()),
+            ApiError::SnapshotExists(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -304,7 +306,9 @@ mod tests {
                 | ApiError::MoveFailed(_)
                 | ApiError::UnknownPool(_)
                 | ApiError::PoolUnusable(_)
-                | ApiError::PoolCannotMove(_) => {}
+                | ApiError::PoolCannotMove(_)
+                | ApiError::SnapshotNotFound(_)
+                | ApiError::SnapshotExists(_) => {}
             }
         }
         errors

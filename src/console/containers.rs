@@ -369,6 +369,8 @@ fn capitalised_action(action: Action) -> &'static str {
         Action::Restart => "Restart",
         Action::Delete => "Delete",
         Action::Migrate => "Move",
+        Action::Snapshot => "Snapshot",
+        Action::Restore => "Restore",
     }
 }
 

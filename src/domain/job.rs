@@ -60,10 +60,14 @@ pub enum JobAction {
     Delete,
     /// Move the container to another node of the cluster.
     Migrate,
+    /// Snapshots: take one, put the container back to one, delete one.
+    Snapshot,
+    SnapshotRestore,
+    SnapshotDelete,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 7] = [
+    pub const ALL: [JobAction; 10] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
@@ -71,6 +75,9 @@ impl JobAction {
         JobAction::Restart,
         JobAction::Delete,
         JobAction::Migrate,
+        JobAction::Snapshot,
+        JobAction::SnapshotRestore,
+        JobAction::SnapshotDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +89,9 @@ impl JobAction {
             JobAction::Restart => "restart",
             JobAction::Delete => "delete",
             JobAction::Migrate => "migrate",
+            JobAction::Snapshot => "snapshot",
+            JobAction::SnapshotRestore => "snapshot-restore",
+            JobAction::SnapshotDelete => "snapshot-delete",
         }
     }
 
@@ -131,6 +141,22 @@ pub struct MigrateChange {
     pub handed_over: bool,
 }
 
+/// Payload of a snapshot or snapshot-delete job: the snapshot's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChange {
+    pub name: String,
+}
+
+/// Payload of a snapshot-restore job: the snapshot, and whether the
+/// container ran when the restore began (recorded before it is stopped, so
+/// a restore resumed after a crash still starts it again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreChange {
+    pub name: String,
+    #[serde(default)]
+    pub was_running: Option<bool>,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -141,6 +167,9 @@ pub enum JobPayload {
     Configure(Box<ConfigureChange>),
     Delete(DeleteChange),
     Migrate(MigrateChange),
+    Snapshot(SnapshotChange),
+    SnapshotRestore(RestoreChange),
+    SnapshotDelete(SnapshotChange),
 }
 
 impl JobPayload {
@@ -150,6 +179,9 @@ impl JobPayload {
             JobPayload::Configure(_) => JobAction::Configure,
             JobPayload::Delete(_) => JobAction::Delete,
             JobPayload::Migrate(_) => JobAction::Migrate,
+            JobPayload::Snapshot(_) => JobAction::Snapshot,
+            JobPayload::SnapshotRestore(_) => JobAction::SnapshotRestore,
+            JobPayload::SnapshotDelete(_) => JobAction::SnapshotDelete,
         }
     }
 
@@ -166,6 +198,15 @@ impl JobPayload {
                 .map_err(why),
             JobAction::Migrate => serde_json::from_str(text)
                 .map(JobPayload::Migrate)
+                .map_err(why),
+            JobAction::Snapshot => serde_json::from_str(text)
+                .map(JobPayload::Snapshot)
+                .map_err(why),
+            JobAction::SnapshotRestore => serde_json::from_str(text)
+                .map(JobPayload::SnapshotRestore)
+                .map_err(why),
+            JobAction::SnapshotDelete => serde_json::from_str(text)
+                .map(JobPayload::SnapshotDelete)
                 .map_err(why),
             JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))

@@ -235,6 +235,97 @@ impl LxcDriver {
         btrfs::limit(rootfs, spec.settings.disk_bytes, log).await
     }
 
+    /// Where a btrfs pool keeps the snapshots of one container.
+    fn btrfs_snapshots(pool: &Path, container: &str) -> PathBuf {
+        pool.join("snapshots").join(container)
+    }
+
+    /// A `dir` snapshot: a copy of the root filesystem (tree or image) made
+    /// beside it and published by rename, so a crash leaves only a
+    /// `.partial-` copy, removed by the next run.
+    async fn snapshot_dir(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let snapshots = paths.snapshots_dir();
+        let done = snapshots.join(name);
+        if done.is_dir() {
+            log.step(format!("snapshot {name} was taken already"));
+            return Ok(());
+        }
+        std::fs::create_dir_all(&snapshots)
+            .map_err(|e| DriverError::io(format!("cannot create {}", snapshots.display()), e))?;
+        let partial = snapshots.join(format!(".partial-{name}"));
+        remove_path(&partial).await?;
+        create_dir(&partial, 0o700)?;
+        let running = self.state(&spec.name).await? == RunState::Running;
+        // A copy of files that change while it runs is no snapshot: the
+        // container holds still until it is made.
+        let frozen = if running {
+            Some(self.freeze(&spec.name, log).await?)
+        } else {
+            None
+        };
+        let copied = copy_rootfs(paths, &partial, running, log).await;
+        if let Some(frozen) = frozen {
+            frozen.thaw(log).await?;
+        }
+        if let Err(error) = copied {
+            let _ = remove_path(&partial).await;
+            return Err(error);
+        }
+        rename(&partial, &done)?;
+        log.step(format!("snapshot {name} taken in {}", done.display()));
+        Ok(())
+    }
+
+    /// Puts a stopped `dir` container back to its snapshot: the copy is
+    /// made whole as `restore.ready` first, then swapped in; a run cut off
+    /// in the swap finishes it when run again.
+    async fn restore_dir(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let snapshot = paths.snapshots_dir().join(name);
+        if !snapshot.is_dir() {
+            return Err(DriverError::SnapshotMissing {
+                container: spec.name.clone(),
+                name: name.to_owned(),
+            });
+        }
+        let (kind, other) = if snapshot.join("rootfs.img").exists() {
+            (paths.rootfs_image(), paths.rootfs_dir())
+        } else {
+            (paths.rootfs_dir(), paths.rootfs_image())
+        };
+        let file_name = kind.file_name().expect("a root filesystem has a name");
+        let ready = paths.dir.join("restore.ready");
+        if !ready.is_dir() {
+            let partial = paths.dir.join("restore.partial");
+            remove_path(&partial).await?;
+            create_dir(&partial, 0o700)?;
+            log.step(format!("copying snapshot {name} back"));
+            copy_entry(&snapshot.join(file_name), &partial.join(file_name), log).await?;
+            rename(&partial, &ready)?;
+        }
+        let restored = ready.join(file_name);
+        if restored.exists() {
+            remove_path(&kind).await?;
+            rename(&restored, &kind)?;
+        }
+        remove_path(&other).await?;
+        remove_path(&paths.resize_marker()).await?;
+        remove_path(&ready).await?;
+        log.step(format!("root filesystem restored from snapshot {name}"));
+        Ok(())
+    }
+
     fn paths(&self, name: &str) -> ContainerPaths {
         ContainerPaths::new(&self.lxc_path, name)
     }
@@ -927,9 +1018,16 @@ impl Driver for LxcDriver {
         if self.state(&spec.name).await? == RunState::Running {
             self.halt(&spec.name, log).await?;
         }
-        if let Placement::Btrfs { rootfs, .. } = self.placement(spec)? {
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
             // Before the directory: its owner marker is what says the
-            // subvolume is this container's.
+            // subvolumes are this container's.
+            let snapshots = Self::btrfs_snapshots(&pool, &spec.name);
+            if let Ok(entries) = std::fs::read_dir(&snapshots) {
+                for entry in entries.flatten() {
+                    btrfs::delete(&entry.path(), Some(log)).await?;
+                }
+            }
+            remove_path(&snapshots).await?;
             btrfs::delete(&rootfs, Some(log)).await?;
         }
         if paths.config().exists() && (paths.rootfs_dir().exists() || paths.rootfs_image().exists())
@@ -962,6 +1060,94 @@ impl Driver for LxcDriver {
 
     fn critical_steps(&self) -> CriticalSteps {
         self.critical.clone()
+    }
+
+    async fn snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        match self.placement(spec)? {
+            Placement::Dir => self.snapshot_dir(spec, &paths, name, log).await,
+            Placement::Btrfs { pool, rootfs } => {
+                let dir = Self::btrfs_snapshots(&pool, &spec.name);
+                let dest = dir.join(name);
+                // A subvolume snapshot is made whole in one transaction
+                // or not at all: one that exists is complete.
+                if btrfs::is_subvolume(&dest) {
+                    log.step(format!("snapshot {name} was taken already"));
+                    return Ok(());
+                }
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+                btrfs::snapshot(&rootfs, &dest, true, log).await?;
+                log.step(format!(
+                    "snapshot {name} taken as read-only subvolume {}",
+                    dest.display()
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    async fn restore_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if self.state(&spec.name).await? == RunState::Running {
+            return Err(DriverError::RunningHere(spec.name.clone()));
+        }
+        match self.placement(spec)? {
+            Placement::Dir => self.restore_dir(spec, &paths, name, log).await,
+            Placement::Btrfs { pool, rootfs } => {
+                let snapshot = Self::btrfs_snapshots(&pool, &spec.name).join(name);
+                if !btrfs::is_subvolume(&snapshot) {
+                    return Err(DriverError::SnapshotMissing {
+                        container: spec.name.clone(),
+                        name: name.to_owned(),
+                    });
+                }
+                // Built beside the root filesystem before it is replaced;
+                // a run cut off anywhere starts over from the snapshot.
+                let fresh = rootfs.with_file_name(format!(".restore-{}", spec.name));
+                btrfs::delete(&fresh, Some(log)).await?;
+                btrfs::snapshot(&snapshot, &fresh, false, log).await?;
+                btrfs::delete(&rootfs, Some(log)).await?;
+                rename(&fresh, &rootfs)?;
+                self.limit_btrfs(spec, &pool, &rootfs, log).await?;
+                log.step(format!("root filesystem restored from snapshot {name}"));
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        match self.placement(spec)? {
+            Placement::Dir => remove_path(&paths.snapshots_dir().join(name)).await?,
+            Placement::Btrfs { pool, .. } => {
+                btrfs::delete(
+                    &Self::btrfs_snapshots(&pool, &spec.name).join(name),
+                    Some(log),
+                )
+                .await?
+            }
+        }
+        log.step(format!("snapshot {name} deleted"));
+        Ok(())
     }
 
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
@@ -1080,6 +1266,54 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
         },
         other => other,
     }
+}
+
+/// Copies the container's root filesystem (tree or image) into `dest`.
+/// An image of a running (frozen) container is synced first: what its
+/// processes wrote may still be in the page cache of its mounted ext4.
+async fn copy_rootfs(
+    paths: &ContainerPaths,
+    dest: &Path,
+    running: bool,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    let image = paths.rootfs_image();
+    if image.exists() {
+        if running {
+            run("sync", &[], Some(log)).await?;
+        }
+        copy_entry(&image, &dest.join("rootfs.img"), log).await
+    } else {
+        copy_entry(&paths.rootfs_dir(), &dest.join("rootfs"), log).await
+    }
+}
+
+/// Copies a root filesystem tree (keeping everything tar restored) or a
+/// disk image (sparse, reflinked where the file system can) to `dest`.
+async fn copy_entry(source: &Path, dest: &Path, log: &dyn StepLog) -> Result<(), DriverError> {
+    if source.is_file() {
+        return run(
+            "cp",
+            args!["--sparse=always", "--reflink=auto", source, dest],
+            Some(log),
+        )
+        .await
+        .map(drop);
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let (from, to) = (source.to_owned(), dest.to_owned());
+    let copied = tokio::task::spawn_blocking(move || {
+        super::tree_copy::copy_tree(&from, &to, threads, &Default::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(|e| DriverError::io(format!("copying {}", source.display()), e))?;
+    if !copied {
+        return Err(DriverError::Cancelled);
+    }
+    Ok(())
 }
 
 /// Space a tree takes on disk, counting allocated blocks.

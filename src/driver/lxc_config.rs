@@ -102,6 +102,10 @@ impl ContainerPaths {
     pub fn resize_marker(&self) -> PathBuf {
         self.dir.join("resizing")
     }
+    /// The snapshots of a root filesystem kept here (`dir` pools).
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
     pub fn staging_dir(&self) -> PathBuf {
         self.dir.join("rootfs.partial")
     }

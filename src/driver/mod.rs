@@ -195,6 +195,10 @@ pub enum DriverError {
     PoolMissing(String),
     #[error("storage pool '{name}' cannot be used: {reason}")]
     PoolUnusable { name: String, reason: String },
+    #[error("{0} takes no snapshots")]
+    NoSnapshots(&'static str),
+    #[error("container {container} has no snapshot '{name}' on this host")]
+    SnapshotMissing { container: String, name: String },
 }
 
 impl DriverError {
@@ -240,6 +244,38 @@ pub trait Driver: Send + Sync {
     /// The steps running now that must not be cut off (berth's shutdown
     /// waits for them).
     fn critical_steps(&self) -> CriticalSteps;
+    /// Takes the snapshot `name` of the container's root filesystem,
+    /// consistent while it runs. Taking one that exists changes nothing.
+    async fn snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
+    /// Puts the stopped container's root filesystem back to the snapshot
+    /// `name` (the snapshot stays).
+    async fn restore_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
+    /// Deletes the snapshot `name`; one already gone is success.
+    async fn delete_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
     /// Starts writing a stopped container's files as one stream, for
     /// `receive` on another host.
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {

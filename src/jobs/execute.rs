@@ -210,6 +210,9 @@ impl Runner {
                 };
                 return self.migrate(job, &container, &spec, change, log).await;
             }
+            JobAction::Snapshot | JobAction::SnapshotRestore | JobAction::SnapshotDelete => {
+                return self.run_snapshot_job(job, &spec, payload, log).await;
+            }
         };
         result
             .map(|()| Performed::Done)
@@ -306,6 +309,7 @@ impl Runner {
             _ => lifecycle::after_job(job.action, container.status, ending),
         };
         containers::set_status(&mut tx, container.id, status, now).await?;
+        super::snapshots::settle_snapshot(&mut tx, job, ending == Ending::Done).await?;
         tx.commit().await?;
         self.announce(job).await
     }
@@ -390,7 +394,11 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
 fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
     match payload? {
         JobPayload::Configure(change) => change.before.clone().unwrap_or_default().settings().ok(),
-        JobPayload::Delete(_) | JobPayload::Migrate(_) => None,
+        JobPayload::Delete(_)
+        | JobPayload::Migrate(_)
+        | JobPayload::Snapshot(_)
+        | JobPayload::SnapshotRestore(_)
+        | JobPayload::SnapshotDelete(_) => None,
     }
 }
 

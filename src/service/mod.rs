@@ -8,6 +8,7 @@ mod migrations;
 mod nodes;
 mod os_templates;
 mod sessions;
+mod snapshots;
 mod storage;
 mod tokens;
 
@@ -114,6 +115,10 @@ pub enum ServiceError {
         pool: String,
         driver: String,
     },
+    #[error("container {container} has no snapshot named '{name}'")]
+    SnapshotNotFound { container: String, name: String },
+    #[error("container {container} has a snapshot named '{name}' already")]
+    SnapshotExists { container: String, name: String },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -138,6 +143,7 @@ impl ServiceError {
                 | ServiceError::MovesOff
                 | ServiceError::PoolUnusable { .. }
                 | ServiceError::PoolCannotMove { .. }
+                | ServiceError::SnapshotExists { .. }
         )
     }
 }

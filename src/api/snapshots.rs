@@ -1,0 +1,80 @@
+//! `/containers/:id/snapshots`: take, list, restore and delete snapshots
+//! of a container's root filesystem. Each change answers with its job.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{Route, State};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::JsonBody;
+use super::{parse_id, ApiBase, Caller, JobAnswer};
+use crate::error::{ApiError, ApiResult};
+use crate::service::{Accepted, Service};
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![take, list, restore, delete]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TakeBody {
+    name: String,
+}
+
+fn accepted(base: &ApiBase, accepted: Accepted) -> JobAnswer {
+    JobAnswer::new(
+        Status::Accepted,
+        base.job_url(accepted.job.id),
+        json!({ "message": "success", "job_id": accepted.job.id }),
+    )
+}
+
+#[rocket::post("/containers/<id>/snapshots", data = "<body>")]
+async fn take(
+    service: &State<Service>,
+    caller: Caller,
+    base: ApiBase,
+    id: &str,
+    body: Result<JsonBody<TakeBody>, ApiError>,
+) -> ApiResult<JobAnswer> {
+    let id = parse_id(id)?;
+    let JsonBody(body) = body?;
+    let queued = service.take_snapshot(id, &body.name, &caller.0).await?;
+    Ok(accepted(&base, queued))
+}
+
+#[rocket::get("/containers/<id>/snapshots")]
+async fn list(service: &State<Service>, _caller: Caller, id: &str) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let snapshots = service.snapshots(id).await?;
+    Ok(Json(
+        json!({ "message": "success", "snapshots": snapshots }),
+    ))
+}
+
+#[rocket::post("/containers/<id>/snapshots/<name>/restore")]
+async fn restore(
+    service: &State<Service>,
+    caller: Caller,
+    base: ApiBase,
+    id: &str,
+    name: &str,
+) -> ApiResult<JobAnswer> {
+    let id = parse_id(id)?;
+    let queued = service.restore_snapshot(id, name, &caller.0).await?;
+    Ok(accepted(&base, queued))
+}
+
+#[rocket::delete("/containers/<id>/snapshots/<name>")]
+async fn delete(
+    service: &State<Service>,
+    caller: Caller,
+    base: ApiBase,
+    id: &str,
+    name: &str,
+) -> ApiResult<JobAnswer> {
+    let id = parse_id(id)?;
+    let queued = service.delete_snapshot(id, name, &caller.0).await?;
+    Ok(accepted(&base, queued))
+}
