@@ -313,3 +313,53 @@ fn snapshots_on_a_btrfs_pool_are_read_only_subvolumes() {
     assert!(!snapshot.exists());
     drop(berth);
 }
+
+/// kill -9 while a running container is frozen for its snapshot, and while
+/// a restore copies it back: the next start thaws it, runs both jobs again
+/// to their end, and lists the snapshot once, with nothing half-made left.
+#[test]
+fn a_crash_mid_snapshot_or_mid_restore_settles_at_restart() {
+    let mut berth = Berth::start();
+    let name = unique_name("sk");
+    let id = berth.create(&name, None);
+    let dir = berth.lxc_path().join(&name);
+    // Enough to copy that the job is seen in the middle of it.
+    run_ok(
+        Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", dir.join("rootfs/big").display()))
+            .args(["bs=1M", "count=800", "status=none"]),
+    );
+    berth.act(&id, "start");
+    berth.attach(&name, "echo before > /root/marker");
+
+    let job = take(&berth, &id, "s1");
+    let partial = dir.join("snapshots/.partial-s1");
+    berth.wait_until(
+        "the copy under a freeze",
+        std::time::Duration::from_secs(60),
+        || partial.exists() && berth.lxc_state(&name).as_deref() == Some("FROZEN"),
+    );
+    berth.kill();
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("FROZEN"));
+    berth.launch();
+    let done = berth.job_done(&job);
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"), "{done}");
+    assert_eq!(snapshots_of(&berth, &id), ["s1"]);
+    assert!(!partial.exists());
+    assert!(dir.join("snapshots/s1/rootfs/root/marker").exists());
+
+    berth.attach(&name, "echo after > /root/marker");
+    let job = restore(&berth, &id, "s1");
+    let copying = dir.join("restore.partial");
+    berth.wait_until("the copy back", std::time::Duration::from_secs(60), || {
+        copying.exists()
+    });
+    berth.kill();
+    berth.launch();
+    berth.job_done(&job);
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+    assert_eq!(berth.attach(&name, "cat /root/marker").trim(), "before");
+    assert!(!copying.exists() && !dir.join("restore.ready").exists());
+    assert_eq!(snapshots_of(&berth, &id), ["s1"]);
+}
