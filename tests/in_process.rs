@@ -932,3 +932,54 @@ async fn snapshot_requests_are_checked_and_a_taken_name_is_refused() {
     let answer = berth.post_json(&path, &json!({ "name": "s1" })).await;
     assert_eq!(answer.status, Status::Accepted, "{answer:?}");
 }
+
+#[rocket::async_test]
+async fn a_clone_takes_its_sources_parameters_but_not_its_address() {
+    let berth = Local::start().await;
+    let mut body = create_body("web1");
+    body["parameters"] = json!({ "hostname": "web1.example", "ipadd": "10.0.0.5", "cpus": "1" });
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    let id = answer.body["container_id"].as_str().unwrap().to_owned();
+    let clone = format!("/v1/containers/{id}/clone");
+
+    berth
+        .post_json(&clone, &json!({ "name": "web1" }))
+        .await
+        .assert_error(409, 3000);
+    berth
+        .post_json(&clone, &json!({ "name": "-bad" }))
+        .await
+        .assert_error(422, 1002);
+    berth
+        .post_json(&clone, &json!({ "name": "web2", "snapshot": "nope" }))
+        .await
+        .assert_error(404, 2010);
+    berth
+        .post_json(
+            &clone,
+            &json!({ "name": "web2", "parameters": { "cpus": "x" } }),
+        )
+        .await
+        .assert_error(422, 1002);
+
+    let answer = berth.post_json(&clone, &json!({ "name": "web2" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    let copy = answer.body["container_id"].as_str().unwrap();
+    let answer = berth.get(&format!("/v1/containers/{copy}")).await;
+    let container = &answer.body["container"];
+    assert_eq!(container["ostemplate"], TEMPLATE);
+    assert_eq!(container["storage"], "default");
+    assert_eq!(container["parameters"]["cpus"], "1");
+    assert_eq!(container["parameters"]["ipadd"], Value::Null, "{container}");
+    assert_eq!(
+        container["parameters"]["hostname"],
+        Value::Null,
+        "{container}"
+    );
+
+    let body = json!({ "name": "web3", "parameters": { "ipadd": "10.0.0.7" } });
+    let answer = berth.post_json(&clone, &body).await;
+    let copy = answer.body["container_id"].as_str().unwrap();
+    let answer = berth.get(&format!("/v1/containers/{copy}")).await;
+    assert_eq!(answer.body["container"]["parameters"]["ipadd"], "10.0.0.7");
+}

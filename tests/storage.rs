@@ -363,3 +363,59 @@ fn a_crash_mid_snapshot_or_mid_restore_settles_at_restart() {
     assert!(!copying.exists() && !dir.join("restore.ready").exists());
     assert_eq!(snapshots_of(&berth, &id), ["s1"]);
 }
+
+fn clone(berth: &Berth, id: &str, body: Value) -> String {
+    let (status, answer) = berth.post(&format!("/v1/containers/{id}/clone"), &body);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+    answer["container_id"].as_str().unwrap().to_owned()
+}
+
+/// A running container cloned as it is, and from its snapshot: the clone
+/// has the source's files, its own name, and starts beside the source.
+fn clone_running(berth: &Berth, id: &str, name: &str) -> (String, String) {
+    berth.act(id, "start");
+    berth.attach(name, "echo one > /root/marker");
+    berth.job_done(&take(berth, id, "s1"));
+    berth.attach(name, "echo two > /root/marker");
+
+    let live = unique_name("cl");
+    let live_id = clone(berth, id, json!({ "name": live }));
+    assert_eq!(berth.lxc_state(name).as_deref(), Some("RUNNING"));
+    assert_eq!(berth.container(&live_id)["status"], "stopped");
+    berth.act(&live_id, "start");
+    assert_eq!(berth.attach(&live, "cat /root/marker").trim(), "two");
+    assert_eq!(berth.attach(&live, "hostname").trim(), live);
+
+    let old = unique_name("cs");
+    let old_id = clone(berth, id, json!({ "name": old, "snapshot": "s1" }));
+    berth.act(&old_id, "start");
+    assert_eq!(berth.attach(&old, "cat /root/marker").trim(), "one");
+    (live, old)
+}
+
+#[test]
+fn a_running_container_is_cloned_on_a_dir_pool() {
+    let berth = Berth::start();
+    let name = unique_name("cd");
+    let id = berth.create(&name, None);
+    let (live, _) = clone_running(&berth, &id, &name);
+    assert!(berth
+        .lxc_path()
+        .join(&live)
+        .join("rootfs/root/marker")
+        .exists());
+}
+
+#[test]
+fn a_running_container_is_cloned_on_a_btrfs_pool_as_a_snapshot() {
+    let fs = LoopBtrfs::new(1024);
+    let berth = start_with_pools(&fs, &[]);
+    let name = unique_name("cb");
+    let id = berth.create(&name, Some(json!({ "size": "128", "size_units": "M" })));
+    let (live, old) = clone_running(&berth, &id, &name);
+    for clone in [&live, &old] {
+        assert!(is_subvolume(&fs.path().join("containers").join(clone)));
+    }
+    drop(berth);
+}

@@ -64,10 +64,12 @@ pub enum JobAction {
     Snapshot,
     SnapshotRestore,
     SnapshotDelete,
+    /// Create a container as a copy of another one (or of its snapshot).
+    Clone,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 10] = [
+    pub const ALL: [JobAction; 11] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
@@ -78,6 +80,7 @@ impl JobAction {
         JobAction::Snapshot,
         JobAction::SnapshotRestore,
         JobAction::SnapshotDelete,
+        JobAction::Clone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +95,7 @@ impl JobAction {
             JobAction::Snapshot => "snapshot",
             JobAction::SnapshotRestore => "snapshot-restore",
             JobAction::SnapshotDelete => "snapshot-delete",
+            JobAction::Clone => "clone",
         }
     }
 
@@ -103,7 +107,12 @@ impl JobAction {
     /// same result as running it once. Create is not: a crash leaves a
     /// half-unpacked root filesystem that must be removed, not built upon.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, JobAction::Create)
+        !matches!(self, JobAction::Create | JobAction::Clone)
+    }
+
+    /// Whether the job makes its container (a create or a clone).
+    pub fn makes_container(self) -> bool {
+        matches!(self, JobAction::Create | JobAction::Clone)
     }
 }
 
@@ -157,6 +166,15 @@ pub struct RestoreChange {
     pub was_running: Option<bool>,
 }
 
+/// Payload of a clone job: the container copied, and the snapshot of it
+/// copied (`None`: the container as it is when the job runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneChange {
+    pub source: uuid::Uuid,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -170,6 +188,7 @@ pub enum JobPayload {
     Snapshot(SnapshotChange),
     SnapshotRestore(RestoreChange),
     SnapshotDelete(SnapshotChange),
+    Clone(CloneChange),
 }
 
 impl JobPayload {
@@ -182,6 +201,7 @@ impl JobPayload {
             JobPayload::Snapshot(_) => JobAction::Snapshot,
             JobPayload::SnapshotRestore(_) => JobAction::SnapshotRestore,
             JobPayload::SnapshotDelete(_) => JobAction::SnapshotDelete,
+            JobPayload::Clone(_) => JobAction::Clone,
         }
     }
 
@@ -207,6 +227,9 @@ impl JobPayload {
                 .map_err(why),
             JobAction::SnapshotDelete => serde_json::from_str(text)
                 .map(JobPayload::SnapshotDelete)
+                .map_err(why),
+            JobAction::Clone => serde_json::from_str(text)
+                .map(JobPayload::Clone)
                 .map_err(why),
             JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))
@@ -241,7 +264,7 @@ mod tests {
             .into_iter()
             .filter(|a| !a.is_idempotent())
             .collect();
-        assert_eq!(resumable, vec![JobAction::Create]);
+        assert_eq!(resumable, vec![JobAction::Create, JobAction::Clone]);
     }
 
     /// Payloads as berth stored them before `JobPayload` existed (written

@@ -135,7 +135,7 @@ pub enum Ending {
 /// Whether the runner asks the host what is left after `action` failed. A
 /// failed create leaves nothing usable whatever the host shows.
 pub fn observes_host_after_failure(action: JobAction) -> bool {
-    action != JobAction::Create
+    !action.makes_container()
 }
 
 /// Whether a running job of `action` may be cancelled at all. Only a
@@ -150,7 +150,7 @@ pub fn cancellable_while_running(action: JobAction) -> bool {
 pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> ContainerStatus {
     let status = match ending {
         Ending::Done => match action {
-            JobAction::Create | JobAction::Stop => ContainerStatus::Stopped,
+            JobAction::Create | JobAction::Clone | JobAction::Stop => ContainerStatus::Stopped,
             JobAction::Start | JobAction::Restart => ContainerStatus::Running,
             JobAction::Delete => ContainerStatus::Deleted,
             // A move's end depends on whether it started the container
@@ -215,7 +215,7 @@ pub struct QueuedCancel {
 pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) -> QueuedCancel {
     match action {
         // Nothing was built: the container never existed.
-        JobAction::Create => QueuedCancel {
+        JobAction::Create | JobAction::Clone => QueuedCancel {
             status: Some(ContainerStatus::Deleted),
             cancels_the_rest: true,
         },
@@ -351,6 +351,7 @@ mod tests {
             (JobAction::Snapshot,  [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::SnapshotRestore, [Unchanged, Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::SnapshotDelete, [Unchanged,  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Clone,     [Is(S::Stopped),  Is(S::Failed), Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
         ];
         assert_eq!(table.len(), JobAction::ALL.len());
         for (action, row) in table {
@@ -402,7 +403,7 @@ mod tests {
             );
             assert_eq!(
                 observes_host_after_failure(action),
-                action != JobAction::Create
+                !matches!(action, JobAction::Create | JobAction::Clone)
             );
         }
     }
@@ -429,6 +430,13 @@ mod tests {
             (JobAction::Snapshot, none),
             (JobAction::SnapshotRestore, none),
             (JobAction::SnapshotDelete, none),
+            (
+                JobAction::Clone,
+                QueuedCancel {
+                    status: Some(S::Deleted),
+                    cancels_the_rest: true,
+                },
+            ),
             (
                 JobAction::Delete,
                 QueuedCancel {

@@ -326,6 +326,58 @@ impl LxcDriver {
         Ok(())
     }
 
+    /// A `dir` clone's root filesystem: a copy of the source's snapshot, or
+    /// of the source itself (frozen while it is copied if it runs).
+    async fn copy_for_clone(
+        &self,
+        source: &ContainerSpec,
+        source_paths: &ContainerPaths,
+        snapshot: Option<&str>,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let staging = paths.dir.join("clone.partial");
+        create_dir(&staging, 0o700)?;
+        match snapshot {
+            Some(name) => {
+                let from = source_paths.snapshots_dir().join(name);
+                let entry = if from.join("rootfs.img").exists() {
+                    "rootfs.img"
+                } else {
+                    "rootfs"
+                };
+                if !from.join(entry).exists() {
+                    return Err(DriverError::SnapshotMissing {
+                        container: source.name.clone(),
+                        name: name.to_owned(),
+                    });
+                }
+                log.step(format!("copying snapshot {name} of {}", source.name));
+                copy_entry(&from.join(entry), &staging.join(entry), log).await?;
+            }
+            None => {
+                let running = self.state(&source.name).await? == RunState::Running;
+                let frozen = if running {
+                    Some(self.freeze(&source.name, log).await?)
+                } else {
+                    None
+                };
+                log.step(format!("copying the root filesystem of {}", source.name));
+                let copied = copy_rootfs(source_paths, &staging, running, log).await;
+                if let Some(frozen) = frozen {
+                    frozen.thaw(log).await?;
+                }
+                copied?;
+            }
+        }
+        for entry in ["rootfs", "rootfs.img"] {
+            if staging.join(entry).exists() {
+                rename(&staging.join(entry), &paths.dir.join(entry))?;
+            }
+        }
+        remove_path(&staging).await
+    }
+
     fn paths(&self, name: &str) -> ContainerPaths {
         ContainerPaths::new(&self.lxc_path, name)
     }
@@ -1147,6 +1199,96 @@ impl Driver for LxcDriver {
             }
         }
         log.step(format!("snapshot {name} deleted"));
+        Ok(())
+    }
+
+    async fn clone_container(
+        &self,
+        source: &ContainerSpec,
+        snapshot: Option<&str>,
+        spec: &ContainerSpec,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("lxc-start")?;
+        let source_paths = self.paths(&source.name);
+        self.require_ours(source, &source_paths)?;
+        let placement = self.placement(spec)?;
+        let paths = self.paths(&spec.name);
+        match create_private_dir(&paths.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(DriverError::NotOurs {
+                    path: paths.dir.clone(),
+                });
+            }
+            Err(e) => {
+                return Err(DriverError::io(
+                    format!("cannot create {}", paths.dir.display()),
+                    e,
+                ))
+            }
+        }
+        let built = async {
+            write_atomically(
+                &paths.owner_marker(),
+                spec.id.hyphenated().to_string().as_bytes(),
+            )?;
+            match (&placement, self.placement(source)?) {
+                (
+                    Placement::Btrfs { pool, rootfs },
+                    Placement::Btrfs {
+                        pool: source_pool,
+                        rootfs: source_rootfs,
+                    },
+                ) if *pool == source_pool => {
+                    let from = match snapshot {
+                        Some(name) => Self::btrfs_snapshots(pool, &source.name).join(name),
+                        None => source_rootfs,
+                    };
+                    if !btrfs::is_subvolume(&from) {
+                        return Err(DriverError::SnapshotMissing {
+                            container: source.name.clone(),
+                            name: snapshot.unwrap_or_default().to_owned(),
+                        });
+                    }
+                    if std::fs::symlink_metadata(rootfs).is_ok() {
+                        return Err(DriverError::NotOurs {
+                            path: rootfs.clone(),
+                        });
+                    }
+                    // A writable snapshot: constant time, and atomic while
+                    // the source runs.
+                    btrfs::snapshot(&from, rootfs, false, log).await?;
+                    self.limit_btrfs(spec, pool, rootfs, log).await?;
+                }
+                (Placement::Dir, Placement::Dir) => {
+                    self.copy_for_clone(source, &source_paths, snapshot, &paths, log)
+                        .await?
+                }
+                _ => {
+                    return Err(DriverError::PoolMissing(format!(
+                        "{} (a clone stays on its source's pool)",
+                        spec.storage.pool
+                    )))
+                }
+            }
+            self.write_config(spec, &paths, &Changed::ALL)
+        }
+        .await;
+        if let Err(error) = built {
+            log.step("removing what was built".into());
+            if let Placement::Btrfs { rootfs, .. } = &placement {
+                if !matches!(error, DriverError::NotOurs { .. }) {
+                    btrfs::delete(rootfs, Some(log)).await?;
+                }
+            }
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
         Ok(())
     }
 

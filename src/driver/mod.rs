@@ -276,6 +276,19 @@ pub trait Driver: Send + Sync {
         let _ = (spec, name, log);
         Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
     }
+    /// Builds the container `spec` as a copy of `source`'s root filesystem
+    /// (consistent while it runs), or of its snapshot `snapshot`, with its
+    /// own configuration. On failure nothing of it is left behind.
+    async fn clone_container(
+        &self,
+        source: &ContainerSpec,
+        snapshot: Option<&str>,
+        spec: &ContainerSpec,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (source, snapshot, spec, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
     /// Starts writing a stopped container's files as one stream, for
     /// `receive` on another host.
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {

@@ -210,6 +210,19 @@ impl Runner {
                 };
                 return self.migrate(job, &container, &spec, change, log).await;
             }
+            JobAction::Clone => {
+                let Some(JobPayload::Clone(change)) = payload else {
+                    return Err(Failure::Payload(DbError::Corrupt(format!(
+                        "clone job {} names no source",
+                        job.id
+                    ))));
+                };
+                let source = self.source_of_clone(change.source).await?;
+                let source = spec_of(&source)?;
+                driver
+                    .clone_container(&source, change.snapshot.as_deref(), &spec, log)
+                    .await
+            }
             JobAction::Snapshot | JobAction::SnapshotRestore | JobAction::SnapshotDelete => {
                 return self.run_snapshot_job(job, &spec, payload, log).await;
             }
@@ -235,6 +248,20 @@ impl Runner {
             path: template.path,
             format: template.format,
         })
+    }
+
+    /// The container a clone copies; one deleted since cannot be copied.
+    async fn source_of_clone(&self, id: uuid::Uuid) -> Result<Container, Failure> {
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(Failure::DatabaseUnavailable)?;
+        containers::get(&mut conn, id)
+            .await
+            .map_err(Failure::ContainerUnreadable)?
+            .ok_or(Failure::ContainerGone(id))
     }
 
     async fn container(&self, job: &Job) -> Result<Container, Failure> {
@@ -373,7 +400,11 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
     // Stop and delete apply no limits: nothing to tell.
     if matches!(
         job.action,
-        JobAction::Create | JobAction::Configure | JobAction::Start | JobAction::Restart
+        JobAction::Create
+            | JobAction::Clone
+            | JobAction::Configure
+            | JobAction::Start
+            | JobAction::Restart
     ) {
         log::warn!(
             "job {}: container {} has cpus {asked}, but berth may use {available} CPUs now; \
@@ -398,7 +429,8 @@ fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
         | JobPayload::Migrate(_)
         | JobPayload::Snapshot(_)
         | JobPayload::SnapshotRestore(_)
-        | JobPayload::SnapshotDelete(_) => None,
+        | JobPayload::SnapshotDelete(_)
+        | JobPayload::Clone(_) => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! validate, store the change and its job in one transaction, wake the
 //! runner, announce the change. Never touches LXC; the runner does that.
 
+mod clones;
 mod containers;
 mod jobs;
 mod migrations;
@@ -31,6 +32,7 @@ use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
 
+pub use clones::CloneRequest;
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
 pub use migrations::{ArrivalError, Arrivals, Arrived};

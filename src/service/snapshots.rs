@@ -133,7 +133,7 @@ impl Service {
 }
 
 /// The snapshot, when it is taken and not being deleted.
-async fn ready_snapshot(
+pub(super) async fn ready_snapshot(
     tx: &mut crate::db::Tx<'_>,
     id: Uuid,
     container: &str,
