@@ -164,6 +164,7 @@ struct NewContainerPage {
     nodes: Vec<NodeChoiceView>,
     nodes_error: Option<String>,
     cpus_hint: String,
+    pools: Vec<super::storage::PoolView>,
 }
 
 impl NewContainerPage {
@@ -201,6 +202,11 @@ impl NewContainerPage {
             nodes,
             nodes_error,
             cpus_hint: cpus_hint(service),
+            pools: service
+                .storage_pools()
+                .iter()
+                .map(super::storage::PoolView::of)
+                .collect(),
         }
     }
 }
@@ -248,6 +254,8 @@ struct ContainerPage {
     cpus_hint: String,
     /// The other nodes, for the move form (none: no form).
     move_targets: Vec<NodeChoiceView>,
+    snapshots: Vec<super::storage::SnapshotView>,
+    container_storage: String,
 }
 
 impl ContainerPage {
@@ -278,6 +286,13 @@ impl ContainerPage {
             jobs: JobView::list(&jobs, &names),
             cpus_hint: cpus_hint(service),
             move_targets,
+            snapshots: service
+                .snapshots(id)
+                .await?
+                .iter()
+                .map(super::storage::SnapshotView::of)
+                .collect(),
+            container_storage: container.storage.clone(),
         })
     }
 

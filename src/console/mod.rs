@@ -10,6 +10,7 @@ mod headers;
 mod jobs;
 mod nodes;
 mod session;
+mod storage;
 mod views;
 
 use askama::Template;
@@ -30,6 +31,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(nodes::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
+    routes.extend(storage::routes());
     routes
 }
 
@@ -49,6 +51,7 @@ pub enum Section {
     Containers,
     Jobs,
     Nodes,
+    Storage,
     /// Error pages and anything else outside the three sections.
     None,
 }
@@ -126,6 +129,9 @@ impl Layout {
 
     pub fn in_nodes(&self) -> bool {
         self.section == Section::Nodes
+    }
+    pub fn in_storage(&self) -> bool {
+        self.section == Section::Storage
     }
 }
 
