@@ -96,24 +96,30 @@ impl Runner {
 /// What a snapshot job's ending leaves of its snapshot's row: taken, it is
 /// listed; not taken, forgotten; deleted, forgotten; not deleted, listed
 /// again. A deleted container's snapshots are forgotten with it.
-pub(super) async fn settle_snapshot(tx: &mut Tx<'_>, job: &Job, done: bool) -> Result<(), DbError> {
+pub(super) async fn settle_snapshot(
+    tx: &mut Tx<'_>,
+    job: &Job,
+    done: bool,
+) -> Result<(), DbError> {
     let container = job.entity_id;
-    match (job.action, job.payload()?) {
-        (JobAction::Snapshot, Some(JobPayload::Snapshot(change))) => {
-            if done {
-                snapshots::set_status(tx, container, &change.name, snapshots::READY).await
-            } else {
-                snapshots::remove(tx, container, &change.name).await
-            }
+    if job.action == JobAction::Delete && done {
+        return snapshots::remove_all(tx, container).await;
+    }
+    // Only a snapshot job's own payload names a row; an unreadable one has
+    // failed the job already and names none.
+    match job.payload() {
+        Ok(Some(JobPayload::Snapshot(change))) if done => {
+            snapshots::set_status(tx, container, &change.name, snapshots::READY).await
         }
-        (JobAction::SnapshotDelete, Some(JobPayload::SnapshotDelete(change))) => {
-            if done {
-                snapshots::remove(tx, container, &change.name).await
-            } else {
-                snapshots::set_status(tx, container, &change.name, snapshots::READY).await
-            }
+        Ok(Some(JobPayload::Snapshot(change))) => {
+            snapshots::remove(tx, container, &change.name).await
         }
-        (JobAction::Delete, _) if done => snapshots::remove_all(tx, container).await,
+        Ok(Some(JobPayload::SnapshotDelete(change))) if done => {
+            snapshots::remove(tx, container, &change.name).await
+        }
+        Ok(Some(JobPayload::SnapshotDelete(change))) => {
+            snapshots::set_status(tx, container, &change.name, snapshots::READY).await
+        }
         _ => Ok(()),
     }
 }
