@@ -77,9 +77,14 @@ BTRFS_API=http://127.0.0.1:$PORT/v1
 curl -sf "$BTRFS_API/storage" | grep -q '"usable":true' ||
     { log "the btrfs pool is not usable: $(curl -s "$BTRFS_API/storage")"; exit 1; }
 
-wait_job() { # api job
-    curl -sf "$1/jobs/$2/wait?timeout=600" | grep -q '"status":"done"' ||
-        { log "job $2 failed: $(curl -s "$1/jobs/$2") $(curl -s "$1/jobs/$2/log")"; return 1; }
+wait_job() { # api job (the wait answers after at most 300 s: ask again)
+    local answer
+    for _ in $(seq 12); do
+        answer=$(curl -sf "$1/jobs/$2/wait?timeout=300")
+        grep -q '"status":"\(queued\|running\)"' <<<"$answer" || break
+    done
+    grep -q '"status":"done"' <<<"$answer" ||
+        { log "job $2 failed: $answer $(curl -s "$1/jobs/$2/log")"; return 1; }
 }
 
 post() { # api path json → the answer

@@ -210,7 +210,11 @@ impl LxcDriver {
             rootfs.display()
         ));
         btrfs::snapshot(tree.path(), rootfs, false, log).await?;
-        self.limit_btrfs(spec, pool, rootfs, log).await?;
+        // A new subvolume has no limit to lift: without a size, no quota
+        // command runs (and create stays one `btrfs` call).
+        if spec.settings.disk_bytes.is_some() {
+            self.limit_btrfs(spec, pool, rootfs, log).await?;
+        }
         log.progress(100);
         Ok(())
     }
