@@ -96,11 +96,7 @@ impl Runner {
 /// What a snapshot job's ending leaves of its snapshot's row: taken, it is
 /// listed; not taken, forgotten; deleted, forgotten; not deleted, listed
 /// again. A deleted container's snapshots are forgotten with it.
-pub(super) async fn settle_snapshot(
-    tx: &mut Tx<'_>,
-    job: &Job,
-    done: bool,
-) -> Result<(), DbError> {
+pub(super) async fn settle_snapshot(tx: &mut Tx<'_>, job: &Job, done: bool) -> Result<(), DbError> {
     let container = job.entity_id;
     if job.action == JobAction::Delete && done {
         return snapshots::remove_all(tx, container).await;
