@@ -132,6 +132,13 @@ fn a_btrfs_pool_makes_containers_as_snapshots_and_lists_its_space() {
     );
     // A snapshot of the template's subvolume: the busybox tree is there.
     assert!(rootfs.join("bin/busybox").exists());
+    // Closed to other users, like the container directories.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(fs.path().join("containers"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "containers/ is {mode:o}");
     berth.act(&id, "start");
     assert_eq!(berth.attach(&name, "cat /etc/hostname").trim(), name);
 

@@ -198,8 +198,7 @@ impl LxcDriver {
             .ok_or_else(|| DriverError::PoolMissing(spec.storage.pool.clone()))?;
         let tree = cache.prepare(template, log).await?;
         let parent = rootfs.parent().unwrap_or(pool);
-        std::fs::create_dir_all(parent)
-            .map_err(|e| DriverError::io(format!("cannot create {}", parent.display()), e))?;
+        create_private_dirs(parent)?;
         if std::fs::symlink_metadata(rootfs).is_ok() {
             return Err(DriverError::NotOurs {
                 path: rootfs.to_owned(),
@@ -1137,8 +1136,7 @@ impl Driver for LxcDriver {
                     log.step(format!("snapshot {name} was taken already"));
                     return Ok(());
                 }
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+                create_private_dirs(&dir)?;
                 btrfs::snapshot(&rootfs, &dest, true, log).await?;
                 log.step(format!(
                     "snapshot {name} taken as read-only subvolume {}",
@@ -1412,6 +1410,18 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
         },
         other => other,
     }
+}
+
+/// Creates `path` and its missing parents closed to other users: a pool's
+/// `containers/` and `snapshots/` hold root filesystems (setuid programs,
+/// device nodes), as the container directories under the LXC path do.
+fn create_private_dirs(path: &Path) -> Result<(), DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| DriverError::io(format!("cannot create {}", path.display()), e))
 }
 
 /// Copies the container's root filesystem (tree or image) into `dest`.
