@@ -10,7 +10,7 @@
 # Idempotent; run as root.
 set -eu
 
-"$(dirname "$0")/serve-deps.sh" chromium chromium-driver debootstrap binutils ca-certificates strace postgresql
+"$(dirname "$0")/serve-deps.sh" chromium chromium-driver debootstrap binutils ca-certificates strace postgresql btrfs-progs
 
 # cargo-deb builds the .deb from [package.metadata.deb] in Cargo.toml
 # (about 2 minutes to install, once). Pinned: the package test packages the

@@ -84,12 +84,21 @@ async fn assemble(
     let queue = JobQueue::new();
     let events = EventBus::new();
     let metrics = Metrics::new();
-    let driver = Arc::new(LxcDriver::new(
-        settings.lxc_path.clone(),
-        settings.bridge.clone(),
-        settings.stop_timeout_secs,
-        settings.template_cache,
-    ));
+    let pools = crate::driver::storage::Pools::probe(&settings.storage);
+    for pool in pools.all() {
+        if let Some(reason) = &pool.unusable {
+            log::warn!("storage pool '{}' cannot be used: {reason}", pool.name);
+        }
+    }
+    let driver = Arc::new(
+        LxcDriver::new(
+            settings.lxc_path.clone(),
+            settings.bridge.clone(),
+            settings.stop_timeout_secs,
+            settings.template_cache,
+        )
+        .with_pools(pools.clone()),
+    );
     tidy_up(&settings, &os_templates, &driver);
     let host = HostProbe::new(settings.lxc_path.clone(), settings.allow_disk_overcommit);
     let runner_settings = RunnerSettings {
@@ -144,7 +153,8 @@ async fn assemble(
                 events.clone(),
                 host,
                 this_node,
-            );
+            )
+            .with_pools(pools);
             // Before anything is served: a name another live host holds
             // must stop this one here, with the reason.
             if let Err(error) = service.register_this_node(capacity).await {

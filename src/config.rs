@@ -11,6 +11,7 @@ use rocket::figment::{Figment, Profile};
 use serde::Deserialize;
 
 use crate::cluster::peer::ClusterSecret;
+use crate::driver::storage::{valid_pool_name, PoolConfig, StorageDriver};
 
 /// How API clients prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,6 +75,21 @@ pub struct Settings {
     pub stats_interval_secs: u64,
     /// How long usage samples are kept (in memory).
     pub stats_retention_secs: u64,
+    /// Storage pools, one `[[default.berth.storage]]` table each; none
+    /// means one `dir` pool named `default` under the LXC path.
+    pub storage: Vec<StorageTable>,
+}
+
+/// One `[[default.berth.storage]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageTable {
+    pub name: String,
+    /// `dir` or `btrfs`.
+    pub driver: String,
+    /// Where the pool keeps its files; a `dir` pool's is the LXC path.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -98,6 +114,7 @@ impl Default for Settings {
             cluster_secret: None,
             stats_interval_secs: 10,
             stats_retention_secs: 3600,
+            storage: Vec::new(),
         }
     }
 }
@@ -144,6 +161,8 @@ pub struct ResolvedSettings {
     pub cluster_secret: Option<ClusterSecret>,
     pub stats_interval_secs: u64,
     pub stats_retention_secs: u64,
+    /// The storage pools, the default one first.
+    pub storage: Vec<PoolConfig>,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -273,6 +292,7 @@ impl Settings {
                 "stats_retention_secs / stats_interval_secs must be at most 8640 samples".into(),
             ));
         }
+        let storage = storage_pools(self.storage, &lxc_path)?;
         let host_id = host_id(&data_dir)?;
         let open_dirs = [&data_dir, &template_dir, &lxc_path]
             .into_iter()
@@ -300,8 +320,80 @@ impl Settings {
             cluster_secret: self.cluster_secret,
             stats_interval_secs: self.stats_interval_secs,
             stats_retention_secs: self.stats_retention_secs,
+            storage,
         })
     }
+}
+
+/// The pools of the `storage` tables, checked: unique valid names, a known
+/// driver, and an absolute path. A pool whose path does not work is still
+/// configured (it shows as unusable, with the reason) rather than stopping
+/// berth: the containers on the other pools keep running.
+fn storage_pools(
+    tables: Vec<StorageTable>,
+    lxc_path: &Path,
+) -> Result<Vec<PoolConfig>, ConfigError> {
+    if tables.is_empty() {
+        return Ok(vec![PoolConfig {
+            name: "default".into(),
+            driver: StorageDriver::Dir,
+            path: lxc_path.to_owned(),
+        }]);
+    }
+    let invalid = |text: String| Err(ConfigError::Invalid(format!("storage: {text}")));
+    let mut pools: Vec<PoolConfig> = Vec::new();
+    for table in tables {
+        if !valid_pool_name(&table.name) {
+            return invalid(format!(
+                "'{}' is not a valid pool name (1-63 of letters, digits, '-', '_', '.', \
+                 starting with a letter or digit)",
+                table.name
+            ));
+        }
+        if pools.iter().any(|pool| pool.name == table.name) {
+            return invalid(format!("the pool '{}' is configured twice", table.name));
+        }
+        let Some(driver) = StorageDriver::parse(&table.driver) else {
+            return invalid(format!(
+                "pool '{}': unknown driver '{}' (known: dir, btrfs)",
+                table.name, table.driver
+            ));
+        };
+        let path = match (driver, table.path) {
+            (StorageDriver::Dir, None) => lxc_path.to_owned(),
+            (StorageDriver::Dir, Some(path)) => {
+                // The dir layout keeps root filesystems in the containers'
+                // own directories: a dir pool elsewhere is not built yet.
+                if path.canonicalize().ok().as_deref() != Some(lxc_path) {
+                    return invalid(format!(
+                        "pool '{}': a dir pool's path is the LXC path ({}); leave path out",
+                        table.name,
+                        lxc_path.display()
+                    ));
+                }
+                lxc_path.to_owned()
+            }
+            (StorageDriver::Btrfs, None) => {
+                return invalid(format!("pool '{}': a btrfs pool needs a path", table.name))
+            }
+            (StorageDriver::Btrfs, Some(path)) => {
+                let absolute = if path.is_absolute() {
+                    path
+                } else {
+                    std::env::current_dir()
+                        .map_err(|e| ConfigError::Invalid(format!("storage: {e}")))?
+                        .join(path)
+                };
+                absolute.canonicalize().unwrap_or(absolute)
+            }
+        };
+        pools.push(PoolConfig {
+            name: table.name,
+            driver,
+            path,
+        });
+    }
+    Ok(pools)
 }
 
 /// The kernel's host name (what `hostname` prints), the default node name.
@@ -532,6 +624,58 @@ mod tests {
         assert_eq!(allowed_host("[2001:DB8::1]").unwrap(), "[2001:db8::1]");
         for bad in ["", "berth.example:5000", "http://berth", "a..b", "a b", "*"] {
             assert!(allowed_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn storage_tables_become_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = || Settings {
+            data_dir: dir.path().into(),
+            ..Settings::default()
+        };
+        let resolved = base().resolve().unwrap();
+        assert_eq!(resolved.storage.len(), 1);
+        assert_eq!(resolved.storage[0].name, "default");
+        assert_eq!(resolved.storage[0].driver, StorageDriver::Dir);
+        assert_eq!(resolved.storage[0].path, resolved.lxc_path);
+
+        let figment = Figment::new().merge(Toml::string(
+            r#"
+            [[berth.storage]]
+            name = "fast"
+            driver = "btrfs"
+            path = "/srv/pool"
+            [[berth.storage]]
+            name = "local"
+            driver = "dir"
+            "#,
+        ));
+        let settings = Settings {
+            data_dir: dir.path().into(),
+            ..Settings::from_figment(&figment).unwrap()
+        };
+        let pools = settings.resolve().unwrap().storage;
+        assert_eq!(pools[0].name, "fast");
+        assert_eq!(pools[0].path, PathBuf::from("/srv/pool"));
+        assert_eq!(pools[1].driver, StorageDriver::Dir);
+
+        for (name, driver, path) in [
+            ("a b", "dir", None),
+            ("x", "zfs", None),
+            ("x", "btrfs", None),
+            ("x", "dir", Some("/somewhere/else")),
+        ] {
+            let settings = Settings {
+                storage: vec![StorageTable {
+                    name: name.into(),
+                    driver: driver.into(),
+                    path: path.map(PathBuf::from),
+                }],
+                ..base()
+            };
+            let error = settings.resolve().unwrap_err().to_string();
+            assert!(error.contains("storage:"), "{error}");
         }
     }
 

@@ -122,6 +122,17 @@ pub enum ApiError {
     TooManyTerminals(String),
     #[error("{0}")]
     AttachFailed(String),
+    // Storage pools, snapshots and clones (1010-1019, 2010-2019, 3010-3019).
+    #[error("{0}")]
+    UnknownPool(String),
+    #[error("{0}")]
+    PoolUnusable(String),
+    #[error("{0}")]
+    PoolCannotMove(String),
+    #[error("{0}")]
+    SnapshotNotFound(String),
+    #[error("{0}")]
+    SnapshotExists(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -186,6 +197,11 @@ impl ApiError {
             ApiError::ContainerOnOtherNode(_) => 3031,
             ApiError::TooManyTerminals(_) => 3032,
             ApiError::AttachFailed(_) => 5030,
+            ApiError::UnknownPool(_) => 1010,
+            ApiError::PoolUnusable(_) => 3010,
+            ApiError::PoolCannotMove(_) => 3011,
+            ApiError::SnapshotNotFound(_) => 2010,
+            ApiError::SnapshotExists(_) => 3012,
         }
     }
 
@@ -232,6 +248,11 @@ impl ApiError {
             | ApiError::ContainerOnOtherNode(_)
             | ApiError::TooManyTerminals(_) => Status::Conflict,
             ApiError::AttachFailed(_) => Status::InternalServerError,
+            ApiError::UnknownPool(_) => Status::UnprocessableEntity,
+            ApiError::PoolUnusable(_)
+            | ApiError::PoolCannotMove(_)
+            | ApiError::SnapshotExists(_) => Status::Conflict,
+            ApiError::SnapshotNotFound(_) => Status::NotFound,
         }
     }
 
@@ -301,6 +322,17 @@ impl From<ServiceError> for ApiError {
                 ApiError::TooManyTerminals(error.to_string())
             }
             error @ ServiceError::AttachFailed(_) => ApiError::AttachFailed(error.to_string()),
+            error @ ServiceError::UnknownPool(_) => ApiError::UnknownPool(error.to_string()),
+            error @ ServiceError::PoolUnusable { .. } => ApiError::PoolUnusable(error.to_string()),
+            error @ ServiceError::PoolCannotMove { .. } => {
+                ApiError::PoolCannotMove(error.to_string())
+            }
+            error @ ServiceError::SnapshotNotFound { .. } => {
+                ApiError::SnapshotNotFound(error.to_string())
+            }
+            error @ ServiceError::SnapshotExists { .. } => {
+                ApiError::SnapshotExists(error.to_string())
+            }
         }
     }
 }

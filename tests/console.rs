@@ -1263,3 +1263,101 @@ fn the_terminal_runs_a_shell_in_the_container_and_follows_the_window() {
         berth.log()
     );
 }
+
+/// Waits until the API lists exactly these snapshots of the container.
+async fn wait_snapshots(berth: &Berth, id: &str, expected: &[&str]) {
+    let url = berth.url(&format!("/v1/containers/{id}/snapshots"));
+    for _ in 0..600 {
+        let (_, answer) = api_get(&url).await;
+        let names: Vec<&str> = answer["snapshots"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|s| s["name"].as_str()).collect())
+            .unwrap_or_default();
+        if names == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the snapshots never became {expected:?}");
+}
+
+/// A container's page takes a snapshot, restores it after a confirmation
+/// page (the running container's file is back, and it runs again), and
+/// deletes it; the storage page lists the pool with its space; the create
+/// form offers the pools. Every page axe-clean, at phone width too.
+#[test]
+fn snapshots_are_taken_restored_and_deleted_from_a_containers_page() {
+    let _serial = serial();
+    let berth = Berth::start();
+    let name = unique_name("snap");
+    let id = berth.create(&name, None);
+    berth.act(&id, "start");
+    berth.attach(&name, "echo before > /root/marker");
+    browser::run(async {
+        let b = Browser::start().await;
+        let page = berth.url(&format!("/containers/{id}"));
+        b.goto(&page).await;
+        b.find("#snapshots").await;
+        b.assert_accessible("a container's page with no snapshots")
+            .await;
+        b.fill("name", "before-change").await;
+        b.click_to_navigate("form[action$='/snapshots'] button[type=submit]")
+            .await;
+        assert!(b.text(".flash-success").await.contains("before-change"));
+        wait_snapshots(&berth, &id, &["before-change"]).await;
+        b.goto(&page).await;
+        assert_eq!(b.text("tr[data-snapshot] th").await, "before-change");
+        b.assert_accessible("a container's page with a snapshot")
+            .await;
+
+        berth.attach(&name, "echo after > /root/marker");
+        b.click_to_navigate("tr[data-snapshot] a[href$='/restore']")
+            .await;
+        assert_eq!(
+            b.text("h1").await,
+            format!("Restore {name} to snapshot before-change?")
+        );
+        b.assert_accessible("the restore confirmation").await;
+        b.click_to_navigate(".confirm button[type=submit]").await;
+        assert!(b.text(".flash-success").await.contains("Restore"));
+        let newest_job = "[data-jobs-of] tr[data-job]:first-child [data-job-field=status]";
+        b.wait_text(newest_job, "done").await;
+        assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+        assert_eq!(berth.attach(&name, "cat /root/marker").trim(), "before");
+
+        b.click_to_navigate("tr[data-snapshot] form[action$='/delete'] button")
+            .await;
+        wait_snapshots(&berth, &id, &[]).await;
+
+        b.goto(&berth.url("/storage")).await;
+        assert_eq!(b.text("tr[data-pool] th").await, "default");
+        b.assert_accessible("the storage page").await;
+        b.goto(&berth.url("/containers/new")).await;
+        b.find("select[name=storage] option[value=default]").await;
+        b.assert_no_console_errors().await;
+        b.close().await;
+
+        let phone = Browser::start_sized(390, 844).await;
+        phone.goto(&page).await;
+        phone.find("#snapshots").await;
+        phone
+            .assert_accessible("a container's page at phone width")
+            .await;
+        phone.goto(&berth.url("/storage")).await;
+        phone.find("tr[data-pool]").await;
+        let fits = phone
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "the storage page fits a phone");
+        phone
+            .assert_accessible("the storage page at phone width")
+            .await;
+        phone.assert_no_console_errors().await;
+        phone.close().await;
+    });
+}

@@ -855,3 +855,176 @@ async fn exec_and_the_terminal_refuse_what_they_cannot_attach_to() {
         .header(header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="));
     Local::send(upgrade).await.assert_error(409, 3031);
 }
+
+// ------------------------------------------------------------ storage pools
+
+#[rocket::async_test]
+async fn without_storage_tables_there_is_one_dir_pool_and_containers_record_it() {
+    let berth = Local::start().await;
+    let answer = berth.get("/v1/storage").await;
+    assert_eq!(answer.status, Status::Ok, "{answer:?}");
+    let pools = answer.body["storage"].as_array().unwrap();
+    assert_eq!(pools.len(), 1, "{answer:?}");
+    let pool = &pools[0];
+    assert_eq!(pool["name"], "default");
+    assert_eq!(pool["driver"], "dir");
+    assert_eq!(pool["usable"], true);
+    assert_eq!(pool["reason"], Value::Null);
+    // Numbers are strings, as everywhere in the API.
+    let capacity: u64 = pool["capacity"].as_str().unwrap().parse().unwrap();
+    let free: u64 = pool["free"].as_str().unwrap().parse().unwrap();
+    assert!(capacity > 0 && free <= capacity, "{pool}");
+
+    let (id, _) = seed(&berth, "ct1").await;
+    let answer = berth.get(&format!("/v1/containers/{id}")).await;
+    assert_eq!(answer.body["container"]["storage"], "default", "{answer:?}");
+}
+
+#[rocket::async_test]
+async fn an_unknown_or_unusable_pool_is_refused_and_nothing_is_stored() {
+    let plain = tempfile::tempdir().unwrap();
+    let path = plain.path().to_owned();
+    let berth = Local::start_with(move |settings| {
+        settings.storage = vec![
+            berth::config::StorageTable {
+                name: "local".into(),
+                driver: "dir".into(),
+                path: None,
+            },
+            berth::config::StorageTable {
+                name: "fast".into(),
+                driver: "btrfs".into(),
+                path: Some(path),
+            },
+        ];
+    })
+    .await;
+    let answer = berth.get("/v1/storage").await;
+    let pools = answer.body["storage"].as_array().unwrap();
+    assert_eq!(pools[0]["name"], "local");
+    let fast = &pools[1];
+    assert_eq!(fast["driver"], "btrfs");
+    // A temporary directory is not on btrfs here: unusable, and why.
+    assert_eq!(fast["usable"], false, "{fast}");
+    let reason = fast["reason"].as_str().unwrap();
+    assert!(reason.contains("not on a btrfs file system"), "{reason}");
+
+    let mut body = create_body("ct1");
+    body["storage"] = json!("nowhere");
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    answer.assert_error(422, 1010);
+    assert!(answer.body["message"].as_str().unwrap().contains("nowhere"));
+    body["storage"] = json!("fast");
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    answer.assert_error(409, 3010);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not on a btrfs"),
+        "{answer:?}"
+    );
+    assert_nothing_stored(&berth).await;
+
+    // Without one, the first pool.
+    let (id, _) = seed(&berth, "ct2").await;
+    let answer = berth.get(&format!("/v1/containers/{id}")).await;
+    assert_eq!(answer.body["container"]["storage"], "local", "{answer:?}");
+}
+
+#[rocket::async_test]
+async fn snapshot_requests_are_checked_and_a_taken_name_is_refused() {
+    let berth = Local::start().await;
+    let (id, _) = seed(&berth, "ct1").await;
+    let path = format!("/v1/containers/{id}/snapshots");
+    for bad in ["", "-x", "a/b", "a b", &"s".repeat(64)] {
+        let answer = berth.post_json(&path, &json!({ "name": bad })).await;
+        answer.assert_error(422, 1002);
+    }
+    berth
+        .post_json(&path, &json!({ "name": "s1", "x": 1 }))
+        .await
+        .assert_error(400, 1001);
+    let answer = berth.post_json(&path, &json!({ "name": "s1" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    let job = answer.body["job_id"].as_str().unwrap().to_owned();
+    let answer = berth.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(answer.body["action"], "snapshot", "{answer:?}");
+    // Taken by the queued job: the same name again is a conflict.
+    berth
+        .post_json(&path, &json!({ "name": "s1" }))
+        .await
+        .assert_error(409, 3012);
+    // Not listed until its job has made it.
+    let answer = berth.get(&path).await;
+    assert_eq!(answer.body["snapshots"], json!([]), "{answer:?}");
+    // Neither restored nor deleted before then: no such snapshot yet.
+    berth
+        .post_json(&format!("{path}/s1/restore"), &json!({}))
+        .await
+        .assert_error(404, 2010);
+    let answer = Local::send(berth.client.delete(format!("{path}/nope"))).await;
+    answer.assert_error(404, 2010);
+    let missing = "54e21881-8620-4bb0-95f1-05f143973a6e";
+    berth
+        .get(&format!("/v1/containers/{missing}/snapshots"))
+        .await
+        .assert_error(404, 2002);
+
+    // Cancelling the queued snapshot forgets it: the name is free again.
+    let answer = Local::send(berth.client.delete(format!("/v1/jobs/{job}"))).await;
+    assert_eq!(answer.status, Status::Ok, "{answer:?}");
+    let answer = berth.post_json(&path, &json!({ "name": "s1" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+}
+
+#[rocket::async_test]
+async fn a_clone_takes_its_sources_parameters_but_not_its_address() {
+    let berth = Local::start().await;
+    let mut body = create_body("web1");
+    body["parameters"] = json!({ "hostname": "web1.example", "ipadd": "10.0.0.5", "cpus": "1" });
+    let answer = berth.post_json("/v1/containers/", &body).await;
+    let id = answer.body["container_id"].as_str().unwrap().to_owned();
+    let clone = format!("/v1/containers/{id}/clone");
+
+    berth
+        .post_json(&clone, &json!({ "name": "web1" }))
+        .await
+        .assert_error(409, 3000);
+    berth
+        .post_json(&clone, &json!({ "name": "-bad" }))
+        .await
+        .assert_error(422, 1002);
+    berth
+        .post_json(&clone, &json!({ "name": "web2", "snapshot": "nope" }))
+        .await
+        .assert_error(404, 2010);
+    berth
+        .post_json(
+            &clone,
+            &json!({ "name": "web2", "parameters": { "cpus": "x" } }),
+        )
+        .await
+        .assert_error(422, 1002);
+
+    let answer = berth.post_json(&clone, &json!({ "name": "web2" })).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    let copy = answer.body["container_id"].as_str().unwrap();
+    let answer = berth.get(&format!("/v1/containers/{copy}")).await;
+    let container = &answer.body["container"];
+    assert_eq!(container["ostemplate"], TEMPLATE);
+    assert_eq!(container["storage"], "default");
+    assert_eq!(container["parameters"]["cpus"], "1");
+    assert_eq!(container["parameters"]["ipadd"], Value::Null, "{container}");
+    assert_eq!(
+        container["parameters"]["hostname"],
+        Value::Null,
+        "{container}"
+    );
+
+    let body = json!({ "name": "web3", "parameters": { "ipadd": "10.0.0.7" } });
+    let answer = berth.post_json(&clone, &body).await;
+    let copy = answer.body["container_id"].as_str().unwrap();
+    let answer = berth.get(&format!("/v1/containers/{copy}")).await;
+    assert_eq!(answer.body["container"]["parameters"]["ipadd"], "10.0.0.7");
+}

@@ -256,6 +256,7 @@ impl Bench {
                     ostemplate: local::TEMPLATE.into(),
                     parameters: None,
                     node: None,
+                    storage: None,
                 },
                 None,
                 &Requester::anonymous(),

@@ -31,6 +31,9 @@ struct CreateBody {
     /// The node to create it on; without it berth places it.
     #[serde(default)]
     node: Option<String>,
+    /// The storage pool; without it the first one (`GET /v1/storage`).
+    #[serde(default)]
+    storage: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +64,7 @@ async fn create(
         ostemplate: body.ostemplate,
         parameters: body.parameters,
         node: body.node,
+        storage: body.storage,
     };
     let Accepted { job, container_id } = service
         .create_container(request, key.as_ref(), &caller.0)

@@ -15,7 +15,9 @@ mod openapi;
 mod os_templates;
 mod paging;
 mod query;
+mod snapshots;
 pub mod stats;
+mod storage;
 
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -44,6 +46,8 @@ pub fn routes() -> Vec<Route> {
     routes.extend(openapi::routes());
     routes.extend(attach::routes());
     routes.extend(stats::routes());
+    routes.extend(storage::routes());
+    routes.extend(snapshots::routes());
     routes
 }
 

@@ -265,6 +265,11 @@ mod tests {
             ApiError::AttachFailed(text()),
             ApiError::UsageElsewhere(text()),
             ApiError::NodeUnreachable(text()),
+            ApiError::UnknownPool(text()),
+            ApiError::PoolUnusable(text()),
+            ApiError::PoolCannotMove(text()),
+            ApiError::SnapshotNotFound(text()),
+            ApiError::SnapshotExists(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -312,6 +317,11 @@ mod tests {
                 | ApiError::TooManyTerminals(_)
                 | ApiError::AttachFailed(_) => {}
                 ApiError::UsageElsewhere(_) | ApiError::NodeUnreachable(_) => {}
+                ApiError::UnknownPool(_)
+                | ApiError::PoolUnusable(_)
+                | ApiError::PoolCannotMove(_)
+                | ApiError::SnapshotNotFound(_)
+                | ApiError::SnapshotExists(_) => {}
             }
         }
         errors

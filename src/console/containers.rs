@@ -169,6 +169,7 @@ struct NewContainerPage {
     nodes: Vec<NodeChoiceView>,
     nodes_error: Option<String>,
     cpus_hint: String,
+    pools: Vec<super::storage::PoolView>,
 }
 
 impl NewContainerPage {
@@ -206,6 +207,11 @@ impl NewContainerPage {
             nodes,
             nodes_error,
             cpus_hint: cpus_hint(service),
+            pools: service
+                .storage_pools()
+                .iter()
+                .map(super::storage::PoolView::of)
+                .collect(),
         }
     }
 }
@@ -253,6 +259,8 @@ struct ContainerPage {
     cpus_hint: String,
     /// The other nodes, for the move form (none: no form).
     move_targets: Vec<NodeChoiceView>,
+    snapshots: Vec<super::storage::SnapshotView>,
+    container_storage: String,
     // The terminal (issue 14).
     terminal: TerminalAssets,
     usage: UsageView,
@@ -309,6 +317,13 @@ impl ContainerPage {
             move_targets,
             terminal: TerminalAssets::new(),
             usage: UsageView::of(container.id, stats, elsewhere(service, &container.node)),
+            snapshots: service
+                .snapshots(id)
+                .await?
+                .iter()
+                .map(super::storage::SnapshotView::of)
+                .collect(),
+            container_storage: container.storage.clone(),
         })
     }
 
@@ -403,6 +418,8 @@ fn capitalised_action(action: Action) -> &'static str {
         Action::Restart => "Restart",
         Action::Delete => "Delete",
         Action::Migrate => "Move",
+        Action::Snapshot => "Snapshot",
+        Action::Restore => "Restore",
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ContainerForm {
     pub ostemplate: Option<String>,
     /// The node asked for; empty lets berth choose.
     pub node: Option<String>,
+    /// The storage pool asked for; empty is the first.
+    pub storage: Option<String>,
     /// As the browser sent them, blank ones included (see `given`):
     /// nothing here is checked.
     pub parameters: Parameters,
@@ -35,6 +37,7 @@ pub struct OtherFields {
     name: Option<String>,
     ostemplate: Option<String>,
     node: Option<String>,
+    storage: Option<String>,
     csrf: Option<String>,
 }
 
@@ -83,6 +86,7 @@ impl<'r> FromForm<'r> for ContainerForm {
             name,
             ostemplate,
             node,
+            storage,
             csrf,
         } = OtherFields::finalize(ctxt.others)?;
         let mut parameters = Parameters::default();
@@ -93,6 +97,7 @@ impl<'r> FromForm<'r> for ContainerForm {
             name,
             ostemplate,
             node,
+            storage,
             parameters,
             csrf,
         })
@@ -124,6 +129,7 @@ impl ContainerForm {
             ostemplate: self.ostemplate.clone().unwrap_or_default(),
             parameters: (!parameters.is_empty()).then_some(Value::Object(parameters)),
             node: given(self.node.as_deref()).map(str::to_owned),
+            storage: given(self.storage.as_deref()).map(str::to_owned),
         }
     }
 
@@ -168,6 +174,10 @@ impl FormState {
                 form.ostemplate.clone().unwrap_or_default(),
             ),
             ("node".to_owned(), form.node.clone().unwrap_or_default()),
+            (
+                "storage".to_owned(),
+                form.storage.clone().unwrap_or_default(),
+            ),
         ];
         for parameter in Parameter::ALL {
             values.push((
@@ -288,6 +298,13 @@ impl FormState {
                 "node",
                 "No node takes new containers now: every node is offline or draining.".to_owned(),
             ),
+            ServiceError::UnknownPool(name) => self.push_error(
+                "storage",
+                format!("There is no storage pool named '{name}' on this host."),
+            ),
+            error @ ServiceError::PoolUnusable { .. } => {
+                self.push_error("storage", capitalised(&error.to_string()))
+            }
             other => return Err(other),
         }
         Ok(())

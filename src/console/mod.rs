@@ -11,6 +11,7 @@ mod jobs;
 mod nodes;
 mod os_templates;
 mod session;
+mod storage;
 mod tokens;
 mod usage;
 mod views;
@@ -36,6 +37,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(assets::routes());
     routes.extend(session::routes());
     routes.extend(usage::routes());
+    routes.extend(storage::routes());
     routes
 }
 
@@ -57,6 +59,7 @@ pub enum Section {
     Nodes,
     Templates,
     Tokens,
+    Storage,
     /// Error pages and anything else outside the sections.
     None,
 }
@@ -145,6 +148,10 @@ impl Layout {
 
     pub fn in_tokens(&self) -> bool {
         self.section == Section::Tokens
+    }
+
+    pub fn in_storage(&self) -> bool {
+        self.section == Section::Storage
     }
 }
 

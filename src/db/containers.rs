@@ -27,9 +27,15 @@ pub struct Container {
     pub updated_at: Timestamp,
     /// The node it lives on: whose runner carries out its jobs.
     pub node: String,
+    /// The storage pool its root filesystem is on.
+    pub storage: String,
+    /// That pool's driver (`dir`, `btrfs`).
+    #[serde(skip)]
+    pub storage_driver: String,
 }
 
-const COLUMNS: &str = "seq, id, name, ostemplate, parameters, status, created_at, updated_at, node";
+const COLUMNS: &str =
+    "seq, id, name, ostemplate, parameters, status, created_at, updated_at, node, storage, storage_driver";
 
 fn from_row(row: &AnyRow) -> Result<Container, DbError> {
     let status: String = row.try_get("status")?;
@@ -50,6 +56,8 @@ fn from_row(row: &AnyRow) -> Result<Container, DbError> {
         created_at: parse_time(row.try_get("created_at")?)?,
         updated_at: parse_time(row.try_get("updated_at")?)?,
         node: row.try_get("node")?,
+        storage: row.try_get("storage")?,
+        storage_driver: row.try_get("storage_driver")?,
     })
 }
 
@@ -61,8 +69,8 @@ fn parameters_json(parameters: &Option<Parameters>) -> Option<String> {
 
 pub async fn insert(conn: &mut AnyConnection, container: &Container) -> Result<Container, DbError> {
     let row = sqlx::query(&format!(
-        "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at, node)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        "INSERT INTO containers (id, name, ostemplate, parameters, status, created_at, updated_at, node, storage, storage_driver)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(container.id.hyphenated().to_string())
     .bind(&container.name)
@@ -72,6 +80,8 @@ pub async fn insert(conn: &mut AnyConnection, container: &Container) -> Result<C
     .bind(time::format(&container.created_at))
     .bind(time::format(&container.updated_at))
     .bind(&container.node)
+    .bind(&container.storage)
+    .bind(&container.storage_driver)
     .fetch_one(conn)
     .await?;
     from_row(&row)

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod nodes;
 pub mod notify;
 pub mod sessions;
+pub mod snapshots;
 pub mod summary;
 pub mod tokens;
 

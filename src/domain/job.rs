@@ -60,10 +60,16 @@ pub enum JobAction {
     Delete,
     /// Move the container to another node of the cluster.
     Migrate,
+    /// Snapshots: take one, put the container back to one, delete one.
+    Snapshot,
+    SnapshotRestore,
+    SnapshotDelete,
+    /// Create a container as a copy of another one (or of its snapshot).
+    Clone,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 7] = [
+    pub const ALL: [JobAction; 11] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
@@ -71,6 +77,10 @@ impl JobAction {
         JobAction::Restart,
         JobAction::Delete,
         JobAction::Migrate,
+        JobAction::Snapshot,
+        JobAction::SnapshotRestore,
+        JobAction::SnapshotDelete,
+        JobAction::Clone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +92,10 @@ impl JobAction {
             JobAction::Restart => "restart",
             JobAction::Delete => "delete",
             JobAction::Migrate => "migrate",
+            JobAction::Snapshot => "snapshot",
+            JobAction::SnapshotRestore => "snapshot-restore",
+            JobAction::SnapshotDelete => "snapshot-delete",
+            JobAction::Clone => "clone",
         }
     }
 
@@ -93,7 +107,12 @@ impl JobAction {
     /// same result as running it once. Create is not: a crash leaves a
     /// half-unpacked root filesystem that must be removed, not built upon.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, JobAction::Create)
+        !matches!(self, JobAction::Create | JobAction::Clone)
+    }
+
+    /// Whether the job makes its container (a create or a clone).
+    pub fn makes_container(self) -> bool {
+        matches!(self, JobAction::Create | JobAction::Clone)
     }
 }
 
@@ -131,6 +150,31 @@ pub struct MigrateChange {
     pub handed_over: bool,
 }
 
+/// Payload of a snapshot or snapshot-delete job: the snapshot's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChange {
+    pub name: String,
+}
+
+/// Payload of a snapshot-restore job: the snapshot, and whether the
+/// container ran when the restore began (recorded before it is stopped, so
+/// a restore resumed after a crash still starts it again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreChange {
+    pub name: String,
+    #[serde(default)]
+    pub was_running: Option<bool>,
+}
+
+/// Payload of a clone job: the container copied, and the snapshot of it
+/// copied (`None`: the container as it is when the job runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneChange {
+    pub source: uuid::Uuid,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -141,6 +185,10 @@ pub enum JobPayload {
     Configure(Box<ConfigureChange>),
     Delete(DeleteChange),
     Migrate(MigrateChange),
+    Snapshot(SnapshotChange),
+    SnapshotRestore(RestoreChange),
+    SnapshotDelete(SnapshotChange),
+    Clone(CloneChange),
 }
 
 impl JobPayload {
@@ -150,6 +198,10 @@ impl JobPayload {
             JobPayload::Configure(_) => JobAction::Configure,
             JobPayload::Delete(_) => JobAction::Delete,
             JobPayload::Migrate(_) => JobAction::Migrate,
+            JobPayload::Snapshot(_) => JobAction::Snapshot,
+            JobPayload::SnapshotRestore(_) => JobAction::SnapshotRestore,
+            JobPayload::SnapshotDelete(_) => JobAction::SnapshotDelete,
+            JobPayload::Clone(_) => JobAction::Clone,
         }
     }
 
@@ -166,6 +218,18 @@ impl JobPayload {
                 .map_err(why),
             JobAction::Migrate => serde_json::from_str(text)
                 .map(JobPayload::Migrate)
+                .map_err(why),
+            JobAction::Snapshot => serde_json::from_str(text)
+                .map(JobPayload::Snapshot)
+                .map_err(why),
+            JobAction::SnapshotRestore => serde_json::from_str(text)
+                .map(JobPayload::SnapshotRestore)
+                .map_err(why),
+            JobAction::SnapshotDelete => serde_json::from_str(text)
+                .map(JobPayload::SnapshotDelete)
+                .map_err(why),
+            JobAction::Clone => serde_json::from_str(text)
+                .map(JobPayload::Clone)
                 .map_err(why),
             JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))
@@ -200,7 +264,7 @@ mod tests {
             .into_iter()
             .filter(|a| !a.is_idempotent())
             .collect();
-        assert_eq!(resumable, vec![JobAction::Create]);
+        assert_eq!(resumable, vec![JobAction::Create, JobAction::Clone]);
     }
 
     /// Payloads as berth stored them before `JobPayload` existed (written

@@ -19,6 +19,10 @@ pub enum Action {
     Delete,
     /// Move it to another node.
     Migrate,
+    /// Take a snapshot, or delete one.
+    Snapshot,
+    /// Put it back to a snapshot.
+    Restore,
 }
 
 impl Action {
@@ -31,6 +35,8 @@ impl Action {
             Action::Restart => JobAction::Restart,
             Action::Delete => JobAction::Delete,
             Action::Migrate => JobAction::Migrate,
+            Action::Snapshot => JobAction::Snapshot,
+            Action::Restore => JobAction::SnapshotRestore,
         }
     }
 }
@@ -85,7 +91,9 @@ pub fn offers(status: ContainerStatus, action: Action) -> bool {
     match action {
         Action::Start => status != ContainerStatus::Running,
         Action::Stop => status == ContainerStatus::Running,
-        Action::Restart | Action::Migrate => status != ContainerStatus::Creating,
+        Action::Restart | Action::Migrate | Action::Snapshot | Action::Restore => {
+            status != ContainerStatus::Creating
+        }
         Action::Configure | Action::Delete => true,
     }
 }
@@ -127,7 +135,7 @@ pub enum Ending {
 /// Whether the runner asks the host what is left after `action` failed. A
 /// failed create leaves nothing usable whatever the host shows.
 pub fn observes_host_after_failure(action: JobAction) -> bool {
-    action != JobAction::Create
+    !action.makes_container()
 }
 
 /// Whether a running job of `action` may be cancelled at all. Only a
@@ -142,12 +150,17 @@ pub fn cancellable_while_running(action: JobAction) -> bool {
 pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> ContainerStatus {
     let status = match ending {
         Ending::Done => match action {
-            JobAction::Create | JobAction::Stop => ContainerStatus::Stopped,
+            JobAction::Create | JobAction::Clone | JobAction::Stop => ContainerStatus::Stopped,
             JobAction::Start | JobAction::Restart => ContainerStatus::Running,
             JobAction::Delete => ContainerStatus::Deleted,
             // A move's end depends on whether it started the container
             // again: see `after_migration`.
-            JobAction::Configure | JobAction::Migrate => before,
+            // A restore starts the container again if it ran.
+            JobAction::Configure
+            | JobAction::Migrate
+            | JobAction::Snapshot
+            | JobAction::SnapshotRestore
+            | JobAction::SnapshotDelete => before,
         },
         // A cancelled create leaves nothing behind. Other jobs cannot be
         // cancelled while running; should one be, its container is treated
@@ -202,7 +215,7 @@ pub struct QueuedCancel {
 pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) -> QueuedCancel {
     match action {
         // Nothing was built: the container never existed.
-        JobAction::Create => QueuedCancel {
+        JobAction::Create | JobAction::Clone => QueuedCancel {
             status: Some(ContainerStatus::Deleted),
             cancels_the_rest: true,
         },
@@ -217,7 +230,10 @@ pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) 
         | JobAction::Start
         | JobAction::Stop
         | JobAction::Restart
-        | JobAction::Migrate => QueuedCancel {
+        | JobAction::Migrate
+        | JobAction::Snapshot
+        | JobAction::SnapshotRestore
+        | JobAction::SnapshotDelete => QueuedCancel {
             status: None,
             cancels_the_rest: false,
         },
@@ -230,13 +246,15 @@ mod tests {
     use ContainerStatus as S;
 
     /// Every action, in the order of the tables' columns.
-    const ACTIONS: [Action; 6] = [
+    const ACTIONS: [Action; 8] = [
         Action::Configure,
         Action::Start,
         Action::Stop,
         Action::Restart,
         Action::Delete,
         Action::Migrate,
+        Action::Snapshot,
+        Action::Restore,
     ];
 
     #[test]
@@ -247,13 +265,13 @@ mod tests {
         let failed = Err(Refusal::CreateFailed);
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate
-            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed]),
-            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting]),
-            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
+            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate,  Snapshot, Restore
+            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed,   failed,   failed]),
+            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting, deleting, deleting]),
+            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -268,13 +286,13 @@ mod tests {
         use Action::*;
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start, Stop,  Restart, Delete, Migrate
-            (S::Creating, [true,     true,  false, false,   true,   false]),
-            (S::Stopped,  [true,     true,  false, true,    true,   true]),
-            (S::Running,  [true,     false, true,  true,    true,   true]),
-            (S::Failed,   [false,    false, false, false,   true,   false]),
-            (S::Deleting, [false,    false, false, false,   false,  false]),
-            (S::Deleted,  [false,    false, false, false,   false,  false]),
+            //            Configure, Start, Stop,  Restart, Delete, Migrate, Snapshot, Restore
+            (S::Creating, [true,     true,  false, false,   true,   false,   false,    false]),
+            (S::Stopped,  [true,     true,  false, true,    true,   true,    true,     true]),
+            (S::Running,  [true,     false, true,  true,    true,   true,    true,     true]),
+            (S::Failed,   [false,    false, false, false,   true,   false,   false,    false]),
+            (S::Deleting, [false,    false, false, false,   false,  false,   false,    false]),
+            (S::Deleted,  [false,    false, false, false,   false,  false,   false,    false]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -330,6 +348,10 @@ mod tests {
             (JobAction::Restart,   [Is(S::Running),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Delete,    [Is(S::Deleted),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Migrate,   [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Snapshot,  [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::SnapshotRestore, [Unchanged, Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::SnapshotDelete, [Unchanged,  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Clone,     [Is(S::Stopped),  Is(S::Failed), Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
         ];
         assert_eq!(table.len(), JobAction::ALL.len());
         for (action, row) in table {
@@ -381,7 +403,7 @@ mod tests {
             );
             assert_eq!(
                 observes_host_after_failure(action),
-                action != JobAction::Create
+                !matches!(action, JobAction::Create | JobAction::Clone)
             );
         }
     }
@@ -405,6 +427,16 @@ mod tests {
             (JobAction::Stop, none),
             (JobAction::Restart, none),
             (JobAction::Migrate, none),
+            (JobAction::Snapshot, none),
+            (JobAction::SnapshotRestore, none),
+            (JobAction::SnapshotDelete, none),
+            (
+                JobAction::Clone,
+                QueuedCancel {
+                    status: Some(S::Deleted),
+                    cancels_the_rest: true,
+                },
+            ),
             (
                 JobAction::Delete,
                 QueuedCancel {
@@ -434,7 +466,9 @@ mod tests {
                 JobAction::Stop,
                 JobAction::Restart,
                 JobAction::Delete,
-                JobAction::Migrate
+                JobAction::Migrate,
+                JobAction::Snapshot,
+                JobAction::SnapshotRestore,
             ]
         );
     }

@@ -19,6 +19,7 @@ pub fn package_of(tool: &str) -> &'static str {
         "xz" => "xz-utils",
         "zstd" => "zstd",
         "hostname" => "hostname",
+        "btrfs" => "btrfs-progs",
         _ => "the one that provides it",
     }
 }

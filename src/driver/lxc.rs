@@ -15,6 +15,7 @@ use super::files::{
     write_in_place,
 };
 use super::lxc_config::{self, CgroupVersion, ConfigInputs, ContainerPaths};
+use super::storage::{self, btrfs, Pools, StorageDriver};
 use super::template_cache::TemplateCache;
 use super::usage::{parse_lxc_info, CgroupRoots, Probe, Probes, Usage};
 use super::{
@@ -30,6 +31,9 @@ const START_TIMEOUT_SECS: u64 = 30;
 /// Where the template cache lives under the LXC path. Container names
 /// start with a letter or digit, so no container can take this name.
 const TEMPLATE_CACHE_DIR: &str = ".template-cache";
+
+/// Where a btrfs pool keeps its template subvolumes.
+const BTRFS_TEMPLATES_DIR: &str = "templates";
 
 /// Share of a first create's progress that unpacking into the cache takes;
 /// copying out of it takes the rest.
@@ -47,6 +51,17 @@ pub struct LxcDriver {
     /// not be found (usage is then not reported).
     cgroup_roots: Option<CgroupRoots>,
     probes: Probes,
+    pools: Pools,
+    /// Each usable btrfs pool's template cache (of subvolumes), by pool name.
+    btrfs_caches: std::collections::HashMap<String, TemplateCache>,
+}
+
+/// Where a container's root filesystem is, by the driver of its pool.
+enum Placement {
+    /// In its directory under the LXC path (a tree, or an ext4 image).
+    Dir,
+    /// A subvolume in a btrfs pool.
+    Btrfs { pool: PathBuf, rootfs: PathBuf },
 }
 
 impl LxcDriver {
@@ -66,6 +81,8 @@ impl LxcDriver {
         template_cache: bool,
     ) -> Self {
         LxcDriver {
+            pools: Pools::probe(&[]),
+            btrfs_caches: Default::default(),
             template_cache: template_cache
                 .then(|| TemplateCache::new(lxc_path.join(TEMPLATE_CACHE_DIR))),
             lxc_path,
@@ -78,6 +95,21 @@ impl LxcDriver {
         }
     }
 
+    /// The same driver with these storage pools (without: one `dir` pool).
+    pub fn with_pools(mut self, pools: Pools) -> Self {
+        self.btrfs_caches = pools
+            .all()
+            .iter()
+            .filter(|pool| pool.driver == StorageDriver::Btrfs && pool.unusable.is_none())
+            .map(|pool| {
+                let cache = TemplateCache::of_subvolumes(pool.path.join(BTRFS_TEMPLATES_DIR));
+                (pool.name.clone(), cache)
+            })
+            .collect();
+        self.pools = pools;
+        self
+    }
+
     /// Removes what a crash left in the LXC path (template cache fills and
     /// containers arriving from another node, cut off); one berth per LXC
     /// path, so nothing else is filling now. Returns what it removed.
@@ -87,6 +119,9 @@ impl LxcDriver {
             .as_ref()
             .map(TemplateCache::remove_partial_fills)
             .unwrap_or_default();
+        for cache in self.btrfs_caches.values() {
+            removed.extend(cache.remove_partial_fills());
+        }
         let arrivals = std::fs::read_dir(&self.lxc_path)
             .into_iter()
             .flatten()
@@ -136,6 +171,230 @@ impl LxcDriver {
             .collect();
         open.sort();
         open
+    }
+
+    /// Where the container's root filesystem is, from its pool.
+    fn placement(&self, spec: &ContainerSpec) -> Result<Placement, DriverError> {
+        match spec.storage.driver {
+            StorageDriver::Dir => Ok(Placement::Dir),
+            StorageDriver::Btrfs => {
+                let pool = self
+                    .pools
+                    .get(&spec.storage.pool)
+                    .filter(|pool| pool.driver == StorageDriver::Btrfs)
+                    .ok_or_else(|| DriverError::PoolMissing(spec.storage.pool.clone()))?;
+                if let Some(reason) = &pool.unusable {
+                    return Err(DriverError::PoolUnusable {
+                        name: pool.name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                Ok(Placement::Btrfs {
+                    pool: pool.path.clone(),
+                    rootfs: storage::btrfs_rootfs(&pool.path, &spec.name),
+                })
+            }
+        }
+    }
+
+    /// Builds a container's root filesystem on a btrfs pool: a writable
+    /// snapshot of the template's subvolume, limited to `size` by a quota.
+    async fn build_btrfs_rootfs(
+        &self,
+        spec: &ContainerSpec,
+        template: &TemplateSource,
+        pool: &Path,
+        rootfs: &Path,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("btrfs")?;
+        let cache = self
+            .btrfs_caches
+            .get(&spec.storage.pool)
+            .ok_or_else(|| DriverError::PoolMissing(spec.storage.pool.clone()))?;
+        let tree = cache.prepare(template, log).await?;
+        let parent = rootfs.parent().unwrap_or(pool);
+        create_private_dirs(parent)?;
+        if std::fs::symlink_metadata(rootfs).is_ok() {
+            return Err(DriverError::NotOurs {
+                path: rootfs.to_owned(),
+            });
+        }
+        log.step(format!(
+            "snapshot of the template's subvolume as {}",
+            rootfs.display()
+        ));
+        btrfs::snapshot(tree.path(), rootfs, false, log).await?;
+        // A new subvolume has no limit to lift: without a size, no quota
+        // command runs (and create stays one `btrfs` call).
+        if spec.settings.disk_bytes.is_some() {
+            self.limit_btrfs(spec, pool, rootfs, log).await?;
+        }
+        log.progress(100);
+        Ok(())
+    }
+
+    /// Sets the quota of a btrfs root filesystem to the container's `size`
+    /// (or lifts it).
+    async fn limit_btrfs(
+        &self,
+        spec: &ContainerSpec,
+        pool: &Path,
+        rootfs: &Path,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        if let Some(size) = spec.settings.disk_bytes {
+            btrfs::enable_quota(pool, log).await?;
+            log.step(format!(
+                "size: a btrfs quota of {} MiB on {}",
+                size >> 20,
+                rootfs.display()
+            ));
+        }
+        btrfs::limit(rootfs, spec.settings.disk_bytes, log).await
+    }
+
+    /// Where a btrfs pool keeps the snapshots of one container.
+    fn btrfs_snapshots(pool: &Path, container: &str) -> PathBuf {
+        pool.join("snapshots").join(container)
+    }
+
+    /// A `dir` snapshot: a copy of the root filesystem (tree or image) made
+    /// beside it and published by rename, so a crash leaves only a
+    /// `.partial-` copy, removed by the next run.
+    async fn snapshot_dir(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let snapshots = paths.snapshots_dir();
+        let done = snapshots.join(name);
+        if done.is_dir() {
+            log.step(format!("snapshot {name} was taken already"));
+            return Ok(());
+        }
+        std::fs::create_dir_all(&snapshots)
+            .map_err(|e| DriverError::io(format!("cannot create {}", snapshots.display()), e))?;
+        let partial = snapshots.join(format!(".partial-{name}"));
+        remove_path(&partial).await?;
+        create_dir(&partial, 0o700)?;
+        let running = self.state(&spec.name).await? == RunState::Running;
+        // A copy of files that change while it runs is no snapshot: the
+        // container holds still until it is made.
+        let frozen = if running {
+            Some(self.freeze(&spec.name, log).await?)
+        } else {
+            None
+        };
+        let copied = copy_rootfs(paths, &partial, running, log).await;
+        if let Some(frozen) = frozen {
+            frozen.thaw(log).await?;
+        }
+        if let Err(error) = copied {
+            let _ = remove_path(&partial).await;
+            return Err(error);
+        }
+        rename(&partial, &done)?;
+        log.step(format!("snapshot {name} taken in {}", done.display()));
+        Ok(())
+    }
+
+    /// Puts a stopped `dir` container back to its snapshot: the copy is
+    /// made whole as `restore.ready` first, then swapped in; a run cut off
+    /// in the swap finishes it when run again.
+    async fn restore_dir(
+        &self,
+        spec: &ContainerSpec,
+        paths: &ContainerPaths,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let snapshot = paths.snapshots_dir().join(name);
+        if !snapshot.is_dir() {
+            return Err(DriverError::SnapshotMissing {
+                container: spec.name.clone(),
+                name: name.to_owned(),
+            });
+        }
+        let (kind, other) = if snapshot.join("rootfs.img").exists() {
+            (paths.rootfs_image(), paths.rootfs_dir())
+        } else {
+            (paths.rootfs_dir(), paths.rootfs_image())
+        };
+        let file_name = kind.file_name().expect("a root filesystem has a name");
+        let ready = paths.dir.join("restore.ready");
+        if !ready.is_dir() {
+            let partial = paths.dir.join("restore.partial");
+            remove_path(&partial).await?;
+            create_dir(&partial, 0o700)?;
+            log.step(format!("copying snapshot {name} back"));
+            copy_entry(&snapshot.join(file_name), &partial.join(file_name), log).await?;
+            rename(&partial, &ready)?;
+        }
+        let restored = ready.join(file_name);
+        if restored.exists() {
+            remove_path(&kind).await?;
+            rename(&restored, &kind)?;
+        }
+        remove_path(&other).await?;
+        remove_path(&paths.resize_marker()).await?;
+        remove_path(&ready).await?;
+        log.step(format!("root filesystem restored from snapshot {name}"));
+        Ok(())
+    }
+
+    /// A `dir` clone's root filesystem: a copy of the source's snapshot, or
+    /// of the source itself (frozen while it is copied if it runs).
+    async fn copy_for_clone(
+        &self,
+        source: &ContainerSpec,
+        source_paths: &ContainerPaths,
+        snapshot: Option<&str>,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let staging = paths.dir.join("clone.partial");
+        create_dir(&staging, 0o700)?;
+        match snapshot {
+            Some(name) => {
+                let from = source_paths.snapshots_dir().join(name);
+                let entry = if from.join("rootfs.img").exists() {
+                    "rootfs.img"
+                } else {
+                    "rootfs"
+                };
+                if !from.join(entry).exists() {
+                    return Err(DriverError::SnapshotMissing {
+                        container: source.name.clone(),
+                        name: name.to_owned(),
+                    });
+                }
+                log.step(format!("copying snapshot {name} of {}", source.name));
+                copy_entry(&from.join(entry), &staging.join(entry), log).await?;
+            }
+            None => {
+                let running = self.state(&source.name).await? == RunState::Running;
+                let frozen = if running {
+                    Some(self.freeze(&source.name, log).await?)
+                } else {
+                    None
+                };
+                log.step(format!("copying the root filesystem of {}", source.name));
+                let copied = copy_rootfs(source_paths, &staging, running, log).await;
+                if let Some(frozen) = frozen {
+                    frozen.thaw(log).await?;
+                }
+                copied?;
+            }
+        }
+        for entry in ["rootfs", "rootfs.img"] {
+            if staging.join(entry).exists() {
+                rename(&staging.join(entry), &paths.dir.join(entry))?;
+            }
+        }
+        remove_path(&staging).await
     }
 
     fn paths(&self, name: &str) -> ContainerPaths {
@@ -268,6 +527,10 @@ impl LxcDriver {
         changed: &Changed,
     ) -> Result<(), DriverError> {
         let disk_image = paths.rootfs_image().exists();
+        let rootfs = match self.placement(spec)? {
+            Placement::Dir => None,
+            Placement::Btrfs { rootfs, .. } => Some(rootfs),
+        };
         let config = lxc_config::render(&ConfigInputs {
             name: &spec.name,
             settings: &spec.settings,
@@ -275,6 +538,7 @@ impl LxcDriver {
             bridge: &self.bridge,
             cgroup: self.cgroup,
             disk_image,
+            rootfs: rootfs.as_deref(),
         })?;
         std::fs::create_dir_all(paths.managed_dir()).map_err(|e| {
             DriverError::io(
@@ -306,6 +570,9 @@ impl LxcDriver {
         paths: &ContainerPaths,
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            return self.limit_btrfs(spec, &pool, &rootfs, log).await;
+        }
         let image = paths.rootfs_image();
         let has_image = image.exists();
         match spec.settings.disk_bytes {
@@ -470,6 +737,13 @@ impl LxcDriver {
             ));
         }
 
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            if before.map_or(true, |b| b.disk_bytes != spec.settings.disk_bytes) {
+                self.limit_btrfs(spec, &pool, &rootfs, log).await?;
+                log.step("size: applied live (btrfs quota)".into());
+            }
+            return Ok(());
+        }
         let image = paths.rootfs_image();
         let disk_changes = match spec.settings.disk_bytes {
             Some(size) => !image.exists() || file_size(&image)? != size,
@@ -749,6 +1023,7 @@ impl Driver for LxcDriver {
         log: &dyn StepLog,
     ) -> Result<(), DriverError> {
         require("lxc-start")?;
+        let placement = self.placement(spec)?;
         let paths = self.paths(&spec.name);
         // Closed to other users: the root filesystem inside holds setuid
         // programs and device nodes.
@@ -771,12 +1046,24 @@ impl Driver for LxcDriver {
                 &paths.owner_marker(),
                 spec.id.hyphenated().to_string().as_bytes(),
             )?;
-            self.build_rootfs(spec, template, &paths, log).await?;
+            match &placement {
+                Placement::Dir => self.build_rootfs(spec, template, &paths, log).await?,
+                Placement::Btrfs { pool, rootfs } => {
+                    self.build_btrfs_rootfs(spec, template, pool, rootfs, log)
+                        .await?
+                }
+            }
             self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
         if let Err(error) = built {
             log.step("removing what was built".into());
+            if let Placement::Btrfs { rootfs, .. } = &placement {
+                // NotOurs: the subvolume was there before; it is not ours.
+                if !matches!(error, DriverError::NotOurs { .. }) {
+                    btrfs::delete(rootfs, Some(log)).await?;
+                }
+            }
             remove_path(&paths.dir).await?;
             return Err(error);
         }
@@ -875,6 +1162,18 @@ impl Driver for LxcDriver {
         if self.state(&spec.name).await? == RunState::Running {
             self.halt(&spec.name, log).await?;
         }
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            // Before the directory: its owner marker is what says the
+            // subvolumes are this container's.
+            let snapshots = Self::btrfs_snapshots(&pool, &spec.name);
+            if let Ok(entries) = std::fs::read_dir(&snapshots) {
+                for entry in entries.flatten() {
+                    btrfs::delete(&entry.path(), Some(log)).await?;
+                }
+            }
+            remove_path(&snapshots).await?;
+            btrfs::delete(&rootfs, Some(log)).await?;
+        }
         if paths.config().exists() && (paths.rootfs_dir().exists() || paths.rootfs_image().exists())
         {
             self.lxc("lxc-destroy", &spec.name, &[], Some(log)).await?;
@@ -907,7 +1206,189 @@ impl Driver for LxcDriver {
         self.critical.clone()
     }
 
+    async fn snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        match self.placement(spec)? {
+            Placement::Dir => self.snapshot_dir(spec, &paths, name, log).await,
+            Placement::Btrfs { pool, rootfs } => {
+                let dir = Self::btrfs_snapshots(&pool, &spec.name);
+                let dest = dir.join(name);
+                // A subvolume snapshot is made whole in one transaction
+                // or not at all: one that exists is complete.
+                if btrfs::is_subvolume(&dest) {
+                    log.step(format!("snapshot {name} was taken already"));
+                    return Ok(());
+                }
+                create_private_dirs(&dir)?;
+                btrfs::snapshot(&rootfs, &dest, true, log).await?;
+                log.step(format!(
+                    "snapshot {name} taken as read-only subvolume {}",
+                    dest.display()
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    async fn restore_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if self.state(&spec.name).await? == RunState::Running {
+            return Err(DriverError::RunningHere(spec.name.clone()));
+        }
+        match self.placement(spec)? {
+            Placement::Dir => self.restore_dir(spec, &paths, name, log).await,
+            Placement::Btrfs { pool, rootfs } => {
+                let snapshot = Self::btrfs_snapshots(&pool, &spec.name).join(name);
+                if !btrfs::is_subvolume(&snapshot) {
+                    return Err(DriverError::SnapshotMissing {
+                        container: spec.name.clone(),
+                        name: name.to_owned(),
+                    });
+                }
+                // Built beside the root filesystem before it is replaced;
+                // a run cut off anywhere starts over from the snapshot.
+                let fresh = rootfs.with_file_name(format!(".restore-{}", spec.name));
+                btrfs::delete(&fresh, Some(log)).await?;
+                btrfs::snapshot(&snapshot, &fresh, false, log).await?;
+                btrfs::delete(&rootfs, Some(log)).await?;
+                rename(&fresh, &rootfs)?;
+                self.limit_btrfs(spec, &pool, &rootfs, log).await?;
+                log.step(format!("root filesystem restored from snapshot {name}"));
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        match self.placement(spec)? {
+            Placement::Dir => remove_path(&paths.snapshots_dir().join(name)).await?,
+            Placement::Btrfs { pool, .. } => {
+                btrfs::delete(
+                    &Self::btrfs_snapshots(&pool, &spec.name).join(name),
+                    Some(log),
+                )
+                .await?
+            }
+        }
+        log.step(format!("snapshot {name} deleted"));
+        Ok(())
+    }
+
+    async fn clone_container(
+        &self,
+        source: &ContainerSpec,
+        snapshot: Option<&str>,
+        spec: &ContainerSpec,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("lxc-start")?;
+        let source_paths = self.paths(&source.name);
+        self.require_ours(source, &source_paths)?;
+        let placement = self.placement(spec)?;
+        let paths = self.paths(&spec.name);
+        match create_private_dir(&paths.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(DriverError::NotOurs {
+                    path: paths.dir.clone(),
+                });
+            }
+            Err(e) => {
+                return Err(DriverError::io(
+                    format!("cannot create {}", paths.dir.display()),
+                    e,
+                ))
+            }
+        }
+        let built = async {
+            write_atomically(
+                &paths.owner_marker(),
+                spec.id.hyphenated().to_string().as_bytes(),
+            )?;
+            match (&placement, self.placement(source)?) {
+                (
+                    Placement::Btrfs { pool, rootfs },
+                    Placement::Btrfs {
+                        pool: source_pool,
+                        rootfs: source_rootfs,
+                    },
+                ) if *pool == source_pool => {
+                    let from = match snapshot {
+                        Some(name) => Self::btrfs_snapshots(pool, &source.name).join(name),
+                        None => source_rootfs,
+                    };
+                    if !btrfs::is_subvolume(&from) {
+                        return Err(DriverError::SnapshotMissing {
+                            container: source.name.clone(),
+                            name: snapshot.unwrap_or_default().to_owned(),
+                        });
+                    }
+                    if std::fs::symlink_metadata(rootfs).is_ok() {
+                        return Err(DriverError::NotOurs {
+                            path: rootfs.clone(),
+                        });
+                    }
+                    // A writable snapshot: constant time, and atomic while
+                    // the source runs.
+                    btrfs::snapshot(&from, rootfs, false, log).await?;
+                    self.limit_btrfs(spec, pool, rootfs, log).await?;
+                }
+                (Placement::Dir, Placement::Dir) => {
+                    self.copy_for_clone(source, &source_paths, snapshot, &paths, log)
+                        .await?
+                }
+                _ => {
+                    return Err(DriverError::PoolMissing(format!(
+                        "{} (a clone stays on its source's pool)",
+                        spec.storage.pool
+                    )))
+                }
+            }
+            self.write_config(spec, &paths, &Changed::ALL)
+        }
+        .await;
+        if let Err(error) = built {
+            log.step("removing what was built".into());
+            if let Placement::Btrfs { rootfs, .. } = &placement {
+                if !matches!(error, DriverError::NotOurs { .. }) {
+                    btrfs::delete(rootfs, Some(log)).await?;
+                }
+            }
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
+        Ok(())
+    }
+
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
+        if !spec.storage.driver.can_move() {
+            return Err(DriverError::CannotMove(
+                "a container on a btrfs storage pool",
+            ));
+        }
         let paths = self.paths(&spec.name);
         self.require_ours(spec, &paths)?;
         if self.state(&spec.name).await? == RunState::Running {
@@ -1038,6 +1519,66 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
         },
         other => other,
     }
+}
+
+/// Creates `path` and its missing parents closed to other users: a pool's
+/// `containers/` and `snapshots/` hold root filesystems (setuid programs,
+/// device nodes), as the container directories under the LXC path do.
+fn create_private_dirs(path: &Path) -> Result<(), DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| DriverError::io(format!("cannot create {}", path.display()), e))
+}
+
+/// Copies the container's root filesystem (tree or image) into `dest`.
+/// An image of a running (frozen) container is synced first: what its
+/// processes wrote may still be in the page cache of its mounted ext4.
+async fn copy_rootfs(
+    paths: &ContainerPaths,
+    dest: &Path,
+    running: bool,
+    log: &dyn StepLog,
+) -> Result<(), DriverError> {
+    let image = paths.rootfs_image();
+    if image.exists() {
+        if running {
+            run("sync", &[], Some(log)).await?;
+        }
+        copy_entry(&image, &dest.join("rootfs.img"), log).await
+    } else {
+        copy_entry(&paths.rootfs_dir(), &dest.join("rootfs"), log).await
+    }
+}
+
+/// Copies a root filesystem tree (keeping everything tar restored) or a
+/// disk image (sparse, reflinked where the file system can) to `dest`.
+async fn copy_entry(source: &Path, dest: &Path, log: &dyn StepLog) -> Result<(), DriverError> {
+    if source.is_file() {
+        return run(
+            "cp",
+            args!["--sparse=always", "--reflink=auto", source, dest],
+            Some(log),
+        )
+        .await
+        .map(drop);
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let (from, to) = (source.to_owned(), dest.to_owned());
+    let copied = tokio::task::spawn_blocking(move || {
+        super::tree_copy::copy_tree(&from, &to, threads, &Default::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(|e| DriverError::io(format!("copying {}", source.display()), e))?;
+    if !copied {
+        return Err(DriverError::Cancelled);
+    }
+    Ok(())
 }
 
 /// Space a tree takes on disk, counting allocated blocks. A file removed

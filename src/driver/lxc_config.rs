@@ -102,6 +102,10 @@ impl ContainerPaths {
     pub fn resize_marker(&self) -> PathBuf {
         self.dir.join("resizing")
     }
+    /// The snapshots of a root filesystem kept here (`dir` pools).
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
     pub fn staging_dir(&self) -> PathBuf {
         self.dir.join("rootfs.partial")
     }
@@ -140,6 +144,9 @@ pub struct ConfigInputs<'a> {
     pub cgroup: CgroupVersion,
     /// Whether the root filesystem is an ext4 image rather than a directory.
     pub disk_image: bool,
+    /// A root filesystem outside the container's directory (a subvolume
+    /// in a btrfs pool).
+    pub rootfs: Option<&'a Path>,
 }
 
 pub fn render(inputs: &ConfigInputs<'_>) -> Result<String, DriverError> {
@@ -155,7 +162,9 @@ pub fn render(inputs: &ConfigInputs<'_>) -> Result<String, DriverError> {
     entries.push(("lxc.uts.name".into(), hostname.into()));
     entries.push((
         "lxc.rootfs.path".into(),
-        if inputs.disk_image {
+        if let Some(rootfs) = inputs.rootfs {
+            format!("dir:{}", path_value(rootfs)?)
+        } else if inputs.disk_image {
             format!("loop:{}", path_value(&paths.rootfs_image())?)
         } else {
             format!("dir:{}", path_value(&paths.rootfs_dir())?)
@@ -246,8 +255,26 @@ mod tests {
             bridge: "berthbr0",
             cgroup,
             disk_image,
+            rootfs: None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_btrfs_root_filesystem_lives_in_its_pool() {
+        let paths = ContainerPaths::new(Path::new("/var/lib/berth/lxc"), "ct100");
+        let rootfs = Path::new("/srv/pool/containers/ct100");
+        let text = render(&ConfigInputs {
+            name: "ct100",
+            settings: &ContainerSettings::default(),
+            paths: &paths,
+            bridge: "berthbr0",
+            cgroup: CgroupVersion::V2,
+            disk_image: false,
+            rootfs: Some(rootfs),
+        })
+        .unwrap();
+        assert!(text.contains("lxc.rootfs.path = dir:/srv/pool/containers/ct100\n"));
     }
 
     #[test]
@@ -319,6 +346,7 @@ mod tests {
             bridge: "br0",
             cgroup: CgroupVersion::V1,
             disk_image: false,
+            rootfs: None,
         };
         assert!(matches!(
             render(&inputs),

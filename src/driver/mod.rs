@@ -9,6 +9,7 @@ mod freeze;
 pub mod host;
 pub mod lxc;
 mod lxc_config;
+pub mod storage;
 mod template_cache;
 mod transfer;
 mod tree_copy;
@@ -37,6 +38,25 @@ pub struct ContainerSpec {
     /// Also the LXC container name and its directory under the LXC path.
     pub name: String,
     pub settings: ContainerSettings,
+    /// The pool holding its root filesystem, and that pool's driver.
+    pub storage: StorageRef,
+}
+
+/// Which pool a container's root filesystem is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageRef {
+    pub pool: String,
+    pub driver: storage::StorageDriver,
+}
+
+impl Default for StorageRef {
+    /// Where every container lived before pools: the `dir` pool `default`.
+    fn default() -> Self {
+        StorageRef {
+            pool: "default".into(),
+            driver: storage::StorageDriver::Dir,
+        }
+    }
 }
 
 impl ContainerSpec {
@@ -53,7 +73,13 @@ impl ContainerSpec {
             id,
             name: name.to_owned(),
             settings: parameters.cloned().unwrap_or_default().settings()?,
+            storage: StorageRef::default(),
         })
+    }
+
+    /// The same container on the pool `storage`.
+    pub fn on(self, storage: StorageRef) -> Self {
+        ContainerSpec { storage, ..self }
     }
 }
 
@@ -174,6 +200,14 @@ pub enum DriverError {
     NotRunning(String),
     #[error("{0} cannot run commands inside containers")]
     CannotAttach(&'static str),
+    #[error("storage pool '{0}' is not configured on this host")]
+    PoolMissing(String),
+    #[error("storage pool '{name}' cannot be used: {reason}")]
+    PoolUnusable { name: String, reason: String },
+    #[error("{0} takes no snapshots")]
+    NoSnapshots(&'static str),
+    #[error("container {container} has no snapshot '{name}' on this host")]
+    SnapshotMissing { container: String, name: String },
 }
 
 impl DriverError {
@@ -230,6 +264,51 @@ pub trait Driver: Send + Sync {
     async fn disk_used(&self, name: &str) -> Result<Option<u64>, DriverError> {
         let _ = name;
         Ok(None)
+    }
+    /// Takes the snapshot `name` of the container's root filesystem,
+    /// consistent while it runs. Taking one that exists changes nothing.
+    async fn snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
+    /// Puts the stopped container's root filesystem back to the snapshot
+    /// `name` (the snapshot stays).
+    async fn restore_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
+    /// Deletes the snapshot `name`; one already gone is success.
+    async fn delete_snapshot(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, name, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
+    }
+    /// Builds the container `spec` as a copy of `source`'s root filesystem
+    /// (consistent while it runs), or of its snapshot `snapshot`, with its
+    /// own configuration. On failure nothing of it is left behind.
+    async fn clone_container(
+        &self,
+        source: &ContainerSpec,
+        snapshot: Option<&str>,
+        spec: &ContainerSpec,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (source, snapshot, spec, log);
+        Err(DriverError::NoSnapshots(std::any::type_name::<Self>()))
     }
     /// Starts writing a stopped container's files as one stream, for
     /// `receive` on another host.

@@ -47,6 +47,9 @@ const MAX_COPY_THREADS: usize = 4;
 
 pub struct TemplateCache {
     root: PathBuf,
+    /// Each entry is a btrfs subvolume (a btrfs pool's cache), so that a
+    /// container's root filesystem can be a snapshot of it.
+    subvolumes: bool,
     /// Template file name → its lock. Copies hold it shared, fills and
     /// removals exclusively. Entries are never removed: one per template.
     locks: Mutex<HashMap<String, Arc<RwLock<()>>>>,
@@ -65,7 +68,16 @@ impl TemplateCache {
     pub fn new(root: PathBuf) -> Self {
         TemplateCache {
             root,
+            subvolumes: false,
             locks: Mutex::default(),
+        }
+    }
+
+    /// A cache whose entries are btrfs subvolumes.
+    pub fn of_subvolumes(root: PathBuf) -> Self {
+        TemplateCache {
+            subvolumes: true,
+            ..TemplateCache::new(root)
         }
     }
 
@@ -203,7 +215,11 @@ impl TemplateCache {
 
         let partial = dir.join(format!(".partial-{key}"));
         let tree = dir.join(key);
-        create_dir(&partial, 0o755)?;
+        if self.subvolumes {
+            super::storage::btrfs::create_subvolume(&partial, log).await?;
+        } else {
+            create_dir(&partial, 0o755)?;
+        }
         log.step(format!(
             "template cache: unpacking {} once into {}; later containers from it are copied from there",
             template.path.display(),

@@ -210,6 +210,22 @@ impl Runner {
                 };
                 return self.migrate(job, &container, &spec, change, log).await;
             }
+            JobAction::Clone => {
+                let Some(JobPayload::Clone(change)) = payload else {
+                    return Err(Failure::Payload(DbError::Corrupt(format!(
+                        "clone job {} names no source",
+                        job.id
+                    ))));
+                };
+                let source = self.source_of_clone(change.source).await?;
+                let source = spec_of(&source)?;
+                driver
+                    .clone_container(&source, change.snapshot.as_deref(), &spec, log)
+                    .await
+            }
+            JobAction::Snapshot | JobAction::SnapshotRestore | JobAction::SnapshotDelete => {
+                return self.run_snapshot_job(job, &spec, payload, log).await;
+            }
         };
         result
             .map(|()| Performed::Done)
@@ -232,6 +248,20 @@ impl Runner {
             path: template.path,
             format: template.format,
         })
+    }
+
+    /// The container a clone copies; one deleted since cannot be copied.
+    async fn source_of_clone(&self, id: uuid::Uuid) -> Result<Container, Failure> {
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(Failure::DatabaseUnavailable)?;
+        containers::get(&mut conn, id)
+            .await
+            .map_err(Failure::ContainerUnreadable)?
+            .ok_or(Failure::ContainerGone(id))
     }
 
     async fn container(&self, job: &Job) -> Result<Container, Failure> {
@@ -306,6 +336,7 @@ impl Runner {
             _ => lifecycle::after_job(job.action, container.status, ending),
         };
         containers::set_status(&mut tx, container.id, status, now).await?;
+        super::snapshots::settle_snapshot(&mut tx, job, ending == Ending::Done).await?;
         tx.commit().await?;
         self.announce(job).await
     }
@@ -349,6 +380,12 @@ impl Runner {
 
 fn spec_of(container: &Container) -> Result<ContainerSpec, Failure> {
     ContainerSpec::of(container.id, &container.name, container.parameters.as_ref())
+        .map(|spec| {
+            spec.on(crate::service::storage_of(
+                &container.storage,
+                &container.storage_driver,
+            ))
+        })
         .map_err(Failure::InvalidParameters)
 }
 
@@ -363,7 +400,11 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
     // Stop and delete apply no limits: nothing to tell.
     if matches!(
         job.action,
-        JobAction::Create | JobAction::Configure | JobAction::Start | JobAction::Restart
+        JobAction::Create
+            | JobAction::Clone
+            | JobAction::Configure
+            | JobAction::Start
+            | JobAction::Restart
     ) {
         log::warn!(
             "job {}: container {} has cpus {asked}, but berth may use {available} CPUs now; \
@@ -384,7 +425,12 @@ fn fit_to_host(spec: &mut ContainerSpec, job: &Job, log: &JobStepLog) {
 fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
     match payload? {
         JobPayload::Configure(change) => change.before.clone().unwrap_or_default().settings().ok(),
-        JobPayload::Delete(_) | JobPayload::Migrate(_) => None,
+        JobPayload::Delete(_)
+        | JobPayload::Migrate(_)
+        | JobPayload::Snapshot(_)
+        | JobPayload::SnapshotRestore(_)
+        | JobPayload::SnapshotDelete(_)
+        | JobPayload::Clone(_) => None,
     }
 }
 

@@ -9,7 +9,10 @@ mod heartbeat;
 mod migrate;
 mod observe;
 mod retention;
+mod snapshots;
 mod step_log;
+
+pub use snapshots::cancel_queued_snapshot;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -26,6 +26,8 @@ pub struct NewContainer {
     pub parameters: Option<Value>,
     /// The node asked for; `None` lets berth place it.
     pub node: Option<String>,
+    /// The storage pool asked for; `None` is the first pool.
+    pub storage: Option<String>,
 }
 
 /// A change accepted and queued (or, for a retried idempotent request, the
@@ -48,10 +50,12 @@ impl Service {
         by: &Requester,
     ) -> Result<Accepted, ServiceError> {
         let (name, parameters) = self.validate_new(&request)?;
+        let storage = self.pool_for_create(request.storage.as_deref())?;
         let request_print = fingerprint(&[
             "create",
             name.as_str(),
             request.node.as_deref().unwrap_or(""),
+            &storage.pool,
             &request.ostemplate,
             &serde_json::to_string(&parameters).expect("parameters serialise"),
         ]);
@@ -77,6 +81,8 @@ impl Service {
             created_at: now,
             updated_at: now,
             node,
+            storage: storage.pool,
+            storage_driver: storage.driver.as_str().to_owned(),
         };
         // The unique index on live names answers "is the name taken" in the
         // insert itself: one statement less while the write lock is held.
@@ -361,6 +367,7 @@ mod tests {
             ostemplate: ostemplate.into(),
             parameters: None,
             node: None,
+            storage: None,
         }
     }
 

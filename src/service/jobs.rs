@@ -122,6 +122,7 @@ impl Service {
                 if settled.cancels_the_rest {
                     jobs::cancel_queued_for(&mut tx, job.entity_id, now).await?;
                 }
+                crate::jobs::cancel_queued_snapshot(&mut tx, &job).await?;
                 tx.commit().await.map_err(DbError::from)?;
                 let job = self.job(id).await?;
                 self.announce(&job).await;

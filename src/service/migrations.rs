@@ -39,6 +39,14 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::ContainerNotFound(id.to_string()))?;
         super::containers::admit(&container, Action::Migrate)?;
+        let storage = super::storage::storage_of(&container.storage, &container.storage_driver);
+        if !storage.driver.can_move() {
+            return Err(ServiceError::PoolCannotMove {
+                container: id,
+                pool: storage.pool,
+                driver: storage.driver.as_str().to_owned(),
+            });
+        }
         // Where it is at the time of the request; a move queued behind
         // another one finds out when it runs, and then has nothing to do.
         if container.node == to.as_str() {

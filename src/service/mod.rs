@@ -3,12 +3,15 @@
 //! runner, announce the change. Never touches LXC; the runner does that.
 
 mod attach;
+mod clones;
 mod containers;
 mod jobs;
 mod migrations;
 mod nodes;
 mod os_templates;
 mod sessions;
+mod snapshots;
+mod storage;
 mod tokens;
 
 use std::sync::Arc;
@@ -25,15 +28,18 @@ use crate::domain::node::NodeState;
 use crate::domain::parameters::HostLimits;
 use crate::domain::ValidationErrors;
 use crate::driver::host::HostProbe;
+use crate::driver::storage::Pools;
 use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
 
 pub use attach::{Attach, TerminalLease};
+pub use clones::CloneRequest;
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
 pub use migrations::{ArrivalError, Arrivals, Arrived};
 pub use nodes::{parse_node_name, Capacity, NodeView, ThisNode, Usage};
+pub use storage::storage_of;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -117,6 +123,23 @@ pub enum ServiceError {
     TooManyTerminals { container: Uuid, max: usize },
     #[error("cannot attach to the container: {0}")]
     AttachFailed(String),
+    #[error("there is no storage pool named '{0}' on this host (GET /v1/storage lists them)")]
+    UnknownPool(String),
+    #[error("storage pool '{name}' cannot be used on this host: {reason}")]
+    PoolUnusable { name: String, reason: String },
+    #[error(
+        "container {container} is on the {driver} storage pool '{pool}': containers on \
+         {driver} pools cannot move to another node yet"
+    )]
+    PoolCannotMove {
+        container: Uuid,
+        pool: String,
+        driver: String,
+    },
+    #[error("container {container} has no snapshot named '{name}'")]
+    SnapshotNotFound { container: String, name: String },
+    #[error("container {container} has a snapshot named '{name}' already")]
+    SnapshotExists { container: String, name: String },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -142,6 +165,9 @@ impl ServiceError {
                 | ServiceError::NotRunning { .. }
                 | ServiceError::OnOtherNode { .. }
                 | ServiceError::TooManyTerminals { .. }
+                | ServiceError::PoolUnusable { .. }
+                | ServiceError::PoolCannotMove { .. }
+                | ServiceError::SnapshotExists { .. }
         )
     }
 }
@@ -245,6 +271,8 @@ pub struct Service {
     host: HostProbe,
     tokens: Arc<tokens::TokenCache>,
     node: Arc<ThisNode>,
+    /// This host's storage pools (none: every container on `default`).
+    pools: Pools,
 }
 
 impl Service {
@@ -264,6 +292,7 @@ impl Service {
             queue,
             events,
             host,
+            pools: Pools::probe(&[]),
         }
     }
 
@@ -275,6 +304,11 @@ impl Service {
     /// Containers (deleted ones aside) by status, on every node.
     pub async fn container_counts(&self) -> Result<Vec<(String, i64)>, ServiceError> {
         Ok(crate::db::containers::count_by_status(&mut *self.connection().await?).await?)
+    }
+
+    /// The same service creating containers on these pools.
+    pub fn with_pools(self, pools: Pools) -> Self {
+        Service { pools, ..self }
     }
 
     /// What this host offers now, for the values a request sets.
