@@ -69,6 +69,9 @@ pub struct Settings {
     /// nodes hand containers to each other. Unset, this node neither sends
     /// nor receives containers.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Where this node keeps backup archives; defaults to
+    /// `<data_dir>/backups`.
+    pub backup_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -91,6 +94,7 @@ impl Default for Settings {
             api_url: None,
             node_timeout_secs: 30,
             cluster_secret: None,
+            backup_dir: None,
         }
     }
 }
@@ -135,6 +139,7 @@ pub struct ResolvedSettings {
     /// cannot take it while the node is alive.
     pub host_id: String,
     pub cluster_secret: Option<ClusterSecret>,
+    pub backup_dir: PathBuf,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
@@ -250,8 +255,12 @@ impl Settings {
                 )));
             }
         }
+        let backup_dir = usable_dir(
+            "backup directory",
+            &self.backup_dir.unwrap_or(data_dir.join("backups")),
+        )?;
         let host_id = host_id(&data_dir)?;
-        let open_dirs = [&data_dir, &template_dir, &lxc_path]
+        let open_dirs = [&data_dir, &template_dir, &lxc_path, &backup_dir]
             .into_iter()
             .filter(|dir| open_to_others(dir))
             .cloned()
@@ -275,6 +284,7 @@ impl Settings {
             node_timeout_secs: self.node_timeout_secs,
             host_id,
             cluster_secret: self.cluster_secret,
+            backup_dir,
         })
     }
 }

@@ -104,6 +104,15 @@ pub enum ApiError {
     Unhealthy(String),
     #[error("internal error; the server log has the details")]
     Internal(String),
+    // Backups and restore.
+    #[error("{0}")]
+    BackupUnreadable(String),
+    #[error("backup {0} not found")]
+    BackupNotFound(String),
+    #[error("{0}")]
+    BackupElsewhere(String),
+    #[error("writing the backup upload failed: {0}")]
+    BackupUploadFailed(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -161,6 +170,10 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => 5003,
             ApiError::MoveFailed(_) => 5004,
             ApiError::Unhealthy(_) => 5002,
+            ApiError::BackupUnreadable(_) => 1020,
+            ApiError::BackupNotFound(_) => 2020,
+            ApiError::BackupElsewhere(_) => 3020,
+            ApiError::BackupUploadFailed(_) => 5020,
         }
     }
 
@@ -200,6 +213,10 @@ impl ApiError {
             ApiError::Unavailable | ApiError::Unhealthy(_) | ApiError::DatabaseUnavailable(_) => {
                 Status::ServiceUnavailable
             }
+            ApiError::BackupUnreadable(_) => Status::UnprocessableEntity,
+            ApiError::BackupNotFound(_) => Status::NotFound,
+            ApiError::BackupElsewhere(_) => Status::Conflict,
+            ApiError::BackupUploadFailed(_) => Status::InternalServerError,
         }
     }
 
@@ -259,6 +276,11 @@ impl From<ServiceError> for ApiError {
             // Raised only at start-up, which reports it itself.
             error @ ServiceError::NodeNameHeld { .. } => ApiError::Internal(error.to_string()),
             ServiceError::Templates(error) => error.into(),
+            ServiceError::BackupNotFound(id) => ApiError::BackupNotFound(id),
+            ServiceError::BackupUnreadable(why) => ApiError::BackupUnreadable(why),
+            error @ ServiceError::BackupElsewhere { .. } => {
+                ApiError::BackupElsewhere(error.to_string())
+            }
         }
     }
 }
@@ -295,7 +317,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         // The edge: the one place an API failure is logged.
         match &self {
-            ApiError::Internal(detail) | ApiError::MoveFailed(detail) => {
+            ApiError::Internal(detail)
+            | ApiError::MoveFailed(detail)
+            | ApiError::BackupUploadFailed(detail) => {
                 log::error!("{} {}: {detail}", request.method(), request.uri());
             }
             _ => {}

@@ -2,6 +2,7 @@
 //! request, call the service and shape the answer.
 
 mod auth;
+mod backups;
 mod body;
 mod catchers;
 mod cluster;
@@ -40,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(os_templates::routes());
     routes.extend(events::routes());
     routes.extend(openapi::routes());
+    routes.extend(backups::routes());
     routes
 }
 

@@ -258,6 +258,10 @@ mod tests {
             ApiError::AlreadyOnNode(text()),
             ApiError::MoveRefused(text()),
             ApiError::MoveFailed(text()),
+            ApiError::BackupUnreadable(text()),
+            ApiError::BackupNotFound(text()),
+            ApiError::BackupElsewhere(text()),
+            ApiError::BackupUploadFailed(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -298,7 +302,11 @@ mod tests {
                 | ApiError::NodeUnavailable(_)
                 | ApiError::AlreadyOnNode(_)
                 | ApiError::MoveRefused(_)
-                | ApiError::MoveFailed(_) => {}
+                | ApiError::MoveFailed(_)
+                | ApiError::BackupUnreadable(_)
+                | ApiError::BackupNotFound(_)
+                | ApiError::BackupElsewhere(_)
+                | ApiError::BackupUploadFailed(_) => {}
             }
         }
         errors

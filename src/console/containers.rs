@@ -369,6 +369,7 @@ fn capitalised_action(action: Action) -> &'static str {
         Action::Restart => "Restart",
         Action::Delete => "Delete",
         Action::Migrate => "Move",
+        Action::Backup => "Backup",
     }
 }
 

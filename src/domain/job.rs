@@ -60,10 +60,12 @@ pub enum JobAction {
     Delete,
     /// Move the container to another node of the cluster.
     Migrate,
+    /// Write a backup archive of the container.
+    Backup,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 7] = [
+    pub const ALL: [JobAction; 8] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
@@ -71,6 +73,7 @@ impl JobAction {
         JobAction::Restart,
         JobAction::Delete,
         JobAction::Migrate,
+        JobAction::Backup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +85,7 @@ impl JobAction {
             JobAction::Restart => "restart",
             JobAction::Delete => "delete",
             JobAction::Migrate => "migrate",
+            JobAction::Backup => "backup",
         }
     }
 
@@ -131,6 +135,23 @@ pub struct MigrateChange {
     pub handed_over: bool,
 }
 
+/// Payload of a backup job: the backup it writes (its id names the file,
+/// so a run again after a crash writes the same one) and how many of the
+/// container's backups to keep once it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupChange {
+    pub backup_id: uuid::Uuid,
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+}
+
+/// Payload of a create that restores a backup instead of unpacking a
+/// template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreChange {
+    pub backup_id: uuid::Uuid,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -141,6 +162,8 @@ pub enum JobPayload {
     Configure(Box<ConfigureChange>),
     Delete(DeleteChange),
     Migrate(MigrateChange),
+    Backup(BackupChange),
+    Restore(RestoreChange),
 }
 
 impl JobPayload {
@@ -150,6 +173,8 @@ impl JobPayload {
             JobPayload::Configure(_) => JobAction::Configure,
             JobPayload::Delete(_) => JobAction::Delete,
             JobPayload::Migrate(_) => JobAction::Migrate,
+            JobPayload::Backup(_) => JobAction::Backup,
+            JobPayload::Restore(_) => JobAction::Create,
         }
     }
 
@@ -167,7 +192,13 @@ impl JobPayload {
             JobAction::Migrate => serde_json::from_str(text)
                 .map(JobPayload::Migrate)
                 .map_err(why),
-            JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
+            JobAction::Backup => serde_json::from_str(text)
+                .map(JobPayload::Backup)
+                .map_err(why),
+            JobAction::Create => serde_json::from_str(text)
+                .map(JobPayload::Restore)
+                .map_err(why),
+            JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))
             }
         }

@@ -19,6 +19,8 @@ pub enum Action {
     Delete,
     /// Move it to another node.
     Migrate,
+    /// Write a backup of it.
+    Backup,
 }
 
 impl Action {
@@ -31,6 +33,7 @@ impl Action {
             Action::Restart => JobAction::Restart,
             Action::Delete => JobAction::Delete,
             Action::Migrate => JobAction::Migrate,
+            Action::Backup => JobAction::Backup,
         }
     }
 }
@@ -85,7 +88,7 @@ pub fn offers(status: ContainerStatus, action: Action) -> bool {
     match action {
         Action::Start => status != ContainerStatus::Running,
         Action::Stop => status == ContainerStatus::Running,
-        Action::Restart | Action::Migrate => status != ContainerStatus::Creating,
+        Action::Restart | Action::Migrate | Action::Backup => status != ContainerStatus::Creating,
         Action::Configure | Action::Delete => true,
     }
 }
@@ -147,7 +150,7 @@ pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> 
             JobAction::Delete => ContainerStatus::Deleted,
             // A move's end depends on whether it started the container
             // again: see `after_migration`.
-            JobAction::Configure | JobAction::Migrate => before,
+            JobAction::Configure | JobAction::Migrate | JobAction::Backup => before,
         },
         // A cancelled create leaves nothing behind. Other jobs cannot be
         // cancelled while running; should one be, its container is treated
@@ -217,7 +220,8 @@ pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) 
         | JobAction::Start
         | JobAction::Stop
         | JobAction::Restart
-        | JobAction::Migrate => QueuedCancel {
+        | JobAction::Migrate
+        | JobAction::Backup => QueuedCancel {
             status: None,
             cancels_the_rest: false,
         },
@@ -230,13 +234,14 @@ mod tests {
     use ContainerStatus as S;
 
     /// Every action, in the order of the tables' columns.
-    const ACTIONS: [Action; 6] = [
+    const ACTIONS: [Action; 7] = [
         Action::Configure,
         Action::Start,
         Action::Stop,
         Action::Restart,
         Action::Delete,
         Action::Migrate,
+        Action::Backup,
     ];
 
     #[test]
@@ -247,13 +252,13 @@ mod tests {
         let failed = Err(Refusal::CreateFailed);
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate
-            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed]),
-            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting]),
-            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
+            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate,  Backup
+            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok,       ok]),
+            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed,   failed]),
+            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting, deleting]),
+            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -268,13 +273,13 @@ mod tests {
         use Action::*;
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start, Stop,  Restart, Delete, Migrate
-            (S::Creating, [true,     true,  false, false,   true,   false]),
-            (S::Stopped,  [true,     true,  false, true,    true,   true]),
-            (S::Running,  [true,     false, true,  true,    true,   true]),
-            (S::Failed,   [false,    false, false, false,   true,   false]),
-            (S::Deleting, [false,    false, false, false,   false,  false]),
-            (S::Deleted,  [false,    false, false, false,   false,  false]),
+            //            Configure, Start, Stop,  Restart, Delete, Migrate, Backup
+            (S::Creating, [true,     true,  false, false,   true,   false,   false]),
+            (S::Stopped,  [true,     true,  false, true,    true,   true,    true]),
+            (S::Running,  [true,     false, true,  true,    true,   true,    true]),
+            (S::Failed,   [false,    false, false, false,   true,   false,   false]),
+            (S::Deleting, [false,    false, false, false,   false,  false,   false]),
+            (S::Deleted,  [false,    false, false, false,   false,  false,   false]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -330,6 +335,7 @@ mod tests {
             (JobAction::Restart,   [Is(S::Running),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Delete,    [Is(S::Deleted),  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Migrate,   [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Backup,    [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
         ];
         assert_eq!(table.len(), JobAction::ALL.len());
         for (action, row) in table {
@@ -405,6 +411,7 @@ mod tests {
             (JobAction::Stop, none),
             (JobAction::Restart, none),
             (JobAction::Migrate, none),
+            (JobAction::Backup, none),
             (
                 JobAction::Delete,
                 QueuedCancel {
@@ -434,7 +441,8 @@ mod tests {
                 JobAction::Stop,
                 JobAction::Restart,
                 JobAction::Delete,
-                JobAction::Migrate
+                JobAction::Migrate,
+                JobAction::Backup
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! The container runtime behind berth: the `Driver` trait the job runner
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
+pub mod backup;
 mod command;
 mod critical;
 mod files;
@@ -165,6 +166,11 @@ pub enum DriverError {
     CannotMove(&'static str),
     #[error("container {0} is running here; a copy that runs is never replaced")]
     RunningHere(String),
+    // Backups and restore.
+    #[error("the backup archive cannot be used: {0}")]
+    BadArchive(String),
+    #[error("{0} cannot back up or restore containers")]
+    CannotBackUp(&'static str),
 }
 
 impl DriverError {
@@ -234,5 +240,33 @@ pub trait Driver: Send + Sync {
     ) -> Result<(), DriverError> {
         let _ = (spec, files, log);
         Err(DriverError::CannotMove(std::any::type_name::<Self>()))
+    }
+    /// Writes the container's root filesystem, after `manifest`, as one
+    /// compressed archive: to `partial`, then renamed to `target` once
+    /// complete and synced. A running container is frozen while its files
+    /// are read. On failure nothing is left at either path.
+    async fn back_up(
+        &self,
+        spec: &ContainerSpec,
+        manifest: &[u8],
+        partial: &std::path::Path,
+        target: &std::path::Path,
+        log: &dyn StepLog,
+    ) -> Result<backup::Written, DriverError> {
+        let _ = (spec, manifest, partial, target, log);
+        Err(DriverError::CannotBackUp(std::any::type_name::<Self>()))
+    }
+    /// Builds the container from a backup archive instead of a template,
+    /// with its configuration written for this host. On failure nothing of
+    /// it is left.
+    async fn restore(
+        &self,
+        spec: &ContainerSpec,
+        archive: &std::path::Path,
+        kind: crate::domain::backup::BackupKind,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, archive, kind, log);
+        Err(DriverError::CannotBackUp(std::any::type_name::<Self>()))
     }
 }

@@ -2,6 +2,7 @@
 //! validate, store the change and its job in one transaction, wake the
 //! runner, announce the change. Never touches LXC; the runner does that.
 
+mod backups;
 mod containers;
 mod jobs;
 mod migrations;
@@ -10,6 +11,7 @@ mod os_templates;
 mod sessions;
 mod tokens;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -28,6 +30,7 @@ use crate::events::{Event, EventBus};
 use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
 
+pub use backups::{check_file, RestoreRequest};
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
 pub use migrations::{ArrivalError, Arrivals, Arrived};
@@ -98,6 +101,13 @@ pub enum ServiceError {
         api_url: String,
         heartbeat_at: crate::domain::time::Timestamp,
     },
+    // Backups and restore.
+    #[error("backup {0} not found")]
+    BackupNotFound(String),
+    #[error("{0}")]
+    BackupUnreadable(String),
+    #[error("backup {id} is kept on node '{node}'; ask that node's API for its file")]
+    BackupElsewhere { id: Uuid, node: String },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -120,6 +130,7 @@ impl ServiceError {
                 | ServiceError::NoNodeAvailable
                 | ServiceError::AlreadyOnNode { .. }
                 | ServiceError::MovesOff
+                | ServiceError::BackupElsewhere { .. }
         )
     }
 }
@@ -223,6 +234,8 @@ pub struct Service {
     host: HostProbe,
     tokens: Arc<tokens::TokenCache>,
     node: Arc<ThisNode>,
+    /// `None` only in tests that build a service without one.
+    backup_dir: Option<Arc<PathBuf>>,
 }
 
 impl Service {
@@ -242,7 +255,14 @@ impl Service {
             queue,
             events,
             host,
+            backup_dir: None,
         }
+    }
+
+    /// This node's backup_dir, where backups are written and uploaded to.
+    pub fn with_backup_dir(mut self, dir: PathBuf) -> Self {
+        self.backup_dir = Some(Arc::new(dir));
+        self
     }
 
     /// What this host offers now, for the values a request sets.
