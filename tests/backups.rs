@@ -342,3 +342,265 @@ fn keep_last_keeps_the_newest_backups_of_the_container() {
     );
     let _ = Duration::from_secs(1);
 }
+
+/// A file system of `size` made for the test (tmpfs), unmounted when the
+/// test ends, however it ends.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-small-disk-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0750")])
+                .arg("berth-test")
+                .arg(dir.path()),
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Incompressible bytes in the container's root filesystem.
+fn add_filler(root: &Path, size: &str) {
+    let filler = std::fs::File::create(root.join("filler")).unwrap();
+    run_ok(
+        Command::new("head")
+            .args(["-c", size, "/dev/urandom"])
+            .stdout(filler),
+    );
+}
+
+#[test]
+fn the_disk_filling_up_fails_the_backup_and_leaves_no_file() {
+    let disk = SmallDisk::new("4m");
+    let berth = Berth::start_with(common::Options {
+        env: vec![("BERTH_BACKUP_DIR".into(), disk.path().display().to_string())],
+        templates: vec!["template1"],
+    });
+    let name = unique_name("bk");
+    let id = berth.create(&name, None);
+    berth.act(&id, "start");
+    add_filler(&rootfs(&berth, &name), "16M");
+
+    let (job, _) = take_backup(&berth, &id, None);
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("No space left on device"), "{error}");
+    assert!(
+        entries(disk.path()).is_empty(),
+        "{:?}",
+        entries(disk.path())
+    );
+    assert_eq!(berth.get("/v1/backups").1["backups"], json!([]));
+    // Thawed, running, and its status as before.
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+    assert_eq!(berth.container(&id)["status"], "running");
+    assert!(!berth
+        .lxc_path()
+        .join(&name)
+        .join("berth-backup.json")
+        .exists());
+    drop(berth);
+}
+
+#[test]
+fn killed_mid_backup_berth_thaws_the_container_and_removes_the_partial_file_at_restart() {
+    // zstd held until the test lets it go: the backup is certainly in the
+    // middle (container frozen, partial file open) when berth is killed.
+    let tools = tempfile::tempdir().unwrap();
+    let hold = tools.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let wrapper = tools.path().join("zstd");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nwhile [ -e {} ]; do sleep 0.1; done\nexec /usr/bin/zstd \"$@\"\n",
+            hold.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut berth = Berth::start_with(common::Options {
+        env: vec![("PATH".into(), path)],
+        templates: vec!["template1"],
+    });
+    let name = unique_name("bk");
+    let id = berth.create(&name, None);
+    berth.act(&id, "start");
+    let (status, answer) = berth.post_empty(&format!("/v1/containers/{id}/backups"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = answer["job_id"].as_str().unwrap().to_owned();
+    let backups = berth.data_dir().join("backups");
+    let partial = |dir: &Path| entries(dir).into_iter().any(|n| n.starts_with(".partial-"));
+    berth.wait_until("the backup to be writing", Duration::from_secs(60), || {
+        partial(&backups)
+    });
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("FROZEN"));
+    berth.kill();
+    std::fs::remove_file(&hold).unwrap();
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("FROZEN"));
+
+    berth.launch();
+    let log = berth.log();
+    assert!(
+        log.contains(".partial-"),
+        "the partial file's removal is logged"
+    );
+    assert!(log.contains(&format!("thawed container {name}")), "{log}");
+    // The job runs again from the start and writes the whole backup.
+    let done = berth.job_done(&job);
+    let lines = berth.job_log(&job).join("\n");
+    assert!(
+        lines.contains("berth restarted while this job ran"),
+        "{lines}"
+    );
+    assert!(!partial(&backups));
+    let listed = berth.get("/v1/backups").1;
+    let listed = listed["backups"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let file = backups.join(format!("{}.tar.zst", listed[0]["id"].as_str().unwrap()));
+    assert_eq!(listed[0]["sha256"], sha256_of(&file).as_str());
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+    assert_eq!(berth.container(&id)["status"], "running");
+    assert_eq!(done["status"], "done");
+}
+
+/// A Proxmox container backup as vzdump writes one (pve-container's
+/// PVE::VZDump::LXC::archive): `tar cpf - … --directory=<tmpdir>
+/// ./etc/vzdump/pct.conf ./etc/vzdump/pct.fw --directory=<rootfs> .`,
+/// compressed; here with gzip and a busybox root filesystem.
+fn vzdump_archive(dir: &Path, pct_conf: &str) -> PathBuf {
+    let root = dir.join("root");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(tmp.join("etc/vzdump")).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(common::busybox_template())
+            .arg("-C")
+            .arg(&root),
+    );
+    std::fs::write(tmp.join("etc/vzdump/pct.conf"), pct_conf).unwrap();
+    std::fs::write(tmp.join("etc/vzdump/pct.fw"), "").unwrap();
+    let archive = dir.join("vzdump-lxc-100-2026_11_30-04_00_00.tar.gz");
+    let script = format!(
+        "tar cpf - --totals --sparse --numeric-owner --acls --xattrs --one-file-system \
+         --directory={} ./etc/vzdump/pct.conf ./etc/vzdump/pct.fw --directory={} --anchored \
+         --exclude=./tmp/?* . | gzip > {}",
+        tmp.display(),
+        root.display(),
+        archive.display()
+    );
+    run_ok(Command::new("sh").arg("-c").arg(script));
+    archive
+}
+
+#[test]
+fn a_proxmox_backup_restores_with_its_settings_mapped_and_the_rest_named() {
+    let berth = Berth::start();
+    let work = tempfile::tempdir().unwrap();
+    let archive = vzdump_archive(
+        work.path(),
+        "#web server from Proxmox\narch: amd64\ncores: 1\nfeatures: nesting=1\n\
+         hostname: pve-web\nmemory: 128\nmp0: local-lvm:vm-100-disk-1,mp=/srv,size=1G\n\
+         nameserver: 192.0.2.53\n\
+         net0: name=eth0,bridge=vmbr0,firewall=1,gw=10.0.3.1,hwaddr=BC:24:11:00:00:01,ip=10.0.3.15/24,type=veth\n\
+         ostype: debian\nrootfs: local-lvm:vm-100-disk-0,size=256M\nswap: 512\nunprivileged: 1\n",
+    );
+    let (status, answer) = berth.send_raw(
+        "POST",
+        "/v1/backups",
+        "application/gzip",
+        std::fs::read(&archive).unwrap(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let backup = &answer["backup"];
+    assert_eq!(backup["kind"], "proxmox");
+    assert_eq!(backup["container_name"], "pve-web");
+    assert_eq!(backup["ostemplate"], "proxmox-debian");
+    let expected = json!({
+        "hostname": "pve-web", "cpus": "1", "memsize": "128", "memsize_units": "M",
+        "ipadd": "10.0.3.15/24", "size": "256", "size_units": "M", "nameserver": "192.0.2.53"
+    });
+    assert_eq!(backup["parameters"], expected);
+    let backup_id = backup["id"].as_str().unwrap();
+    assert_eq!(
+        entries(&berth.data_dir().join("backups")),
+        vec![format!("{backup_id}.tar.gz")]
+    );
+
+    let name = unique_name("pve");
+    let (status, answer) = berth.post(
+        "/v1/containers/",
+        &json!({ "name": name, "backup": backup_id }),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = answer["job_id"].as_str().unwrap();
+    berth.job_done(job);
+    let log = berth.job_log(job).join("\n");
+    for unmapped in [
+        "not mapped: swap",
+        "not mapped: mp0",
+        "not mapped: unprivileged",
+        "not mapped: features",
+        "gw=10.0.3.1",
+        "bridge=vmbr0",
+        "hwaddr=BC:24:11:00:00:01",
+    ] {
+        assert!(log.contains(unmapped), "{unmapped} missing from:\n{log}");
+    }
+    let id = answer["container_id"].as_str().unwrap();
+    let container = berth.container(id);
+    assert_eq!(container["parameters"], expected);
+    assert_eq!(container["ostemplate"], "proxmox-debian");
+    let image = berth.lxc_path().join(&name).join("rootfs.img");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 256 << 20);
+
+    berth.act(id, "start");
+    assert_eq!(berth.attach(&name, "hostname").trim(), "pve-web");
+    assert_eq!(
+        berth
+            .attach(&name, "test -e /etc/vzdump && echo kept || echo left out")
+            .trim(),
+        "left out"
+    );
+    assert!(berth
+        .attach(&name, "ip -4 addr show eth0")
+        .contains("10.0.3.15/24"));
+    assert!(berth
+        .attach(&name, "cat /etc/resolv.conf")
+        .contains("nameserver 192.0.2.53"));
+}
