@@ -146,6 +146,10 @@ pub struct ResolvedSettings {
 /// one. Rocket's own default is 1 MiB, far more than any API body needs.
 pub const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
 
+/// The backup upload limit when `limits.backup` is not set (the console's
+/// upload form takes the same through `limits.data-form` and `limits.file`).
+pub const DEFAULT_BACKUP_UPLOAD_GIB: u64 = 64;
+
 /// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
 ///
 /// Built as `rocket::Config::figment()` is, from Rocket's defaults with two
@@ -169,7 +173,12 @@ pub fn figment() -> Figment {
 /// Rocket's defaults, as berth changes them.
 fn rocket_defaults() -> rocket::Config {
     rocket::Config {
-        limits: Limits::default().limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes()),
+        limits: Limits::default()
+            .limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes())
+            // The console's backup upload is a multipart form: its file may
+            // be as large as an upload through the API.
+            .limit("data-form", DEFAULT_BACKUP_UPLOAD_GIB.gibibytes())
+            .limit("file", DEFAULT_BACKUP_UPLOAD_GIB.gibibytes()),
         // Rocket believes `X-Real-IP` by default: anyone could then pick the
         // address their failed logins count against. Only a proxy the
         // operator names (`ip_header = "X-Real-IP"`) is believed.

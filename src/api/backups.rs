@@ -20,8 +20,7 @@ pub fn routes() -> Vec<Route> {
     rocket::routes![take, list, get, file, delete, upload]
 }
 
-/// The upload limit unless Rocket's `limits.backup` sets another.
-const DEFAULT_UPLOAD_LIMIT_GIB: u64 = 64;
+use crate::config::DEFAULT_BACKUP_UPLOAD_GIB as DEFAULT_UPLOAD_LIMIT_GIB;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -248,6 +248,7 @@ struct ContainerPage {
     cpus_hint: String,
     /// The other nodes, for the move form (none: no form).
     move_targets: Vec<NodeChoiceView>,
+    backups: Vec<super::backups::BackupView>,
 }
 
 impl ContainerPage {
@@ -278,6 +279,7 @@ impl ContainerPage {
             jobs: JobView::list(&jobs, &names),
             cpus_hint: cpus_hint(service),
             move_targets,
+            backups: super::backups::of_container(service, id).await?,
         })
     }
 

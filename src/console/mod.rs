@@ -3,6 +3,7 @@
 //! only keeps open pages current from the event stream.
 
 mod assets;
+mod backups;
 mod catchers;
 mod containers;
 mod forms;
@@ -30,6 +31,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(nodes::routes());
     routes.extend(assets::routes());
     routes.extend(session::routes());
+    routes.extend(backups::routes());
     routes
 }
 
@@ -49,6 +51,7 @@ pub enum Section {
     Containers,
     Jobs,
     Nodes,
+    Backups,
     /// Error pages and anything else outside the three sections.
     None,
 }
@@ -127,6 +130,10 @@ impl Layout {
     pub fn in_nodes(&self) -> bool {
         self.section == Section::Nodes
     }
+
+    pub fn in_backups(&self) -> bool {
+        self.section == Section::Backups
+    }
 }
 
 /// A rendered HTML page with its status. Pages are never cached: they show the
@@ -188,6 +195,9 @@ impl From<ServiceError> for ConsoleError {
             }
             ServiceError::NodeNotFound(name) => {
                 ConsoleError::NotFound(format!("There is no node {name}."))
+            }
+            ServiceError::BackupNotFound(id) => {
+                ConsoleError::NotFound(format!("There is no backup {id}."))
             }
             other => ConsoleError::Internal(other.to_string()),
         }
