@@ -141,6 +141,9 @@ fn a_running_container_is_backed_up_deleted_and_restored_with_its_files() {
     assert_eq!(backup["sha256"], sha256_of(&file).as_str());
     assert_eq!(backup["size"], std::fs::metadata(&file).unwrap().len());
     assert_eq!(backup_files(&berth), vec![format!("{backup_id}.tar.zst")]);
+    // It holds the container's secrets: root's alone.
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // Self-describing: the manifest is the first entry.
     let listing = Command::new("sh")
         .arg("-c")
@@ -603,4 +606,53 @@ fn a_proxmox_backup_restores_with_its_settings_mapped_and_the_rest_named() {
     assert!(berth
         .attach(&name, "cat /etc/resolv.conf")
         .contains("nameserver 192.0.2.53"));
+}
+
+#[test]
+fn a_running_container_on_a_disk_image_is_backed_up_with_what_it_just_wrote() {
+    let berth = Berth::start();
+    let name = unique_name("bk");
+    let parameters = json!({ "size": "64", "size_units": "M" });
+    let id = berth.create(&name, Some(parameters.clone()));
+    berth.act(&id, "start");
+    // Written inside, just before the backup: still in the container's
+    // page cache unless berth syncs before reading the image.
+    berth.attach(&name, "echo written-inside > /root/fresh");
+    let (job, backup_id) = take_backup(&berth, &id, None);
+    assert_eq!(job["status"], "done", "{job}");
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc {} | tar -t",
+            berth
+                .data_dir()
+                .join(format!("backups/{backup_id}.tar.zst"))
+                .display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(listing.stdout).unwrap(),
+        "berth-backup.json\nrootfs.img\n"
+    );
+    assert_eq!(berth.lxc_state(&name).as_deref(), Some("RUNNING"));
+    let (status, answer) = berth.delete(&format!("/v1/containers/{id}"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+
+    let (status, answer) = berth.post(
+        "/v1/containers/",
+        &json!({ "name": name, "backup": backup_id }),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+    let restored = answer["container_id"].as_str().unwrap();
+    assert_eq!(berth.container(restored)["parameters"], parameters);
+    let image = berth.lxc_path().join(&name).join("rootfs.img");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 64 << 20);
+    berth.act(restored, "start");
+    assert_eq!(
+        berth.attach(&name, "cat /root/fresh").trim(),
+        "written-inside"
+    );
 }

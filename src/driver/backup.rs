@@ -188,7 +188,13 @@ async fn write_archive(
         .spawn()
         .map_err(|e| spawn_error("zstd", e))?;
     let mut compressed = zstd.stdout.take().expect("stdout is piped");
-    let file = tokio::fs::File::create(partial)
+    // Only root reads it: it holds the container's /etc/shadow and keys.
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(partial)
         .await
         .map_err(|e| DriverError::io(format!("cannot create {}", partial.display()), e))?;
     let copier = tokio::spawn(async move {
