@@ -26,6 +26,18 @@ async fn api_until(berth: &Berth, path: &str, done: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// Whether the page fits the window's width (no sideways scrolling).
+async fn fits(b: &Browser) -> bool {
+    b.client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        == serde_json::json!(true)
+}
+
 fn count(body: &Value) -> usize {
     body["backups"].as_array().map_or(0, Vec::len)
 }
@@ -114,6 +126,7 @@ fn take_download_delete_upload_and_restore_a_backup_from_the_pages() {
         let uploaded = api_until(&berth, "/v1/backups", |body| count(body) == 1).await;
         let uploaded = uploaded["backups"][0]["id"].as_str().unwrap().to_owned();
         b.assert_accessible("the backups page with a backup").await;
+        assert!(fits(&b).await, "the backups page fits a phone");
 
         b.click_to_navigate(&format!("tr[data-backup='{uploaded}'] a[href$='/restore']"))
             .await;
