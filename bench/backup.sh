@@ -75,7 +75,7 @@ backup_job() { # → prints nanoseconds, deletes the backup afterwards (untimed)
     t0=$(now_ns)
     answer=$(curl -sf -X POST "$API/containers/$ID/backups")
     job=$(json_field job_id <<<"$answer")
-    curl -sf "$API/jobs/$job/wait?timeout=600" | grep -q '"status":"done"' ||
+    curl -sf "$API/jobs/$job/wait?timeout=300" | grep -q '"status":"done"' ||
         { log "backup failed: $(curl -s "$API/jobs/$job/log")"; return 1; }
     t1=$(now_ns)
     backup=$(json_field backup_id <<<"$answer")
