@@ -864,6 +864,12 @@ async fn backups_are_uploaded_listed_restored_and_deleted_with_clear_errors() {
     upload(&berth, ContentType::Plain, archive.clone())
         .await
         .assert_error(415, 1004);
+    // A manifest naming what berth would never write (it ends up in pages
+    // and in a download's Content-Disposition) is refused.
+    let forged = berth_archive("evil\"\r\nX-Injected: 1", json!(null));
+    upload(&berth, zstd.clone(), forged)
+        .await
+        .assert_error(422, 1020);
     assert_eq!(std::fs::read_dir(&backup_dir).unwrap().count(), 0);
 
     let answer = upload(&berth, zstd, archive).await;

@@ -146,6 +146,19 @@ impl Service {
             BackupKind::Berth => {
                 let manifest =
                     Manifest::parse(&info.config).map_err(ServiceError::BackupUnreadable)?;
+                // Shown in pages and in a download's file name: only what
+                // berth itself would have written.
+                let unfit = |what: &str, why: String| {
+                    ServiceError::BackupUnreadable(format!("the manifest's {what} {why}"))
+                };
+                ContainerName::parse(&manifest.name)
+                    .map_err(|e| unfit("name", format!("{:?} {}", manifest.name, e.message)))?;
+                crate::domain::os_template::check_name(&manifest.ostemplate).map_err(|e| {
+                    unfit(
+                        "ostemplate",
+                        format!("{:?} {}", manifest.ostemplate, e.message),
+                    )
+                })?;
                 (manifest.name, manifest.ostemplate, manifest.parameters)
             }
             BackupKind::Proxmox => {
