@@ -151,6 +151,13 @@ fn take_download_delete_upload_and_restore_a_backup_from_the_pages() {
             .join("rootfs/bin/busybox")
             .exists());
 
+        // The dark palette too, on the page with the most on it.
+        b.prefer_dark_colour_scheme().await;
+        b.goto(&berth.url("/backups")).await;
+        b.find(&format!("tr[data-backup='{uploaded}']")).await;
+        b.assert_accessible("the backups page in the dark colour scheme")
+            .await;
+
         let errors: Vec<String> = b
             .console_errors()
             .await
