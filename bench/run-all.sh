@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 out=$(mktemp /tmp/berth-bench-all.XXXXXX)
 trap 'rm -f "$out"' EXIT
 status=0
-for script in api-read.sh provision.sh template-cache.sh scale.sh burst.sh stats.sh; do
+for script in api-read.sh provision.sh template-cache.sh scale.sh burst.sh stats.sh backup.sh; do
     echo "=== bench/$script"
     ./"$script" | tee -a "$out" || status=1
     echo

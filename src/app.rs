@@ -136,6 +136,7 @@ async fn assemble(
         Duration::from_secs(settings.stats_retention_secs),
     );
     let node_name = settings.node_name.clone();
+    let backup_dir = settings.backup_dir.clone();
     // What needs the database is built once rocket_db_pools has opened it.
     let with_database = {
         let (queue, events, metrics) = (queue.clone(), events.clone(), metrics.clone());
@@ -154,7 +155,8 @@ async fn assemble(
                 host,
                 this_node,
             )
-            .with_pools(pools);
+            .with_pools(pools)
+            .with_backup_dir(backup_dir.clone());
             // Before anything is served: a name another live host holds
             // must stop this one here, with the reason.
             if let Err(error) = service.register_this_node(capacity).await {
@@ -186,7 +188,8 @@ async fn assemble(
                     events,
                     metrics,
                     runner_settings,
-                );
+                )
+                .with_backup_dir(backup_dir);
                 rocket = rocket.attach(RunnerFairing::new(
                     runner,
                     db,
@@ -248,6 +251,12 @@ fn tidy_up(settings: &ResolvedSettings, templates: &OsTemplateStore, driver: &Lx
         log::info!(
             "removed {}, a template cache fill or a container's arrival from another \
              node cut off by a crash",
+            path.display()
+        );
+    }
+    for path in crate::driver::backup::remove_partials(&settings.backup_dir) {
+        log::info!(
+            "removed {}, a backup or upload cut off by a crash",
             path.display()
         );
     }

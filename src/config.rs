@@ -70,6 +70,9 @@ pub struct Settings {
     /// nodes hand containers to each other. Unset, this node neither sends
     /// nor receives containers.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Where this node keeps backup archives; defaults to
+    /// `<data_dir>/backups`.
+    pub backup_dir: Option<PathBuf>,
     /// How often each running container's usage is sampled; 0 turns the
     /// sampler off.
     pub stats_interval_secs: u64,
@@ -115,6 +118,7 @@ impl Default for Settings {
             stats_interval_secs: 10,
             stats_retention_secs: 3600,
             storage: Vec::new(),
+            backup_dir: None,
         }
     }
 }
@@ -163,11 +167,16 @@ pub struct ResolvedSettings {
     pub stats_retention_secs: u64,
     /// The storage pools, the default one first.
     pub storage: Vec<PoolConfig>,
+    pub backup_dir: PathBuf,
 }
 
 /// The JSON body limit when neither Rocket.toml nor `ROCKET_LIMITS` sets
 /// one. Rocket's own default is 1 MiB, far more than any API body needs.
 pub const DEFAULT_JSON_LIMIT_KIB: u64 = 64;
+
+/// The backup upload limit when `limits.backup` is not set (the console's
+/// upload form takes the same through `limits.data-form` and `limits.file`).
+pub const DEFAULT_BACKUP_UPLOAD_GIB: u64 = 64;
 
 /// Rocket's figment with the `BERTH_*` variables merged into the `berth` table.
 ///
@@ -192,7 +201,12 @@ pub fn figment() -> Figment {
 /// Rocket's defaults, as berth changes them.
 fn rocket_defaults() -> rocket::Config {
     rocket::Config {
-        limits: Limits::default().limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes()),
+        limits: Limits::default()
+            .limit("json", DEFAULT_JSON_LIMIT_KIB.kibibytes())
+            // The console's backup upload is a multipart form: its file may
+            // be as large as an upload through the API.
+            .limit("data-form", DEFAULT_BACKUP_UPLOAD_GIB.gibibytes())
+            .limit("file", DEFAULT_BACKUP_UPLOAD_GIB.gibibytes()),
         // Rocket believes `X-Real-IP` by default: anyone could then pick the
         // address their failed logins count against. Only a proxy the
         // operator names (`ip_header = "X-Real-IP"`) is believed.
@@ -293,8 +307,12 @@ impl Settings {
             ));
         }
         let storage = storage_pools(self.storage, &lxc_path)?;
+        let backup_dir = usable_dir(
+            "backup directory",
+            &self.backup_dir.unwrap_or(data_dir.join("backups")),
+        )?;
         let host_id = host_id(&data_dir)?;
-        let open_dirs = [&data_dir, &template_dir, &lxc_path]
+        let open_dirs = [&data_dir, &template_dir, &lxc_path, &backup_dir]
             .into_iter()
             .filter(|dir| open_to_others(dir))
             .cloned()
@@ -321,6 +339,7 @@ impl Settings {
             stats_interval_secs: self.stats_interval_secs,
             stats_retention_secs: self.stats_retention_secs,
             storage,
+            backup_dir,
         })
     }
 }

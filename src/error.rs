@@ -133,6 +133,15 @@ pub enum ApiError {
     SnapshotNotFound(String),
     #[error("{0}")]
     SnapshotExists(String),
+    // Backups and restore.
+    #[error("{0}")]
+    BackupUnreadable(String),
+    #[error("backup {0} not found")]
+    BackupNotFound(String),
+    #[error("{0}")]
+    BackupElsewhere(String),
+    #[error("writing the backup upload failed: {0}")]
+    BackupUploadFailed(String),
 }
 
 fn template_not_found_text(name: &str, node: Option<&str>) -> String {
@@ -202,6 +211,10 @@ impl ApiError {
             ApiError::PoolCannotMove(_) => 3011,
             ApiError::SnapshotNotFound(_) => 2010,
             ApiError::SnapshotExists(_) => 3012,
+            ApiError::BackupUnreadable(_) => 1020,
+            ApiError::BackupNotFound(_) => 2020,
+            ApiError::BackupElsewhere(_) => 3020,
+            ApiError::BackupUploadFailed(_) => 5020,
         }
     }
 
@@ -253,6 +266,10 @@ impl ApiError {
             | ApiError::PoolCannotMove(_)
             | ApiError::SnapshotExists(_) => Status::Conflict,
             ApiError::SnapshotNotFound(_) => Status::NotFound,
+            ApiError::BackupUnreadable(_) => Status::UnprocessableEntity,
+            ApiError::BackupNotFound(_) => Status::NotFound,
+            ApiError::BackupElsewhere(_) => Status::Conflict,
+            ApiError::BackupUploadFailed(_) => Status::InternalServerError,
         }
     }
 
@@ -333,6 +350,11 @@ impl From<ServiceError> for ApiError {
             error @ ServiceError::SnapshotExists { .. } => {
                 ApiError::SnapshotExists(error.to_string())
             }
+            ServiceError::BackupNotFound(id) => ApiError::BackupNotFound(id),
+            ServiceError::BackupUnreadable(why) => ApiError::BackupUnreadable(why),
+            error @ ServiceError::BackupElsewhere { .. } => {
+                ApiError::BackupElsewhere(error.to_string())
+            }
         }
     }
 }
@@ -371,7 +393,8 @@ impl<'r> Responder<'r, 'static> for ApiError {
         match &self {
             ApiError::Internal(detail)
             | ApiError::MoveFailed(detail)
-            | ApiError::AttachFailed(detail) => {
+            | ApiError::AttachFailed(detail)
+            | ApiError::BackupUploadFailed(detail) => {
                 log::error!("{} {}: {detail}", request.method(), request.uri());
             }
             _ => {}

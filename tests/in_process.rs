@@ -1028,3 +1028,166 @@ async fn a_clone_takes_its_sources_parameters_but_not_its_address() {
     let answer = berth.get(&format!("/v1/containers/{copy}")).await;
     assert_eq!(answer.body["container"]["parameters"]["ipadd"], "10.0.0.7");
 }
+
+// ----------------------------------------------------------------- backups
+
+/// A berth backup archive made by hand, as the format describes it: the
+/// manifest first, then `rootfs/`.
+fn berth_archive(name: &str, parameters: Value) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = json!({
+        "format": "berth-backup", "format_version": 1, "name": name,
+        "ostemplate": "debian-12", "parameters": parameters,
+        "berth_version": "0.1.0", "created_at": "2026-11-30T04:00:00Z"
+    });
+    std::fs::write(dir.path().join("berth-backup.json"), manifest.to_string()).unwrap();
+    std::fs::create_dir_all(dir.path().join("rootfs/sbin")).unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -c -f - -C {} berth-backup.json rootfs | zstd -q -c",
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+async fn upload(berth: &Local, content_type: ContentType, bytes: Vec<u8>) -> local::Answer {
+    Local::send(
+        berth
+            .client
+            .post("/v1/backups")
+            .header(content_type)
+            .body(bytes),
+    )
+    .await
+}
+
+#[rocket::async_test]
+async fn backups_are_uploaded_listed_restored_and_deleted_with_clear_errors() {
+    let berth = Local::start().await;
+    let zstd = ContentType::new("application", "zstd");
+    let backup_dir = berth.dir.path().join("data/backups");
+    let archive = berth_archive("orig", json!({"hostname": "orig", "cpus": "1"}));
+
+    // Not archives, or not typed as one: refused, nothing kept.
+    upload(&berth, zstd.clone(), b"garbage".to_vec())
+        .await
+        .assert_error(422, 1020);
+    upload(&berth, zstd.clone(), archive[..archive.len() / 2].to_vec())
+        .await
+        .assert_error(422, 1020);
+    upload(&berth, ContentType::Plain, archive.clone())
+        .await
+        .assert_error(415, 1004);
+    // A manifest naming what berth would never write (it ends up in pages
+    // and in a download's Content-Disposition) is refused.
+    let forged = berth_archive("evil\"\r\nX-Injected: 1", json!(null));
+    upload(&berth, zstd.clone(), forged)
+        .await
+        .assert_error(422, 1020);
+    assert_eq!(std::fs::read_dir(&backup_dir).unwrap().count(), 0);
+
+    let answer = upload(&berth, zstd, archive).await;
+    assert_eq!(answer.status, Status::Created, "{answer:?}");
+    let backup = answer.body["backup"].clone();
+    assert_eq!(backup["kind"], "berth");
+    assert_eq!(backup["container_name"], "orig");
+    assert_eq!(backup["container_id"], Value::Null);
+    let id = backup["id"].as_str().unwrap().to_owned();
+    let listed = berth.get("/v1/backups").await;
+    assert_eq!(listed.body["backups"], json!([backup]));
+    assert_eq!(
+        berth.get(&format!("/v1/backups/{id}")).await.body["backup"],
+        backup
+    );
+    berth.get("/v1/backups/nope").await.assert_error(400, 1003);
+    berth
+        .get("/v1/backups?container=nope")
+        .await
+        .assert_error(400, 1003);
+    let unknown = uuid::Uuid::new_v4();
+    berth
+        .get(&format!("/v1/backups/{unknown}"))
+        .await
+        .assert_error(404, 2020);
+
+    // Restore: the backup's parameters, the request's over them.
+    let restore = |name: &str, extra: Value| {
+        let mut body = json!({ "name": name, "backup": id });
+        if let Value::Object(extra) = extra {
+            body.as_object_mut().unwrap().extend(extra);
+        }
+        body
+    };
+    let answer = berth
+        .post_json(
+            "/v1/containers/",
+            &restore("r1", json!({"parameters": {"hostname": "r1"}})),
+        )
+        .await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    let container = berth
+        .get(&format!(
+            "/v1/containers/{}",
+            answer.body["container_id"].as_str().unwrap()
+        ))
+        .await
+        .body["container"]
+        .clone();
+    assert_eq!(container["ostemplate"], "debian-12");
+    assert_eq!(
+        container["parameters"],
+        json!({"hostname": "r1", "cpus": "1"})
+    );
+    berth
+        .post_json("/v1/containers/", &restore("r1", json!({})))
+        .await
+        .assert_error(409, 3000);
+    berth
+        .post_json(
+            "/v1/containers/",
+            &restore("r2", json!({"ostemplate": TEMPLATE})),
+        )
+        .await
+        .assert_error(422, 1002);
+    berth
+        .post_json("/v1/containers/", &json!({"name": "r3", "backup": unknown}))
+        .await
+        .assert_error(404, 2020);
+    berth
+        .post_json("/v1/containers/", &json!({"name": "r4"}))
+        .await
+        .assert_error(400, 1001);
+
+    // A backup of a container: a job, with or without a body.
+    let (container_id, _) = seed(&berth, "c1").await;
+    let path = format!("/v1/containers/{container_id}/backups");
+    let answer = Local::send(berth.client.post(path.clone())).await;
+    assert_eq!(answer.status, Status::Accepted, "{answer:?}");
+    assert!(answer.body["backup_id"].is_string(), "{answer:?}");
+    let job = berth.get(answer.location.as_deref().unwrap()).await;
+    assert_eq!(job.body["action"], "backup");
+    berth
+        .post_json(&path, &json!({"keep_last": 0}))
+        .await
+        .assert_error(422, 1002);
+    berth
+        .post_json(&path, &json!({"keep": 1}))
+        .await
+        .assert_error(400, 1001);
+    berth
+        .post_json(&format!("/v1/containers/{unknown}/backups"), &json!({}))
+        .await
+        .assert_error(404, 2002);
+
+    let deleted = Local::send(berth.client.delete(format!("/v1/backups/{id}"))).await;
+    assert_eq!(deleted.status, Status::Ok, "{deleted:?}");
+    berth
+        .get(&format!("/v1/backups/{id}"))
+        .await
+        .assert_error(404, 2020);
+    assert_eq!(std::fs::read_dir(&backup_dir).unwrap().count(), 0);
+}

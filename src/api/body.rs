@@ -75,3 +75,22 @@ pub async fn read_limited<T: DeserializeOwned>(
         _ => ApiError::MalformedJson(error.to_string()),
     })
 }
+
+/// A JSON body that may be left out: no body at all is `None`; a body
+/// that is there must be valid like any `JsonBody`.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned> FromData<'r> for OptionalJsonBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, mut data: Data<'r>) -> Outcome<'r, Self> {
+        if req.content_type().is_none() && data.peek(1).await.is_empty() {
+            return Outcome::Success(OptionalJsonBody(None));
+        }
+        match read(req, data).await {
+            Ok(value) => Outcome::Success(OptionalJsonBody(Some(value))),
+            Err(error) => Outcome::Error((error.status(), error)),
+        }
+    }
+}

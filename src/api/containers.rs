@@ -15,7 +15,7 @@ use crate::db::containers::ContainerFilter;
 use crate::domain::container::ContainerStatus;
 use crate::domain::lifecycle::Action;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{parse_node_name, Accepted, NewContainer, Service};
+use crate::service::{parse_node_name, Accepted, NewContainer, RestoreRequest, Service};
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![create, list, get, update, delete, start, stop, restart, migrate]
@@ -25,7 +25,12 @@ pub fn routes() -> Vec<Route> {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
-    ostemplate: String,
+    /// Required unless `backup` is given.
+    #[serde(default)]
+    ostemplate: Option<String>,
+    /// Restore this backup instead of unpacking a template.
+    #[serde(default)]
+    backup: Option<String>,
     #[serde(default)]
     parameters: Option<Value>,
     /// The node to create it on; without it berth places it.
@@ -59,15 +64,52 @@ async fn create(
 ) -> ApiResult<JobAnswer> {
     let Idempotency(key) = idempotency?;
     let JsonBody(body) = body?;
-    let request = NewContainer {
-        name: body.name,
-        ostemplate: body.ostemplate,
-        parameters: body.parameters,
-        node: body.node,
-        storage: body.storage,
+    let accepted = match (body.ostemplate, body.backup) {
+        (Some(ostemplate), None) => {
+            let request = NewContainer {
+                name: body.name,
+                ostemplate,
+                parameters: body.parameters,
+                node: body.node,
+                storage: body.storage,
+            };
+            service.create_container(request, key.as_ref(), &caller.0)
+        }
+        (None, Some(backup)) => {
+            let request = RestoreRequest {
+                name: body.name,
+                backup,
+                parameters: body.parameters,
+                node: body.node,
+            };
+            return restored(service, &base, request, key, caller).await;
+        }
+        // As serde says it when a required field is missing.
+        (None, None) => return Err(ApiError::InvalidBody("missing field `ostemplate`".into())),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Validation(
+                "ostemplate: a restore takes the backup's; give ostemplate or backup, not both"
+                    .into(),
+            ))
+        }
     };
+    let Accepted { job, container_id } = accepted.await?;
+    Ok(JobAnswer::new(
+        Status::Accepted,
+        base.job_url(job.id),
+        json!({ "message": "success", "job_id": job.id, "container_id": container_id }),
+    ))
+}
+
+async fn restored(
+    service: &Service,
+    base: &ApiBase,
+    request: RestoreRequest,
+    key: Option<crate::service::IdempotencyKey>,
+    caller: Caller,
+) -> ApiResult<JobAnswer> {
     let Accepted { job, container_id } = service
-        .create_container(request, key.as_ref(), &caller.0)
+        .restore_container(request, key.as_ref(), &caller.0)
         .await?;
     Ok(JobAnswer::new(
         Status::Accepted,

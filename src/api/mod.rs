@@ -3,6 +3,7 @@
 
 mod attach;
 mod auth;
+mod backups;
 mod body;
 mod catchers;
 mod cluster;
@@ -48,6 +49,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(stats::routes());
     routes.extend(storage::routes());
     routes.extend(snapshots::routes());
+    routes.extend(backups::routes());
     routes
 }
 

@@ -270,6 +270,10 @@ mod tests {
             ApiError::PoolCannotMove(text()),
             ApiError::SnapshotNotFound(text()),
             ApiError::SnapshotExists(text()),
+            ApiError::BackupUnreadable(text()),
+            ApiError::BackupNotFound(text()),
+            ApiError::BackupElsewhere(text()),
+            ApiError::BackupUploadFailed(text()),
         ];
         // Stops compiling when a variant is added, so the list above is
         // extended with it.
@@ -322,6 +326,10 @@ mod tests {
                 | ApiError::PoolCannotMove(_)
                 | ApiError::SnapshotNotFound(_)
                 | ApiError::SnapshotExists(_) => {}
+                ApiError::BackupUnreadable(_)
+                | ApiError::BackupNotFound(_)
+                | ApiError::BackupElsewhere(_)
+                | ApiError::BackupUploadFailed(_) => {}
             }
         }
         errors

@@ -113,7 +113,7 @@ const ARCHIVE_MEDIA_TYPES: [(&str, &str); 9] = [
     ("application", "x-compressed-tar"),
 ];
 
-fn is_archive_type(content_type: Option<&ContentType>) -> bool {
+pub(super) fn is_archive_type(content_type: Option<&ContentType>) -> bool {
     content_type.is_some_and(|content_type| {
         ARCHIVE_MEDIA_TYPES.iter().any(|(top, sub)| {
             content_type.top().as_str().eq_ignore_ascii_case(top)

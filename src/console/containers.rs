@@ -261,6 +261,7 @@ struct ContainerPage {
     move_targets: Vec<NodeChoiceView>,
     snapshots: Vec<super::storage::SnapshotView>,
     container_storage: String,
+    backups: Vec<super::backups::BackupView>,
     // The terminal (issue 14).
     terminal: TerminalAssets,
     usage: UsageView,
@@ -324,6 +325,7 @@ impl ContainerPage {
                 .map(super::storage::SnapshotView::of)
                 .collect(),
             container_storage: container.storage.clone(),
+            backups: super::backups::of_container(service, id).await?,
         })
     }
 
@@ -420,6 +422,7 @@ fn capitalised_action(action: Action) -> &'static str {
         Action::Migrate => "Move",
         Action::Snapshot => "Snapshot",
         Action::Restore => "Restore",
+        Action::Backup => "Backup",
     }
 }
 

@@ -3,6 +3,7 @@
 //! only keeps open pages current from the event stream.
 
 mod assets;
+mod backups;
 mod catchers;
 mod containers;
 mod forms;
@@ -38,6 +39,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(session::routes());
     routes.extend(usage::routes());
     routes.extend(storage::routes());
+    routes.extend(backups::routes());
     routes
 }
 
@@ -60,6 +62,7 @@ pub enum Section {
     Templates,
     Tokens,
     Storage,
+    Backups,
     /// Error pages and anything else outside the sections.
     None,
 }
@@ -153,6 +156,10 @@ impl Layout {
     pub fn in_storage(&self) -> bool {
         self.section == Section::Storage
     }
+
+    pub fn in_backups(&self) -> bool {
+        self.section == Section::Backups
+    }
 }
 
 /// A rendered HTML page with its status. Pages are never cached: they show the
@@ -217,6 +224,9 @@ impl From<ServiceError> for ConsoleError {
             }
             ServiceError::NodeNotFound(name) => {
                 ConsoleError::NotFound(format!("There is no node {name}."))
+            }
+            ServiceError::BackupNotFound(id) => {
+                ConsoleError::NotFound(format!("There is no backup {id}."))
             }
             other => ConsoleError::Internal(other.to_string()),
         }

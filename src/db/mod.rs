@@ -3,6 +3,7 @@
 //! (reads, and the one writer), migrations, and, in its submodules, every
 //! query.
 
+pub mod backups;
 pub mod containers;
 pub mod idempotency;
 pub mod jobs;

@@ -66,10 +66,12 @@ pub enum JobAction {
     SnapshotDelete,
     /// Create a container as a copy of another one (or of its snapshot).
     Clone,
+    /// Write a backup archive of the container.
+    Backup,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 11] = [
+    pub const ALL: [JobAction; 12] = [
         JobAction::Create,
         JobAction::Configure,
         JobAction::Start,
@@ -81,6 +83,7 @@ impl JobAction {
         JobAction::SnapshotRestore,
         JobAction::SnapshotDelete,
         JobAction::Clone,
+        JobAction::Backup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl JobAction {
             JobAction::SnapshotRestore => "snapshot-restore",
             JobAction::SnapshotDelete => "snapshot-delete",
             JobAction::Clone => "clone",
+            JobAction::Backup => "backup",
         }
     }
 
@@ -175,6 +179,23 @@ pub struct CloneChange {
     pub snapshot: Option<String>,
 }
 
+/// Payload of a backup job: the backup it writes (its id names the file,
+/// so a run again after a crash writes the same one) and how many of the
+/// container's backups to keep once it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupChange {
+    pub backup_id: uuid::Uuid,
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+}
+
+/// Payload of a create that restores a backup instead of unpacking a
+/// template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRestoreChange {
+    pub backup_id: uuid::Uuid,
+}
+
 /// What a job carries beyond its action. Stored as the JSON of the change
 /// itself (no tag: rows written before this type existed hold exactly
 /// that), so reading it back needs the job's action.
@@ -189,6 +210,8 @@ pub enum JobPayload {
     SnapshotRestore(RestoreChange),
     SnapshotDelete(SnapshotChange),
     Clone(CloneChange),
+    Backup(BackupChange),
+    Restore(BackupRestoreChange),
 }
 
 impl JobPayload {
@@ -202,6 +225,8 @@ impl JobPayload {
             JobPayload::SnapshotRestore(_) => JobAction::SnapshotRestore,
             JobPayload::SnapshotDelete(_) => JobAction::SnapshotDelete,
             JobPayload::Clone(_) => JobAction::Clone,
+            JobPayload::Backup(_) => JobAction::Backup,
+            JobPayload::Restore(_) => JobAction::Create,
         }
     }
 
@@ -231,7 +256,13 @@ impl JobPayload {
             JobAction::Clone => serde_json::from_str(text)
                 .map(JobPayload::Clone)
                 .map_err(why),
-            JobAction::Create | JobAction::Start | JobAction::Stop | JobAction::Restart => {
+            JobAction::Backup => serde_json::from_str(text)
+                .map(JobPayload::Backup)
+                .map_err(why),
+            JobAction::Create => serde_json::from_str(text)
+                .map(JobPayload::Restore)
+                .map_err(why),
+            JobAction::Start | JobAction::Stop | JobAction::Restart => {
                 Err(format!("a {} job carries no payload", action.as_str()))
             }
         }

@@ -23,6 +23,8 @@ pub enum Action {
     Snapshot,
     /// Put it back to a snapshot.
     Restore,
+    /// Write a backup of it.
+    Backup,
 }
 
 impl Action {
@@ -37,6 +39,7 @@ impl Action {
             Action::Migrate => JobAction::Migrate,
             Action::Snapshot => JobAction::Snapshot,
             Action::Restore => JobAction::SnapshotRestore,
+            Action::Backup => JobAction::Backup,
         }
     }
 }
@@ -91,7 +94,7 @@ pub fn offers(status: ContainerStatus, action: Action) -> bool {
     match action {
         Action::Start => status != ContainerStatus::Running,
         Action::Stop => status == ContainerStatus::Running,
-        Action::Restart | Action::Migrate | Action::Snapshot | Action::Restore => {
+        Action::Restart | Action::Migrate | Action::Snapshot | Action::Restore | Action::Backup => {
             status != ContainerStatus::Creating
         }
         Action::Configure | Action::Delete => true,
@@ -160,7 +163,8 @@ pub fn after_job(action: JobAction, before: ContainerStatus, ending: Ending) -> 
             | JobAction::Migrate
             | JobAction::Snapshot
             | JobAction::SnapshotRestore
-            | JobAction::SnapshotDelete => before,
+            | JobAction::SnapshotDelete
+            | JobAction::Backup => before,
         },
         // A cancelled create leaves nothing behind. Other jobs cannot be
         // cancelled while running; should one be, its container is treated
@@ -233,7 +237,8 @@ pub fn cancel_queued(action: JobAction, before_delete: Option<ContainerStatus>) 
         | JobAction::Migrate
         | JobAction::Snapshot
         | JobAction::SnapshotRestore
-        | JobAction::SnapshotDelete => QueuedCancel {
+        | JobAction::SnapshotDelete
+        | JobAction::Backup => QueuedCancel {
             status: None,
             cancels_the_rest: false,
         },
@@ -246,7 +251,7 @@ mod tests {
     use ContainerStatus as S;
 
     /// Every action, in the order of the tables' columns.
-    const ACTIONS: [Action; 8] = [
+    const ACTIONS: [Action; 9] = [
         Action::Configure,
         Action::Start,
         Action::Stop,
@@ -255,6 +260,7 @@ mod tests {
         Action::Migrate,
         Action::Snapshot,
         Action::Restore,
+        Action::Backup,
     ];
 
     #[test]
@@ -265,13 +271,13 @@ mod tests {
         let failed = Err(Refusal::CreateFailed);
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate,  Snapshot, Restore
-            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok]),
-            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed,   failed,   failed]),
-            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting, deleting, deleting]),
-            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted]),
+            //            Configure, Start,    Stop,     Restart,  Delete,   Migrate,  Snapshot, Restore, Backup
+            (S::Creating, [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok, ok]),
+            (S::Stopped,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok, ok]),
+            (S::Running,  [ok,       ok,       ok,       ok,       ok,       ok,       ok,       ok, ok]),
+            (S::Failed,   [failed,   failed,   failed,   failed,   ok,       failed,   failed,   failed, failed]),
+            (S::Deleting, [deleting, deleting, deleting, deleting, deleting, deleting, deleting, deleting, deleting]),
+            (S::Deleted,  [deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted,  deleted, deleted]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -286,13 +292,13 @@ mod tests {
         use Action::*;
         #[rustfmt::skip]
         let table = [
-            //            Configure, Start, Stop,  Restart, Delete, Migrate, Snapshot, Restore
-            (S::Creating, [true,     true,  false, false,   true,   false,   false,    false]),
-            (S::Stopped,  [true,     true,  false, true,    true,   true,    true,     true]),
-            (S::Running,  [true,     false, true,  true,    true,   true,    true,     true]),
-            (S::Failed,   [false,    false, false, false,   true,   false,   false,    false]),
-            (S::Deleting, [false,    false, false, false,   false,  false,   false,    false]),
-            (S::Deleted,  [false,    false, false, false,   false,  false,   false,    false]),
+            //            Configure, Start, Stop,  Restart, Delete, Migrate, Snapshot, Restore, Backup
+            (S::Creating, [true,     true,  false, false,   true,   false,   false,    false, false]),
+            (S::Stopped,  [true,     true,  false, true,    true,   true,    true,     true, true]),
+            (S::Running,  [true,     false, true,  true,    true,   true,    true,     true, true]),
+            (S::Failed,   [false,    false, false, false,   true,   false,   false,    false, false]),
+            (S::Deleting, [false,    false, false, false,   false,  false,   false,    false, false]),
+            (S::Deleted,  [false,    false, false, false,   false,  false,   false,    false, false]),
         ];
         assert_eq!(table.len(), S::ALL.len());
         for (status, row) in table {
@@ -352,6 +358,7 @@ mod tests {
             (JobAction::SnapshotRestore, [Unchanged, Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::SnapshotDelete, [Unchanged,  Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
             (JobAction::Clone,     [Is(S::Stopped),  Is(S::Failed), Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
+            (JobAction::Backup,    [Unchanged,       Is(S::Failed),  Is(S::Running), Is(S::Stopped), Is(S::Failed), Is(S::Failed)]),
         ];
         assert_eq!(table.len(), JobAction::ALL.len());
         for (action, row) in table {
@@ -437,6 +444,7 @@ mod tests {
                     cancels_the_rest: true,
                 },
             ),
+            (JobAction::Backup, none),
             (
                 JobAction::Delete,
                 QueuedCancel {
@@ -469,6 +477,7 @@ mod tests {
                 JobAction::Migrate,
                 JobAction::Snapshot,
                 JobAction::SnapshotRestore,
+                JobAction::Backup,
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! The pure model of berth: containers, their parameters and jobs, with the
 //! rules that decide what is valid. No I/O happens here.
 
+pub mod backup;
 pub mod container;
 pub mod exec;
 pub mod job;

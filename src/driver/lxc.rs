@@ -19,10 +19,11 @@ use super::storage::{self, btrfs, Pools, StorageDriver};
 use super::template_cache::TemplateCache;
 use super::usage::{parse_lxc_info, CgroupRoots, Probe, Probes, Usage};
 use super::{
-    transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, Frozen, OutgoingFiles,
-    ProgressRange, RunState, StepLog, TemplateSource,
+    backup, transfer, unpack, ContainerSpec, CriticalSteps, Driver, DriverError, Frozen,
+    OutgoingFiles, ProgressRange, RunState, StepLog, TemplateSource,
 };
 use crate::args;
+use crate::domain::backup::BackupKind;
 use crate::domain::parameters::{ContainerSettings, IpAddress};
 
 /// How long `lxc-start` may take to report the container running.
@@ -1441,6 +1442,77 @@ impl Driver for LxcDriver {
         transfer::receive_into(&staging, files, log).await?;
         transfer::install(&staging, &paths, spec.id).await?;
         if let Err(error) = self.write_config(spec, &paths, &Changed::ALL) {
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
+        Ok(())
+    }
+
+    async fn back_up(
+        &self,
+        spec: &ContainerSpec,
+        manifest: &[u8],
+        partial: &Path,
+        target: &Path,
+        log: &dyn StepLog,
+    ) -> Result<backup::Written, DriverError> {
+        let paths = self.paths(&spec.name);
+        self.require_ours(spec, &paths)?;
+        if let Placement::Btrfs { .. } = self.placement(spec)? {
+            return Err(DriverError::BackupUnsupported(spec.name.clone()));
+        }
+        let frozen = if self.state(&spec.name).await? == RunState::Running {
+            let frozen = self.freeze(&spec.name, log).await?;
+            // A disk image is read from the host's side of its loop device:
+            // what the container wrote must be on it first.
+            if paths.rootfs_image().exists() {
+                if let Err(error) = run("sync", &[], Some(log)).await {
+                    frozen.thaw(log).await?;
+                    return Err(error);
+                }
+            }
+            Some(frozen)
+        } else {
+            None
+        };
+        log.step(format!("writing {}", partial.display()));
+        backup::write(&paths, manifest, partial, target, frozen, log).await
+    }
+
+    async fn restore(
+        &self,
+        spec: &ContainerSpec,
+        archive: &Path,
+        kind: BackupKind,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        require("lxc-start")?;
+        let paths = self.paths(&spec.name);
+        match self.ownership(spec, &paths)? {
+            Ownership::Absent => {}
+            Ownership::Foreign => {
+                return Err(DriverError::NotOurs {
+                    path: paths.dir.clone(),
+                })
+            }
+            // What an earlier run of this restore left: built again.
+            Ownership::Ours => remove_path(&paths.dir).await?,
+        }
+        let staging = transfer::incoming_dir(&self.lxc_path, spec.id);
+        backup::unpack_into(archive, kind, &staging, log).await?;
+        transfer::install(&staging, &paths, spec.id).await?;
+        let configured = async {
+            self.write_config(spec, &paths, &Changed::ALL)?;
+            self.reconcile_disk(spec, &paths, log).await?;
+            // The image, when one was made, is what the config must mount.
+            self.write_config(spec, &paths, &Changed::ALL)
+        }
+        .await;
+        if let Err(error) = configured {
             remove_path(&paths.dir).await?;
             return Err(error);
         }

@@ -2,6 +2,7 @@
 //! calls, and its LXC implementation. Knows nothing of HTTP or SQL.
 
 mod attach;
+pub mod backup;
 mod command;
 mod critical;
 mod files;
@@ -206,8 +207,18 @@ pub enum DriverError {
     PoolUnusable { name: String, reason: String },
     #[error("{0} takes no snapshots")]
     NoSnapshots(&'static str),
+    #[error(
+        "container {0} is on a btrfs pool, whose containers cannot be backed up yet; \
+         take a snapshot instead"
+    )]
+    BackupUnsupported(String),
     #[error("container {container} has no snapshot '{name}' on this host")]
     SnapshotMissing { container: String, name: String },
+    // Backups and restore.
+    #[error("the backup archive cannot be used: {0}")]
+    BadArchive(String),
+    #[error("{0} cannot back up or restore containers")]
+    CannotBackUp(&'static str),
 }
 
 impl DriverError {
@@ -347,5 +358,33 @@ pub trait Driver: Send + Sync {
     async fn terminal(&self, name: &str, cols: u16, rows: u16) -> Result<Terminal, DriverError> {
         let _ = (name, cols, rows);
         Err(DriverError::CannotAttach(std::any::type_name::<Self>()))
+    }
+    /// Writes the container's root filesystem, after `manifest`, as one
+    /// compressed archive: to `partial`, then renamed to `target` once
+    /// complete and synced. A running container is frozen while its files
+    /// are read. On failure nothing is left at either path.
+    async fn back_up(
+        &self,
+        spec: &ContainerSpec,
+        manifest: &[u8],
+        partial: &std::path::Path,
+        target: &std::path::Path,
+        log: &dyn StepLog,
+    ) -> Result<backup::Written, DriverError> {
+        let _ = (spec, manifest, partial, target, log);
+        Err(DriverError::CannotBackUp(std::any::type_name::<Self>()))
+    }
+    /// Builds the container from a backup archive instead of a template,
+    /// with its configuration written for this host. On failure nothing of
+    /// it is left.
+    async fn restore(
+        &self,
+        spec: &ContainerSpec,
+        archive: &std::path::Path,
+        kind: crate::domain::backup::BackupKind,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        let _ = (spec, archive, kind, log);
+        Err(DriverError::CannotBackUp(std::any::type_name::<Self>()))
     }
 }

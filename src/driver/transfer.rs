@@ -81,6 +81,16 @@ impl OutgoingFiles {
 /// Starts writing the root filesystem in `paths.dir` as a tar stream;
 /// `size_hint` is what it takes on disk.
 pub fn send(paths: &ContainerPaths, size_hint: Option<u64>) -> Result<OutgoingFiles, DriverError> {
+    send_members(paths, &[], size_hint)
+}
+
+/// As `send`, with the files named in `first` (in `paths.dir`) ahead of the
+/// root filesystem: a backup's manifest is its archive's first entry.
+pub fn send_members(
+    paths: &ContainerPaths,
+    first: &[&str],
+    size_hint: Option<u64>,
+) -> Result<OutgoingFiles, DriverError> {
     require("tar")?;
     let member = if paths.rootfs_image().exists() {
         ROOTFS_NAMES[1]
@@ -102,8 +112,9 @@ pub fn send(paths: &ContainerPaths, size_hint: Option<u64>) -> Result<OutgoingFi
         "-".into(),
         "--directory".into(),
         paths.dir.display().to_string(),
-        member.into(),
     ]);
+    command.extend(first.iter().map(|name| name.to_string()));
+    command.push(member.into());
     let mut child = Command::new("tar")
         .args(&command)
         .stdin(Stdio::null())
@@ -148,7 +159,7 @@ pub async fn receive_into(
     Ok(())
 }
 
-async fn unpack(
+pub(super) async fn unpack(
     staging: &Path,
     files: &mut (dyn AsyncRead + Unpin + Send),
     log: &dyn StepLog,
@@ -186,7 +197,7 @@ async fn unpack(
 
 /// A stream must hold exactly one root filesystem, a directory or an
 /// image, and nothing beside it.
-fn only_a_root_filesystem(staging: &Path) -> Result<(), DriverError> {
+pub(super) fn only_a_root_filesystem(staging: &Path) -> Result<(), DriverError> {
     let entries = std::fs::read_dir(staging)
         .map_err(|e| DriverError::io(format!("cannot read {}", staging.display()), e))?;
     let names: Vec<String> = entries

@@ -77,6 +77,8 @@ pub(super) enum Failure {
     },
     #[error("{0}")]
     Move(#[from] MoveFailure),
+    #[error("{0}")]
+    Backup(#[from] super::backup::BackupFailure),
     /// A create cut off by a crash; `cleanup_failed` says why removing what
     /// it built failed, if it did.
     #[error("{}", abandoned_text(.cleanup_failed))]
@@ -186,9 +188,23 @@ impl Runner {
         fit_to_host(&mut spec, job, log);
         let driver = &self.driver;
         let result = match job.action {
-            JobAction::Create => {
-                let source = self.template_of(&container)?;
-                driver.create(&spec, &source, log).await
+            JobAction::Create => match payload {
+                Some(JobPayload::Restore(change)) => {
+                    return self.restore_backup(&spec, change, log).await;
+                }
+                _ => {
+                    let source = self.template_of(&container)?;
+                    driver.create(&spec, &source, log).await
+                }
+            },
+            JobAction::Backup => {
+                let Some(JobPayload::Backup(change)) = payload else {
+                    return Err(Failure::Payload(DbError::Corrupt(format!(
+                        "backup job {} carries no backup id",
+                        job.id
+                    ))));
+                };
+                return self.back_up(&container, &spec, change, log).await;
             }
             JobAction::Configure => {
                 let before = settings_before(payload);
@@ -430,7 +446,9 @@ fn settings_before(payload: Option<&JobPayload>) -> Option<ContainerSettings> {
         | JobPayload::Snapshot(_)
         | JobPayload::SnapshotRestore(_)
         | JobPayload::SnapshotDelete(_)
-        | JobPayload::Clone(_) => None,
+        | JobPayload::Clone(_)
+        | JobPayload::Backup(_)
+        | JobPayload::Restore(_) => None,
     }
 }
 

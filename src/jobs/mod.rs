@@ -2,6 +2,7 @@
 //! different containers in parallel (bounded) and each container's jobs in
 //! order, settles jobs a crash left running, and drains on shutdown.
 
+mod backup;
 mod cancel;
 mod execute;
 mod fairing;
@@ -112,6 +113,8 @@ pub struct Runner {
     /// this node found `running` and not here was claimed by a claim whose
     /// answer was lost (see `requeue_lost_claims`).
     claimed: Mutex<HashSet<uuid::Uuid>>,
+    /// Where this node writes backups; `None` in tests built without one.
+    backup_dir: Option<std::path::PathBuf>,
 }
 
 impl Runner {
@@ -133,7 +136,14 @@ impl Runner {
             metrics,
             settings,
             claimed: Mutex::default(),
+            backup_dir: None,
         }
+    }
+
+    /// Where this node writes backups and finds those it restores.
+    pub fn with_backup_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.backup_dir = Some(dir);
+        self
     }
 
     /// Settles jobs left `running` by a crash, then runs the queue until

@@ -3,6 +3,7 @@
 //! runner, announce the change. Never touches LXC; the runner does that.
 
 mod attach;
+mod backups;
 mod clones;
 mod containers;
 mod jobs;
@@ -14,6 +15,7 @@ mod snapshots;
 mod storage;
 mod tokens;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -34,6 +36,7 @@ use crate::jobs::JobQueue;
 use crate::os_templates::{OsTemplateStore, TemplateError};
 
 pub use attach::{Attach, TerminalLease};
+pub use backups::{check_file, RestoreRequest};
 pub use clones::CloneRequest;
 pub use containers::{Accepted, NewContainer};
 pub use jobs::{CancelOutcome, MAX_WAIT};
@@ -140,6 +143,13 @@ pub enum ServiceError {
     SnapshotNotFound { container: String, name: String },
     #[error("container {container} has a snapshot named '{name}' already")]
     SnapshotExists { container: String, name: String },
+    // Backups and restore.
+    #[error("backup {0} not found")]
+    BackupNotFound(String),
+    #[error("{0}")]
+    BackupUnreadable(String),
+    #[error("backup {id} is kept on node '{node}'; ask that node's API for its file")]
+    BackupElsewhere { id: Uuid, node: String },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -168,6 +178,7 @@ impl ServiceError {
                 | ServiceError::PoolUnusable { .. }
                 | ServiceError::PoolCannotMove { .. }
                 | ServiceError::SnapshotExists { .. }
+                | ServiceError::BackupElsewhere { .. }
         )
     }
 }
@@ -273,6 +284,8 @@ pub struct Service {
     node: Arc<ThisNode>,
     /// This host's storage pools (none: every container on `default`).
     pools: Pools,
+    /// `None` only in tests that build a service without one.
+    backup_dir: Option<Arc<PathBuf>>,
 }
 
 impl Service {
@@ -293,6 +306,7 @@ impl Service {
             events,
             host,
             pools: Pools::probe(&[]),
+            backup_dir: None,
         }
     }
 
@@ -309,6 +323,12 @@ impl Service {
     /// The same service creating containers on these pools.
     pub fn with_pools(self, pools: Pools) -> Self {
         Service { pools, ..self }
+    }
+
+    /// This node's backup_dir, where backups are written and uploaded to.
+    pub fn with_backup_dir(mut self, dir: PathBuf) -> Self {
+        self.backup_dir = Some(Arc::new(dir));
+        self
     }
 
     /// What this host offers now, for the values a request sets.

@@ -34,6 +34,28 @@ impl Service {
             driver: pool.driver,
         })
     }
+
+    /// Where a restored backup goes: the first usable `dir` pool (the
+    /// restore unpacks the archive into the container's directory).
+    pub(super) fn pool_for_restore(&self) -> Result<StorageRef, ServiceError> {
+        if self.pools.all().is_empty() {
+            return Ok(StorageRef::default());
+        }
+        self.pools
+            .all()
+            .iter()
+            .find(|pool| pool.driver == StorageDriver::Dir && pool.unusable.is_none())
+            .map(|pool| StorageRef {
+                pool: pool.name.clone(),
+                driver: pool.driver,
+            })
+            .ok_or_else(|| ServiceError::PoolUnusable {
+                name: "dir".into(),
+                reason: "a backup is restored onto a dir pool, and this host has none that \
+                         can be used; add a [[default.berth.storage]] table with driver = \"dir\""
+                    .into(),
+            })
+    }
 }
 
 /// The pool a stored container names, as the driver needs it. A driver
