@@ -426,3 +426,47 @@ fn a_running_container_is_cloned_on_a_btrfs_pool_as_a_snapshot() {
     }
     drop(berth);
 }
+
+/// A running container on a btrfs pool is backed up from a read-only
+/// snapshot (it is never frozen), restored onto the dir pool with its
+/// files, and the snapshot read from is gone afterwards.
+#[test]
+fn a_running_container_on_a_btrfs_pool_is_backed_up_from_a_snapshot() {
+    let fs = LoopBtrfs::new(1024);
+    let berth = start_with_pools(&fs, &[]);
+    let name = unique_name("bb");
+    let id = create_on(&berth, &name, "fast", None);
+    berth.act(&id, "start");
+    berth.attach(&name, "echo kept > /root/marker; sync");
+
+    let (status, answer) = berth.post_empty(&format!("/v1/containers/{id}/backups"));
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = berth.job_done(answer["job_id"].as_str().unwrap());
+    let log = berth
+        .get(&format!("/v1/jobs/{}/log", job["id"].as_str().unwrap()))
+        .1;
+    assert!(log.to_string().contains("read-only snapshot"), "{log}");
+    assert!(!log.to_string().contains("freezing"), "{log}");
+    let staging: Vec<_> = std::fs::read_dir(fs.path().join("backups"))
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(staging.is_empty(), "left in the pool: {staging:?}");
+    assert_eq!(
+        berth.get(&format!("/v1/containers/{id}")).1["container"]["status"],
+        "running"
+    );
+
+    let restored = unique_name("br");
+    let (status, answer) = berth.post(
+        "/v1/containers/",
+        &json!({ "name": restored, "backup": answer["backup_id"] }),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    berth.job_done(answer["job_id"].as_str().unwrap());
+    let new_id = answer["container_id"].as_str().unwrap().to_owned();
+    let container = berth.get(&format!("/v1/containers/{new_id}")).1;
+    assert_eq!(container["container"]["storage"], "local", "{container}");
+    berth.act(&new_id, "start");
+    assert_eq!(berth.attach(&restored, "cat /root/marker").trim(), "kept");
+    drop(berth);
+}

@@ -260,6 +260,50 @@ impl LxcDriver {
         pool.join("snapshots").join(container)
     }
 
+    /// A backup of a container on a btrfs pool, read from a read-only
+    /// snapshot of its subvolume: taken in one transaction, so the
+    /// container runs on, unfrozen, while the archive is written. The
+    /// snapshot lives in `<pool>/backups/` beside the archive's own name,
+    /// so a run again after a crash finds and replaces what it left.
+    async fn back_up_btrfs(
+        &self,
+        pool: &Path,
+        rootfs: &Path,
+        manifest: &[u8],
+        partial: &Path,
+        target: &Path,
+        log: &dyn StepLog,
+    ) -> Result<backup::Written, DriverError> {
+        let file = target
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let holder = pool.join("backups").join(format!(".reading-{file}"));
+        let snapshot = holder.join("rootfs");
+        btrfs::delete(&snapshot, Some(log)).await?;
+        create_private_dirs(&holder)?;
+        log.step("taking a read-only snapshot to back up from".into());
+        btrfs::snapshot(rootfs, &snapshot, true, log).await?;
+        let written = backup::write(
+            &ContainerPaths {
+                dir: holder.clone(),
+            },
+            manifest,
+            partial,
+            target,
+            None,
+            log,
+        )
+        .await;
+        let removed = match btrfs::delete(&snapshot, Some(log)).await {
+            Ok(()) => remove_path(&holder).await,
+            Err(error) => Err(error),
+        };
+        let written = written?;
+        removed?;
+        Ok(written)
+    }
+
     /// A `dir` snapshot: a copy of the root filesystem (tree or image) made
     /// beside it and published by rename, so a crash leaves only a
     /// `.partial-` copy, removed by the next run.
@@ -1462,8 +1506,10 @@ impl Driver for LxcDriver {
     ) -> Result<backup::Written, DriverError> {
         let paths = self.paths(&spec.name);
         self.require_ours(spec, &paths)?;
-        if let Placement::Btrfs { .. } = self.placement(spec)? {
-            return Err(DriverError::BackupUnsupported(spec.name.clone()));
+        if let Placement::Btrfs { pool, rootfs } = self.placement(spec)? {
+            return self
+                .back_up_btrfs(&pool, &rootfs, manifest, partial, target, log)
+                .await;
         }
         let frozen = if self.state(&spec.name).await? == RunState::Running {
             let frozen = self.freeze(&spec.name, log).await?;

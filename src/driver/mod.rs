@@ -207,11 +207,7 @@ pub enum DriverError {
     PoolUnusable { name: String, reason: String },
     #[error("{0} takes no snapshots")]
     NoSnapshots(&'static str),
-    #[error(
-        "container {0} is on a btrfs pool, whose containers cannot be backed up yet; \
-         take a snapshot instead"
-    )]
-    BackupUnsupported(String),
+
     #[error("container {container} has no snapshot '{name}' on this host")]
     SnapshotMissing { container: String, name: String },
     // Backups and restore.
