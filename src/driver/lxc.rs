@@ -1070,27 +1070,8 @@ impl Driver for LxcDriver {
         require("lxc-start")?;
         let placement = self.placement(spec)?;
         let paths = self.paths(&spec.name);
-        // Closed to other users: the root filesystem inside holds setuid
-        // programs and device nodes.
-        match create_private_dir(&paths.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(DriverError::NotOurs {
-                    path: paths.dir.clone(),
-                });
-            }
-            Err(e) => {
-                return Err(DriverError::io(
-                    format!("cannot create {}", paths.dir.display()),
-                    e,
-                ))
-            }
-        }
+        claim_container_dir(spec, &paths)?;
         let built = async {
-            write_atomically(
-                &paths.owner_marker(),
-                spec.id.hyphenated().to_string().as_bytes(),
-            )?;
             match &placement {
                 Placement::Dir => self.build_rootfs(spec, template, &paths, log).await?,
                 Placement::Btrfs { pool, rootfs } => {
@@ -1350,25 +1331,8 @@ impl Driver for LxcDriver {
         self.require_ours(source, &source_paths)?;
         let placement = self.placement(spec)?;
         let paths = self.paths(&spec.name);
-        match create_private_dir(&paths.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(DriverError::NotOurs {
-                    path: paths.dir.clone(),
-                });
-            }
-            Err(e) => {
-                return Err(DriverError::io(
-                    format!("cannot create {}", paths.dir.display()),
-                    e,
-                ))
-            }
-        }
+        claim_container_dir(spec, &paths)?;
         let built = async {
-            write_atomically(
-                &paths.owner_marker(),
-                spec.id.hyphenated().to_string().as_bytes(),
-            )?;
             match (&placement, self.placement(source)?) {
                 (
                     Placement::Btrfs { pool, rootfs },
@@ -1637,6 +1601,35 @@ fn with_lxc_log(error: DriverError, logfile: &Path) -> DriverError {
         },
         other => other,
     }
+}
+
+/// Makes a new container's directory, closed to other users (the root
+/// filesystem inside holds setuid programs and device nodes), and marks it
+/// as this container's. A directory already there is someone else's.
+fn claim_container_dir(spec: &ContainerSpec, paths: &ContainerPaths) -> Result<(), DriverError> {
+    match create_private_dir(&paths.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(DriverError::NotOurs {
+                path: paths.dir.clone(),
+            });
+        }
+        Err(e) => {
+            return Err(DriverError::io(
+                format!("cannot create {}", paths.dir.display()),
+                e,
+            ))
+        }
+    }
+    let marked = write_atomically(
+        &paths.owner_marker(),
+        spec.id.hyphenated().to_string().as_bytes(),
+    );
+    if marked.is_err() {
+        // Unmarked, it would pass for someone else's at the next try.
+        let _ = std::fs::remove_dir_all(&paths.dir);
+    }
+    marked
 }
 
 /// Creates `path` and its missing parents closed to other users: a pool's
