@@ -457,9 +457,22 @@ fn a_running_container_on_a_btrfs_pool_is_backed_up_from_a_snapshot() {
     );
 
     let restored = unique_name("br");
+    let backup_id = answer["backup_id"].clone();
+    // A restore unpacks into a dir pool: another pool is refused, as is
+    // one that does not exist, and nothing is made.
+    for (storage, code) in [("fast", 1002), ("nope", 1010)] {
+        let (status, refused) = berth.post(
+            "/v1/containers/",
+            &json!({ "name": restored, "backup": backup_id, "storage": storage }),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(refused["code"], code, "{refused}");
+    }
+    let (_, listed) = berth.get(&format!("/v1/containers?name={restored}"));
+    assert_eq!(listed["containers"], json!([]), "{listed}");
     let (status, answer) = berth.post(
         "/v1/containers/",
-        &json!({ "name": restored, "backup": answer["backup_id"] }),
+        &json!({ "name": restored, "backup": backup_id, "storage": "local" }),
     );
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     berth.job_done(answer["job_id"].as_str().unwrap());

@@ -81,6 +81,7 @@ async fn create(
                 backup,
                 parameters: body.parameters,
                 node: body.node,
+                storage: body.storage,
             };
             return restored(service, &base, request, key, caller).await;
         }

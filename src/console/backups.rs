@@ -309,6 +309,7 @@ async fn restore(
         backup: id.to_string(),
         parameters: None,
         node: None,
+        storage: None,
     };
     match service
         .restore_container(request, None, &console.0.requester())

@@ -29,6 +29,8 @@ pub struct RestoreRequest {
     /// Merged over the backup's own parameters: these win.
     pub parameters: Option<Value>,
     pub node: Option<String>,
+    /// The pool asked for: a `dir` pool (`None`: the first usable one).
+    pub storage: Option<String>,
 }
 
 impl Service {
@@ -213,6 +215,7 @@ impl Service {
         key: Option<&IdempotencyKey>,
         by: &Requester,
     ) -> Result<Accepted, ServiceError> {
+        let request_storage = request.storage.clone();
         let mut errors = ValidationErrors::default();
         let name = ContainerName::parse(&request.name)
             .map_err(|e| errors.0.push(e))
@@ -278,12 +281,13 @@ impl Service {
             name.as_str(),
             &backup_id.to_string(),
             &serde_json::to_string(&parameters).expect("parameters serialise"),
+            request_storage.as_deref().unwrap_or(""),
         ]);
         let mut tx = self.db.begin().await?;
         if let Some(replay) = replayed(&mut tx, key, &request_print).await? {
             return self.replay(replay).await;
         }
-        let storage = self.pool_for_restore()?;
+        let storage = self.pool_for_restore(request_storage.as_deref())?;
         let now = time::now();
         let container = Container {
             seq: 0,

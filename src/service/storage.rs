@@ -35,9 +35,23 @@ impl Service {
         })
     }
 
-    /// Where a restored backup goes: the first usable `dir` pool (the
-    /// restore unpacks the archive into the container's directory).
-    pub(super) fn pool_for_restore(&self) -> Result<StorageRef, ServiceError> {
+    /// Where a restored backup goes: the `dir` pool asked for, or the
+    /// first usable one (the restore unpacks the archive into the
+    /// container's directory).
+    pub(super) fn pool_for_restore(&self, name: Option<&str>) -> Result<StorageRef, ServiceError> {
+        if let Some(name) = name {
+            let pool = self.pool_for_create(Some(name))?;
+            if pool.driver != StorageDriver::Dir {
+                let mut errors = crate::domain::ValidationErrors::default();
+                errors.push(
+                    "storage",
+                    "a backup is restored onto a dir pool; this one is not (leave storage out \
+                     for the first dir pool)",
+                );
+                return Err(errors.into());
+            }
+            return Ok(pool);
+        }
         if self.pools.all().is_empty() {
             return Ok(StorageRef::default());
         }
