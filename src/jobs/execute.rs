@@ -40,6 +40,10 @@ impl Outcome {
     }
 }
 
+/// How long a job waits for an unreachable database before reading its
+/// container fails it.
+const READ_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How the work this node ran for a job ended, when it did not fail.
 pub(super) enum Performed {
     Done,
@@ -268,29 +272,50 @@ impl Runner {
 
     /// The container a clone copies; one deleted since cannot be copied.
     async fn source_of_clone(&self, id: uuid::Uuid) -> Result<Container, Failure> {
-        let mut conn = self
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(Failure::DatabaseUnavailable)?;
-        containers::get(&mut conn, id)
-            .await
-            .map_err(Failure::ContainerUnreadable)?
+        self.read_container(id, false)
+            .await?
             .ok_or(Failure::ContainerGone(id))
     }
 
     async fn container(&self, job: &Job) -> Result<Container, Failure> {
-        let mut conn = self
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(Failure::DatabaseUnavailable)?;
-        containers::get_any(&mut conn, job.entity_id)
-            .await
-            .map_err(Failure::ContainerUnreadable)?
+        self.read_container(job.entity_id, true)
+            .await?
             .ok_or(Failure::ContainerGone(job.entity_id))
+    }
+
+    /// Reads a container's row (deleted ones too with `any`), tried again
+    /// for up to a minute while the database cannot be reached: a job that
+    /// starts as PostgreSQL restarts waits for it instead of failing.
+    async fn read_container(
+        &self,
+        id: uuid::Uuid,
+        any: bool,
+    ) -> Result<Option<Container>, Failure> {
+        let deadline = std::time::Instant::now() + READ_RETRY_FOR;
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            let read = async {
+                let mut conn = self.db.pool().acquire().await.map_err(DbError::from)?;
+                if any {
+                    containers::get_any(&mut conn, id).await
+                } else {
+                    containers::get(&mut conn, id).await
+                }
+            };
+            match read.await {
+                Err(error) if error.is_unreachable() && std::time::Instant::now() < deadline => {
+                    log::warn!(
+                        "container {id}: the database cannot be reached ({error}); trying \
+                         again in {} ms",
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(error) => return Err(Failure::ContainerUnreadable(error)),
+                Ok(found) => return Ok(found),
+            }
+        }
     }
 
     /// What the host shows of a container whose job failed half-way.
