@@ -256,6 +256,32 @@ impl LxcDriver {
     }
 
     /// Where a btrfs pool keeps the snapshots of one container.
+    /// Ends a create or a clone: on failure everything it built is removed
+    /// (a subvolume only when it was made here), on success it says so.
+    async fn settle_build(
+        built: Result<(), DriverError>,
+        placement: &Placement,
+        paths: &ContainerPaths,
+        log: &dyn StepLog,
+    ) -> Result<(), DriverError> {
+        if let Err(error) = built {
+            log.step("removing what was built".into());
+            if let Placement::Btrfs { rootfs, .. } = placement {
+                // NotOurs: the subvolume was there before; it is not ours.
+                if !matches!(error, DriverError::NotOurs { .. }) {
+                    btrfs::delete(rootfs, Some(log)).await?;
+                }
+            }
+            remove_path(&paths.dir).await?;
+            return Err(error);
+        }
+        log.step(format!(
+            "root filesystem and config ready in {}",
+            paths.dir.display()
+        ));
+        Ok(())
+    }
+
     fn btrfs_snapshots(pool: &Path, container: &str) -> PathBuf {
         pool.join("snapshots").join(container)
     }
@@ -1082,22 +1108,7 @@ impl Driver for LxcDriver {
             self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
-        if let Err(error) = built {
-            log.step("removing what was built".into());
-            if let Placement::Btrfs { rootfs, .. } = &placement {
-                // NotOurs: the subvolume was there before; it is not ours.
-                if !matches!(error, DriverError::NotOurs { .. }) {
-                    btrfs::delete(rootfs, Some(log)).await?;
-                }
-            }
-            remove_path(&paths.dir).await?;
-            return Err(error);
-        }
-        log.step(format!(
-            "root filesystem and config ready in {}",
-            paths.dir.display()
-        ));
-        Ok(())
+        Self::settle_build(built, &placement, &paths, log).await
     }
 
     async fn configure(
@@ -1375,21 +1386,7 @@ impl Driver for LxcDriver {
             self.write_config(spec, &paths, &Changed::ALL)
         }
         .await;
-        if let Err(error) = built {
-            log.step("removing what was built".into());
-            if let Placement::Btrfs { rootfs, .. } = &placement {
-                if !matches!(error, DriverError::NotOurs { .. }) {
-                    btrfs::delete(rootfs, Some(log)).await?;
-                }
-            }
-            remove_path(&paths.dir).await?;
-            return Err(error);
-        }
-        log.step(format!(
-            "root filesystem and config ready in {}",
-            paths.dir.display()
-        ));
-        Ok(())
+        Self::settle_build(built, &placement, &paths, log).await
     }
 
     async fn send(&self, spec: &ContainerSpec) -> Result<OutgoingFiles, DriverError> {
